@@ -1,0 +1,5 @@
+import sys
+
+from appliance.pjbuild import main
+
+sys.exit(main())

@@ -1,0 +1,26 @@
+/* pjproject build limits for the appliance.
+ *
+ * The upstream defaults suit a phone (4 calls, 8 accounts). A PBX bridges
+ * two legs per call, and keeps legs ringing besides: 100 bridged calls are
+ * 200 legs plus the ringing ones, so 512 calls leaves room for hunt groups
+ * that ring many phones at once.
+ */
+#define PJSUA_MAX_CALLS            512
+#define PJSUA_MAX_ACC              64
+#define PJSUA_MAX_PLAYERS          256
+#define PJSUA_MAX_RECORDERS        256
+#define PJSUA_MAX_CONF_PORTS       (PJSUA_MAX_CALLS + PJSUA_MAX_PLAYERS + PJSUA_MAX_RECORDERS + 16)
+
+/* Every call leg holds an RTP and an RTCP socket; SIP transports add more. */
+#define PJ_IOQUEUE_MAX_HANDLES     4096
+#define PJ_IOQUEUE_HAS_SAFE_UNREG  1
+
+/* Many transactions in flight while groups ring. */
+#define PJSIP_MAX_TSX_COUNT        (64 * 1024 - 1)
+#define PJSIP_MAX_DIALOG_COUNT     (64 * 1024 - 1)
+
+/* No video on the appliance. */
+#define PJMEDIA_HAS_VIDEO          0
+
+/* Audio-only media: the conference bridge runs at 8 kHz for G.711. */
+#define PJMEDIA_HAS_SRTP           1
