@@ -1,0 +1,268 @@
+"""The appliance's one SQLite file: configuration, registrations, call records, events.
+
+`Store` opens the file in WAL mode (readers do not block the writer) and
+applies pending migrations.  Each thread that needs the store opens its own
+`Store` on the same path: a sqlite3 connection belongs to one thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlite_utils import Database
+
+from appliance.errors import ConfigError
+from appliance.store.schema import migrations
+
+DB_NAME = "pbx.sqlite3"
+DEFAULT_REALM = "pbx"
+DEFAULT_TIMEZONE = "Europe/Kyiv"
+DEFAULT_EXTENSIONS = ("101", "102", "103")
+EXTENSION_MIN_LEN, EXTENSION_MAX_LEN = 2, 6
+
+
+def ha1(number: str, realm: str, password: str, algorithm: str = "MD5") -> str:
+    """H(username:realm:password) for digest authentication (RFC 7616 section 3.4.2)."""
+    h = hashlib.sha256 if algorithm.upper().startswith("SHA-256") else hashlib.md5
+    return h(f"{number}:{realm}:{password}".encode()).hexdigest()
+
+
+def generate_password() -> str:
+    # 12 characters from an alphabet a person can read off a screen and type
+    # into a phone's keypad menu without confusing 0/O or 1/l.
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def validate_extension_number(number: str) -> str:
+    number = str(number).strip()
+    if not number.isdigit() or not EXTENSION_MIN_LEN <= len(number) <= EXTENSION_MAX_LEN:
+        raise ConfigError(
+            f"extension number {number!r} must be {EXTENSION_MIN_LEN} to {EXTENSION_MAX_LEN} digits"
+        )
+    if number.startswith("0"):
+        # 0 starts an outside number in Ukrainian dialling (0XX XXX XX XX).
+        raise ConfigError(f"extension number {number!r} must not start with 0: that is how outside numbers start")
+    return number
+
+
+class Store:
+    def __init__(self, path: str | Path, *, migrate: bool = True):
+        path = Path(path)
+        if path.is_dir() or path.suffix == "":
+            path.mkdir(parents=True, exist_ok=True)
+            path = path / DB_NAME
+        self.path = path
+        conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False, isolation_level=None)
+        self.db = Database(conn)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode loses no committed data on an application crash;
+        # only a power cut can drop the last transactions, never corrupt.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+        if migrate:
+            self.migrate()
+
+    def migrate(self) -> None:
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- settings ------------------------------------------------------------
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("select value from settings where key = ?", [key]).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_setting(self, key: str, value: Any) -> None:
+        self.db["settings"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
+
+    def settings(self) -> dict[str, Any]:
+        return {r["key"]: json.loads(r["value"]) for r in self.db["settings"].rows}
+
+    @property
+    def realm(self) -> str:
+        return self.get_setting("sip_realm", DEFAULT_REALM)
+
+    @property
+    def timezone(self) -> str:
+        return self.get_setting("timezone", DEFAULT_TIMEZONE)
+
+    # -- extensions ----------------------------------------------------------
+
+    def extension(self, number: str) -> dict | None:
+        rows = list(self.db["extensions"].rows_where("number = ?", [str(number)]))
+        return rows[0] if rows else None
+
+    def extensions(self) -> list[dict]:
+        return list(self.db["extensions"].rows_where(order_by="number"))
+
+    def add_extension(self, number: str, name: str, password: str | None = None) -> str:
+        """Add an extension; returns its password (generated when not given)."""
+        number = validate_extension_number(number)
+        if self.extension(number):
+            raise ConfigError(f"extension {number} already exists")
+        if not name.strip():
+            raise ConfigError("an extension needs a name")
+        password = password or generate_password()
+        realm = self.realm
+        self.db["extensions"].insert(
+            {
+                "number": number,
+                "name": name.strip(),
+                "ha1_md5": ha1(number, realm, password, "MD5"),
+                "ha1_sha256": ha1(number, realm, password, "SHA-256"),
+                "realm": realm,
+                "created_at": now_iso(),
+            }
+        )
+        return password
+
+    def put_extension(self, row: dict) -> None:
+        """Insert or replace an extension as exported (HA1 values, no password)."""
+        self.db["extensions"].upsert(row, pk="number")
+
+    def set_password(self, number: str, password: str | None = None) -> str:
+        if not self.extension(number):
+            raise ConfigError(f"no extension {number}")
+        password = password or generate_password()
+        realm = self.realm
+        self.db["extensions"].update(
+            number,
+            {
+                "ha1_md5": ha1(number, realm, password, "MD5"),
+                "ha1_sha256": ha1(number, realm, password, "SHA-256"),
+                "realm": realm,
+            },
+        )
+        return password
+
+    def remove_extension(self, number: str) -> None:
+        if not self.extension(number):
+            raise ConfigError(f"no extension {number}")
+        with self.db.atomic():
+            self.db.execute("delete from bindings where extension = ?", [number])
+            self.db["extensions"].delete(number)
+
+    def seed_defaults(self) -> dict[str, str] | None:
+        """First run: timezone, realm and extensions 101-103.
+
+        Returns {number: password} the one time it creates them, else None:
+        the passwords are shown once and only their digests are kept.
+        """
+        if self.get_setting("seeded"):
+            return None
+        created = {}
+        with self.db.atomic():
+            self.set_setting("timezone", self.get_setting("timezone", DEFAULT_TIMEZONE))
+            self.set_setting("sip_realm", self.realm)
+            if not self.extensions():
+                for number in DEFAULT_EXTENSIONS:
+                    created[number] = self.add_extension(number, f"Extension {number}")
+            self.set_setting("seeded", True)
+        return created
+
+    # -- trunks, contacts, routing -------------------------------------------
+
+    def trunks(self) -> list[dict]:
+        out = []
+        for row in self.db["trunks"].rows_where(order_by="name"):
+            row["numbers"] = json.loads(row["numbers"] or "[]")
+            row["addresses"] = json.loads(row["addresses"] or "[]")
+            out.append(row)
+        return out
+
+    def put_trunk(self, trunk: dict) -> None:
+        row = dict(trunk)
+        row["numbers"] = json.dumps(list(row.get("numbers") or []))
+        row["addresses"] = json.dumps(list(row.get("addresses") or []))
+        self.db["trunks"].upsert(row, pk="name")
+
+    def contacts(self) -> list[dict]:
+        return list(self.db["contacts"].rows_where(order_by="number"))
+
+    def put_contact(self, contact: dict) -> None:
+        row = dict(contact)
+        row.setdefault("updated_at", now_iso())
+        self.db["contacts"].upsert(row, pk="number")
+
+    def routing_document(self) -> dict:
+        row = self.db.execute("select document from routing where id = 1").fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def set_routing_document(self, document: dict) -> None:
+        self.db["routing"].upsert(
+            {"id": 1, "document": json.dumps(document, ensure_ascii=False), "updated_at": now_iso()}, pk="id"
+        )
+
+    def routing_state(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("select value from routing_state where key = ?", [key]).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_routing_state(self, key: str, value: Any) -> None:
+        self.db["routing_state"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
+
+    # -- calls, missed calls, events -----------------------------------------
+
+    def record_call(self, call: dict) -> None:
+        row = dict(call)
+        row["path"] = json.dumps(row.get("path") or [], ensure_ascii=False)
+        self.db["calls"].upsert(row, pk="id")
+
+    def recent_calls(self, limit: int = 50) -> list[dict]:
+        rows = self.db.execute(
+            "select * from calls order by started_at desc limit ?", [limit]
+        ).fetchall()
+        cols = [c.name for c in self.db["calls"].columns]
+        out = []
+        for r in rows:
+            d = dict(zip(cols, r))
+            d["path"] = json.loads(d["path"] or "[]")
+            out.append(d)
+        return out
+
+    def add_missed(self, call_id: str, caller: str, dialled: str, at: str, manager: str | None) -> int:
+        return self.db["missed"].insert(
+            {"call_id": call_id, "caller": caller, "dialled": dialled, "at": at, "manager": manager, "status": "open"}
+        ).last_pk
+
+    def open_missed(self) -> list[dict]:
+        return list(self.db["missed"].rows_where("status = 'open'", order_by="at"))
+
+    def append_event(self, kind: str, data: dict | None = None, call_id: str | None = None, at: str | None = None) -> None:
+        self.db["events"].insert(
+            {"at": at or now_iso(), "kind": kind, "call_id": call_id, "data": json.dumps(data or {}, ensure_ascii=False)}
+        )
+
+    def events(self, limit: int = 100) -> Iterator[dict]:
+        for r in self.db.execute("select id, at, kind, call_id, data from events order by id desc limit ?", [limit]):
+            yield {"id": r[0], "at": r[1], "kind": r[2], "call_id": r[3], "data": json.loads(r[4])}
+
+    # -- bindings (read side; the edge owns writing them) ---------------------
+
+    def bindings(self, extension: str | None = None, now: float | None = None) -> list[dict]:
+        now = time.time() if now is None else now
+        if extension is None:
+            return list(self.db["bindings"].rows_where("expires_at > ?", [now], order_by="extension, contact"))
+        return list(
+            self.db["bindings"].rows_where("extension = ? and expires_at > ?", [extension, now], order_by="q desc")
+        )

@@ -1,0 +1,404 @@
+"""The configuration file: what `pbx config export` writes and `pbx config import` reads.
+
+The format is YAML with one deliberate change to YAML's guessing of types:
+only plain decimal integers without a leading zero become numbers, only
+`true`/`false` become booleans, and everything else stays a string.  So a
+phone number such as 0671234567 or +380671234567 is never turned into an
+octal or a positive integer, and `no` is not a boolean.  docs/config.md
+describes every key.
+
+An import is all or nothing: the whole file is parsed and validated before
+anything is written, and then written in one transaction.  An error names the
+line and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from appliance.errors import ConfigError, format_path
+from appliance.store import Store, ha1, validate_extension_number
+
+FORMAT_VERSION = 1
+TOP_KEYS = ("version", "timezone", "sip", "extensions", "trunks", "contacts", "routing")
+DIAL_CLASSES = ("local", "mobile", "international", "premium")
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+# Replace YAML 1.1's implicit types with the few we want.
+_Loader.yaml_implicit_resolvers = {}
+_Dumper.yaml_implicit_resolvers = {}
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:0|-?[1-9][0-9]*)$"), list("-0123456789"))
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^-?(?:0|[1-9][0-9]*)\.[0-9]+$"), list("-0123456789"))
+    _cls.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf"))
+    _cls.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|)$"), ["~", "n", ""])
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    # Numbers kept as strings are quoted, so other YAML tools read them right too.
+    style = '"' if re.fullmatch(r"[+*#0-9][0-9*#]*", value) else None
+    if "\n" in value:
+        style = "|"
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+@dataclass(frozen=True)
+class ConfigFileError(Exception):
+    """A configuration file refused, with the line (1-based, or None) and the reason."""
+
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}" if self.line else self.reason
+
+
+def _line_map(text: str) -> dict[tuple, int]:
+    """Path of keys/indexes -> the 1-based line where that node starts."""
+    lines: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, path: tuple) -> None:
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                kpath = (*path, str(key.value))
+                lines[kpath] = key.start_mark.line + 1
+                walk(value, kpath)
+                lines[kpath] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def line_of(lines: dict[tuple, int], path: tuple) -> int | None:
+    path = tuple(str(p) if not isinstance(p, int) else p for p in path)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return None
+
+
+# -- reading ------------------------------------------------------------------
+
+
+def _as_str(value: Any, path: tuple, what: str) -> str:
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+        raise ConfigError(f"{what} must be text", path)
+    return str(value)
+
+
+def _as_int(value: Any, path: tuple, what: str, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{what} must be a whole number", path)
+    if low is not None and value < low or high is not None and value > high:
+        raise ConfigError(f"{what} must be between {low} and {high}", path)
+    return value
+
+
+def _as_list(value: Any, path: tuple, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{what} must be a list", path)
+    return value
+
+
+def _check_keys(item: dict, allowed: set[str], path: tuple, what: str) -> None:
+    for key in item:
+        if key not in allowed:
+            raise ConfigError(f"unknown key {key!r} in {what} (known: {', '.join(sorted(allowed))})", (*path, key))
+
+
+def _parse_extensions(items: list, realm: str) -> list[dict]:
+    out, seen = [], set()
+    allowed = {"number", "name", "password", "ha1_md5", "ha1_sha256", "dnd", "dial_rules", "max_outbound"}
+    for i, item in enumerate(items):
+        path = ("extensions", i)
+        if not isinstance(item, dict):
+            raise ConfigError("each extension is a mapping with number and name", path)
+        _check_keys(item, allowed, path, "an extension")
+        if "number" not in item:
+            raise ConfigError("an extension needs a number", path)
+        try:
+            number = validate_extension_number(_as_str(item["number"], (*path, "number"), "number"))
+        except ConfigError as e:
+            raise ConfigError(e.message, (*path, "number")) from None
+        if number in seen:
+            raise ConfigError(f"extension {number} is listed twice", (*path, "number"))
+        seen.add(number)
+        name = _as_str(item.get("name", ""), (*path, "name"), "name").strip()
+        if not name:
+            raise ConfigError(f"extension {number} needs a name", path)
+        if "password" in item:
+            password = _as_str(item["password"], (*path, "password"), "password")
+            if len(password) < 8:
+                raise ConfigError(f"the password of extension {number} is shorter than 8 characters", (*path, "password"))
+            md5, sha = ha1(number, realm, password, "MD5"), ha1(number, realm, password, "SHA-256")
+        elif "ha1_md5" in item and "ha1_sha256" in item:
+            md5 = _as_str(item["ha1_md5"], (*path, "ha1_md5"), "ha1_md5").lower()
+            sha = _as_str(item["ha1_sha256"], (*path, "ha1_sha256"), "ha1_sha256").lower()
+            if not re.fullmatch(r"[0-9a-f]{32}", md5):
+                raise ConfigError("ha1_md5 must be 32 hex digits", (*path, "ha1_md5"))
+            if not re.fullmatch(r"[0-9a-f]{64}", sha):
+                raise ConfigError("ha1_sha256 must be 64 hex digits", (*path, "ha1_sha256"))
+        else:
+            raise ConfigError(f"extension {number} needs a password (or ha1_md5 and ha1_sha256)", path)
+        rules = _as_list(item.get("dial_rules", ["local", "mobile"]), (*path, "dial_rules"), "dial_rules")
+        for j, rule in enumerate(rules):
+            if rule not in DIAL_CLASSES:
+                raise ConfigError(f"dial rule {rule!r} is not one of {', '.join(DIAL_CLASSES)}", (*path, "dial_rules", j))
+        dnd = item.get("dnd", False)
+        if not isinstance(dnd, bool):
+            raise ConfigError("dnd must be true or false", (*path, "dnd"))
+        out.append(
+            {
+                "number": number,
+                "name": name,
+                "ha1_md5": md5,
+                "ha1_sha256": sha,
+                "realm": realm,
+                "dnd": int(dnd),
+                "dial_rules": json.dumps(list(rules)),
+                "max_outbound": _as_int(item.get("max_outbound", 2), (*path, "max_outbound"), "max_outbound", 0, 10),
+            }
+        )
+    return out
+
+
+def _parse_trunks(items: list) -> list[dict]:
+    out, seen = [], set()
+    allowed = {
+        "name", "kind", "host", "port", "transport", "username", "password", "auth_username",
+        "from_domain", "numbers", "addresses", "caller_id", "pass_caller_id", "register_expires", "enabled",
+    }
+    for i, item in enumerate(items):
+        path = ("trunks", i)
+        if not isinstance(item, dict):
+            raise ConfigError("each trunk is a mapping", path)
+        _check_keys(item, allowed, path, "a trunk")
+        name = _as_str(item.get("name", ""), (*path, "name"), "name").strip()
+        if not name:
+            raise ConfigError("a trunk needs a name", path)
+        if name in seen:
+            raise ConfigError(f"trunk {name!r} is listed twice", (*path, "name"))
+        seen.add(name)
+        kind = item.get("kind", "register")
+        if kind not in ("register", "ip"):
+            raise ConfigError(f"trunk {name!r}: kind must be register or ip", (*path, "kind"))
+        if "host" not in item:
+            raise ConfigError(f"trunk {name!r} needs the provider's host", path)
+        transport = item.get("transport", "udp")
+        if transport not in ("udp", "tcp"):
+            raise ConfigError(f"trunk {name!r}: transport must be udp or tcp", (*path, "transport"))
+        row = {
+            "name": name,
+            "kind": kind,
+            "host": _as_str(item["host"], (*path, "host"), "host"),
+            "port": _as_int(item.get("port", 5060), (*path, "port"), "port", 1, 65535),
+            "transport": transport,
+            "username": _as_str(item.get("username", ""), (*path, "username"), "username"),
+            "password": _as_str(item.get("password", ""), (*path, "password"), "password"),
+            "auth_username": _as_str(item.get("auth_username", ""), (*path, "auth_username"), "auth_username"),
+            "from_domain": _as_str(item.get("from_domain", ""), (*path, "from_domain"), "from_domain"),
+            "numbers": [_as_str(n, (*path, "numbers", j), "number") for j, n in enumerate(_as_list(item.get("numbers"), (*path, "numbers"), "numbers"))],
+            "addresses": [_as_str(a, (*path, "addresses", j), "address") for j, a in enumerate(_as_list(item.get("addresses"), (*path, "addresses"), "addresses"))],
+            "caller_id": _as_str(item.get("caller_id", ""), (*path, "caller_id"), "caller_id"),
+            "pass_caller_id": int(bool(item.get("pass_caller_id", False))),
+            "register_expires": _as_int(item.get("register_expires", 300), (*path, "register_expires"), "register_expires", 60, 3600),
+            "enabled": int(bool(item.get("enabled", True))),
+        }
+        if kind == "register" and not row["username"]:
+            raise ConfigError(f"trunk {name!r} registers, so it needs a username", path)
+        if kind == "ip" and not row["addresses"]:
+            raise ConfigError(f"trunk {name!r} is IP-authenticated, so it needs the provider's addresses", path)
+        out.append(row)
+    return out
+
+
+def _parse_contacts(items: list, extensions: set[str]) -> list[dict]:
+    from appliance.routing.numbers import normalise
+
+    out, seen = [], set()
+    for i, item in enumerate(items):
+        path = ("contacts", i)
+        if not isinstance(item, dict):
+            raise ConfigError("each contact is a mapping with a number", path)
+        _check_keys(item, {"number", "name", "manager", "vip", "note"}, path, "a contact")
+        raw = _as_str(item.get("number", ""), (*path, "number"), "number")
+        number = normalise(raw)
+        if not number:
+            raise ConfigError(f"contact number {raw!r} is not a phone number", (*path, "number"))
+        if number in seen:
+            raise ConfigError(f"contact {raw} is listed twice", (*path, "number"))
+        seen.add(number)
+        manager = item.get("manager")
+        manager = None if manager is None else _as_str(manager, (*path, "manager"), "manager")
+        if manager is not None and manager not in extensions:
+            raise ConfigError(f"contact {raw}: manager {manager} is not an extension", (*path, "manager"))
+        out.append(
+            {
+                "number": number,
+                "name": _as_str(item.get("name", ""), (*path, "name"), "name"),
+                "manager": manager,
+                "vip": int(bool(item.get("vip", False))),
+                "note": _as_str(item.get("note", ""), (*path, "note"), "note"),
+                "learned": 0,
+            }
+        )
+    return out
+
+
+@dataclass
+class ParsedConfig:
+    timezone: str
+    realm: str
+    extensions: list[dict]
+    trunks: list[dict]
+    contacts: list[dict]
+    routing: dict
+
+
+def parse_document(doc: Any) -> ParsedConfig:
+    """Check a whole document; raises ConfigError with the path of the first problem."""
+    from appliance.routing.config import dump as dump_routing, parse as parse_routing
+
+    if not isinstance(doc, dict):
+        raise ConfigError("the file must be a mapping with keys " + ", ".join(TOP_KEYS))
+    _check_keys(doc, set(TOP_KEYS), (), "the file")
+    version = doc.get("version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise ConfigError(f"version {version!r} is not supported (this appliance reads version {FORMAT_VERSION})", ("version",))
+    tz = _as_str(doc.get("timezone", "Europe/Kyiv"), ("timezone",), "timezone")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown timezone {tz!r} (for example Europe/Kyiv)", ("timezone",)) from None
+    sip = doc.get("sip") or {}
+    if not isinstance(sip, dict):
+        raise ConfigError("sip must be a mapping", ("sip",))
+    _check_keys(sip, {"realm"}, ("sip",), "sip")
+    realm = _as_str(sip.get("realm", "pbx"), ("sip", "realm"), "realm")
+    extensions = _parse_extensions(_as_list(doc.get("extensions"), ("extensions",), "extensions"), realm)
+    trunks = _parse_trunks(_as_list(doc.get("trunks"), ("trunks",), "trunks"))
+    numbers = {e["number"] for e in extensions}
+    contacts = _parse_contacts(_as_list(doc.get("contacts"), ("contacts",), "contacts"), numbers)
+    routing_doc = doc.get("routing") or {}
+    if not isinstance(routing_doc, dict):
+        raise ConfigError("routing must be a mapping", ("routing",))
+    try:
+        routing = dump_routing(parse_routing(routing_doc, {e["number"]: e["name"] for e in extensions}))
+    except ConfigError as e:
+        raise e.at("routing") from None
+    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing)
+
+
+def load_text(text: str) -> ParsedConfig:
+    """Parse and validate a configuration file's text, or raise ConfigFileError."""
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        raise ConfigFileError(mark.line + 1 if mark else None, f"not valid YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise ConfigFileError(None, f"not valid YAML: {e}") from None
+    try:
+        return parse_document(doc)
+    except ConfigError as e:
+        where = format_path(e.path)
+        reason = f"{e.message} (at {where})" if where else e.message
+        raise ConfigFileError(line_of(_line_map(text), e.path), reason) from None
+
+
+def import_config(store: Store, text: str) -> ParsedConfig:
+    """Replace the appliance's configuration with the file's, all or nothing."""
+    cfg = load_text(text)
+    db = store.db
+    with db.atomic():
+        store.set_setting("timezone", cfg.timezone)
+        store.set_setting("sip_realm", cfg.realm)
+        keep = [e["number"] for e in cfg.extensions]
+        marks = ",".join("?" * len(keep)) or "''"
+        db.execute(f"delete from bindings where extension not in ({marks})", keep)
+        db.execute(f"delete from extensions where number not in ({marks})", keep)
+        for row in cfg.extensions:
+            store.put_extension(row)
+        db.execute("delete from trunks")
+        for row in cfg.trunks:
+            store.put_trunk(row)
+        db.execute("delete from contacts where learned = 0")
+        for row in cfg.contacts:
+            store.put_contact(row)
+        store.set_routing_document(cfg.routing)
+        store.set_setting("seeded", True)
+    return cfg
+
+
+# -- writing ------------------------------------------------------------------
+
+
+def export_config(store: Store) -> str:
+    doc: dict[str, Any] = {
+        "version": FORMAT_VERSION,
+        "timezone": store.timezone,
+        "sip": {"realm": store.realm},
+        "extensions": [],
+        "trunks": [],
+        "contacts": [],
+        "routing": store.routing_document(),
+    }
+    for e in store.extensions():
+        doc["extensions"].append(
+            {
+                "number": e["number"],
+                "name": e["name"],
+                "ha1_md5": e["ha1_md5"],
+                "ha1_sha256": e["ha1_sha256"],
+                "dnd": bool(e["dnd"]),
+                "dial_rules": json.loads(e["dial_rules"] or "[]"),
+                "max_outbound": e["max_outbound"],
+            }
+        )
+    for t in store.trunks():
+        row = {k: v for k, v in t.items()}
+        row["pass_caller_id"] = bool(row["pass_caller_id"])
+        row["enabled"] = bool(row["enabled"])
+        doc["trunks"].append(row)
+    for c in store.contacts():
+        if c["learned"]:
+            continue
+        item = {"number": c["number"], "name": c["name"] or "", "vip": bool(c["vip"]), "note": c["note"] or ""}
+        if c["manager"]:
+            item["manager"] = c["manager"]
+        doc["contacts"].append(item)
+    header = (
+        "# Configuration of the office PBX appliance (format version 1).\n"
+        "# Import it with: pbx config import FILE   (see docs/config.md for every key)\n"
+        "# Extensions carry password digests, not passwords: keep this file private.\n"
+    )
+    return header + yaml.dump(doc, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=False)
