@@ -1,0 +1,191 @@
+"""The control socket: how other processes read live state and send commands.
+
+A Unix domain socket in the data directory speaking JSON lines.  A client
+sends one object per line, `{"id": 1, "cmd": "status", "args": {}}`, and gets
+one object back per request, `{"id": 1, "ok": true, "result": ...}` or
+`{"id": 1, "ok": false, "error": "..."}`.  The command `subscribe` turns the
+connection into a stream: after its reply, every event the appliance emits
+arrives as `{"event": {...}}`.
+
+The appliance's parts register their commands (`ControlServer.command`);
+the panel and `pbx status` are clients (`ControlClient`).  Nothing outside
+the appliance process touches pjsua2 or polls tables for commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+log = logging.getLogger("appliance.control")
+
+SOCKET_NAME = "control.sock"
+MAX_LINE = 1 << 20
+
+Handler = Callable[[dict], Any | Awaitable[Any]]
+
+
+class ControlError(RuntimeError):
+    """A command the appliance refused; the message says why."""
+
+
+def socket_path(data_dir: str | Path) -> Path:
+    return Path(data_dir) / SOCKET_NAME
+
+
+class ControlServer:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._commands: dict[str, Handler] = {}
+        self._subscribers: set[asyncio.Queue] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self.command("ping", lambda args: "pong")
+        self.command("commands", lambda args: sorted(self._commands))
+
+    def command(self, name: str, handler: Handler) -> None:
+        self._commands[name] = handler
+
+    async def start(self) -> None:
+        if self.path.exists() or self.path.is_symlink():
+            self.path.unlink()
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=MAX_LINE)
+        os.chmod(self.path, 0o660)
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            for q in list(self._subscribers):
+                q.put_nowait(None)
+            await self._server.wait_closed()
+            self._server = None
+        if self.path.exists():
+            self.path.unlink()
+
+    def publish(self, event: dict) -> None:
+        """Send an event to every subscriber (call on the server's loop)."""
+        for q in list(self._subscribers):
+            if q.qsize() < 10_000:
+                q.put_nowait(event)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    await self._send(writer, {"ok": False, "error": "request line too long"})
+                    return
+                if not line:
+                    return
+                reply, subscribe = await self._handle(line)
+                await self._send(writer, reply)
+                if subscribe:
+                    await self._stream(writer)
+                    return
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, line: bytes) -> tuple[dict, bool]:
+        try:
+            req = json.loads(line)
+            if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
+                raise ValueError("a request is an object with a 'cmd' string")
+        except ValueError as e:
+            return {"ok": False, "error": f"bad request: {e}"}, False
+        rid, cmd, args = req.get("id"), req["cmd"], req.get("args") or {}
+        if cmd == "subscribe":
+            return {"id": rid, "ok": True, "result": "subscribed"}, True
+        handler = self._commands.get(cmd)
+        if handler is None:
+            return {"id": rid, "ok": False, "error": f"unknown command {cmd!r}"}, False
+        try:
+            result = handler(args)
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await result
+            return {"id": rid, "ok": True, "result": result}, False
+        except ControlError as e:
+            return {"id": rid, "ok": False, "error": str(e)}, False
+        except Exception as e:  # noqa: BLE001 - the I/O edge answers and logs
+            log.exception("control command %s failed", cmd)
+            return {"id": rid, "ok": False, "error": f"{type(e).__name__}: {e}"}, False
+
+    async def _stream(self, writer: asyncio.StreamWriter) -> None:
+        q: asyncio.Queue = asyncio.Queue()
+        self._subscribers.add(q)
+        try:
+            while True:
+                event = await q.get()
+                if event is None:
+                    return
+                await self._send(writer, {"event": event})
+        finally:
+            self._subscribers.discard(q)
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, obj: dict) -> None:
+        writer.write(json.dumps(obj, ensure_ascii=False, default=str).encode() + b"\n")
+        await writer.drain()
+
+
+class ControlClient:
+    """A blocking client, for the panel and the command line."""
+
+    def __init__(self, path: str | Path, timeout: float = 5.0):
+        self.path = Path(path)
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._file: Any = None
+        self._next_id = 0
+
+    def connect(self) -> "ControlClient":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self.path))
+        except OSError as e:
+            sock.close()
+            raise ControlError(f"the appliance is not running (no control socket at {self.path}: {e.strerror})") from None
+        self._sock, self._file = sock, sock.makefile("rwb")
+        return self
+
+    def close(self) -> None:
+        if self._sock:
+            self._file.close()
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> "ControlClient":
+        return self.connect() if self._sock is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, cmd: str, **args: Any) -> Any:
+        if self._sock is None:
+            self.connect()
+        self._next_id += 1
+        self._file.write(json.dumps({"id": self._next_id, "cmd": cmd, "args": args}).encode() + b"\n")
+        self._file.flush()
+        line = self._file.readline()
+        if not line:
+            raise ControlError("the appliance closed the control connection")
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            raise ControlError(reply.get("error", "command failed"))
+        return reply.get("result")
+
+    def events(self):
+        """Subscribe and yield events until the connection closes."""
+        self.request("subscribe")
+        self._sock.settimeout(None)
+        for line in self._file:
+            msg = json.loads(line)
+            if "event" in msg:
+                yield msg["event"]

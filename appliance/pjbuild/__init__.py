@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pjbuild", description=__doc__.split("\n\n")[0])
     p.add_argument("--python", default=sys.executable, help="interpreter the wheel is for")
     p.add_argument("--install", action="store_true", help="pip install the wheel into --python")
+    p.add_argument("--install-if-needed", action="store_true",
+                   help="install unless this very build is installed already")
     p.add_argument("--accept-index", action="store_true",
                    help="build the tarball the archive lists now instead of the pinned one")
     p.add_argument("--jobs", type=int, default=None)
@@ -257,8 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as e:
         print(f"pjbuild: {e}", file=sys.stderr)
         return 1
-    if args.install:
-        subprocess.run([args.python, "-m", "pip", "install", "--quiet", "--force-reinstall", "--no-deps", str(wheel)], check=True)
-        log(f"installed into {args.python}")
+    if args.install or args.install_if_needed:
+        marker = Path(args.python).resolve().parent.parent / "pjsua2-build.txt"
+        if args.install or not marker.exists() or marker.read_text().strip() != str(wheel) or not _importable(args.python):
+            subprocess.run([args.python, "-m", "pip", "install", "--quiet", "--force-reinstall", "--no-deps", str(wheel)],
+                           check=True)
+            marker.write_text(f"{wheel}\n")
+            log(f"installed into {args.python}")
     print(wheel)
     return 0
+
+
+def _importable(python: str) -> bool:
+    return subprocess.run([python, "-c", "import pjsua2"], capture_output=True).returncode == 0

@@ -1,0 +1,215 @@
+"""`pbx run`: the whole appliance in one process.
+
+The asyncio loop on the main thread runs the SIP edge and the control
+socket; the engine thread owns pjsua2; the panel is served from a thread of
+its own and talks to the rest only through the control socket, exactly as it
+does when it runs as a separate service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance import __version__
+from appliance.control import ControlServer, socket_path
+from appliance.engine.core import EngineConfig, EngineThread
+from appliance.sdnotify import notify
+from appliance.store import Store
+
+log = logging.getLogger("appliance")
+
+
+@dataclass
+class RunOptions:
+    data_dir: Path
+    bind: str = "0.0.0.0"
+    sip_port: int = 5060
+    web_port: int = 8080
+    engine_port: int = 5080
+    web: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def raise_fd_limit() -> None:
+    # Every call leg holds two media sockets; 1024 descriptors is not enough for
+    # a few hundred legs.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def host_address(bind: str) -> str:
+    """An address phones on the LAN can use, for the banner."""
+    if bind not in ("0.0.0.0", "::", ""):
+        return bind
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            addr = info[4][0]
+            if not addr.startswith("127."):
+                return addr
+    except OSError:
+        pass
+    return "127.0.0.1"
+
+
+class Appliance:
+    def __init__(self, options: RunOptions):
+        self.options = options
+        self.started = time.time()
+        self.store: Store | None = None
+        self.engine: EngineThread | None = None
+        self.edge: Any = None
+        self.control: ControlServer | None = None
+        self.web_server: Any = None
+        self.web_thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping = asyncio.Event()
+
+    # -- bring up -------------------------------------------------------------
+
+    async def start(self) -> dict[str, str] | None:
+        opts = self.options
+        self.loop = asyncio.get_running_loop()
+        raise_fd_limit()
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(opts.data_dir)
+        created = self.store.seed_defaults()
+        panel_password = self._seed_panel_password()
+
+        self.control = ControlServer(socket_path(opts.data_dir))
+        self.control.command("status", self.status)
+        await self.control.start()
+
+        self.engine = EngineThread(
+            EngineConfig(sip_host="127.0.0.1", sip_port=opts.engine_port),
+            on_event=self._engine_event,
+            on_heartbeat=lambda: notify("WATCHDOG=1"),
+        )
+        await self.loop.run_in_executor(None, self.engine.start)
+
+        from appliance.edge import Edge
+
+        self.edge = Edge(self.store, opts.bind, opts.sip_port, engine_addr=("127.0.0.1", opts.engine_port),
+                         on_event=self._emit)
+        await self.edge.start()
+
+        if opts.web:
+            self._start_web()
+        if created is not None:
+            created = dict(created)
+            if panel_password:
+                created["panel"] = panel_password
+        return created
+
+    def _seed_panel_password(self) -> str | None:
+        from werkzeug.security import generate_password_hash
+
+        from appliance.store import generate_password
+
+        if self.store.get_setting("panel_password_hash"):
+            return None
+        password = generate_password()
+        self.store.set_setting("panel_password_hash", generate_password_hash(password))
+        return password
+
+    def _start_web(self) -> None:
+        from werkzeug.serving import make_server
+
+        from web import create_app
+
+        app = create_app({"DATA_DIR": str(self.options.data_dir)})
+        self.web_server = make_server(self.options.bind, self.options.web_port, app, threaded=True)
+        self.web_thread = threading.Thread(target=self.web_server.serve_forever, name="web", daemon=True)
+        self.web_thread.start()
+
+    # -- running ---------------------------------------------------------------
+
+    def _engine_event(self, event: Any) -> None:
+        """Engine thread: hand the event to the loop."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._emit, event)
+
+    def _emit(self, event: Any) -> None:
+        data = event if isinstance(event, dict) else event.as_dict()
+        if self.control:
+            self.control.publish(data)
+
+    def status(self, args: dict) -> dict:
+        bindings = self.store.bindings() if self.store else []
+        return {
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started, 1),
+            "engine": {
+                "running": bool(self.engine and self.engine.running),
+                "sip": f"127.0.0.1:{self.options.engine_port}",
+                "live_objects": len(self.engine.registry) if self.engine else 0,
+            },
+            "edge": {"sip": f"{self.options.bind}:{self.options.sip_port}", "bindings": len(bindings)},
+            "web": f"http://{host_address(self.options.bind)}:{self.options.web_port}/" if self.options.web else None,
+            "extensions": len(self.store.extensions()) if self.store else 0,
+            "timezone": self.store.timezone if self.store else None,
+        }
+
+    # -- shut down -------------------------------------------------------------
+
+    async def stop(self) -> None:
+        notify("STOPPING=1")
+        if self.web_server is not None:
+            await self.loop.run_in_executor(None, self.web_server.shutdown)
+        if self.edge is not None:
+            await self.edge.stop()
+        if self.engine is not None:
+            await self.loop.run_in_executor(None, self.engine.stop, 2.5)
+        if self.control is not None:
+            await self.control.stop()
+        if self.store is not None:
+            self.store.close()
+
+
+def print_banner(options: RunOptions, created: dict[str, str] | None) -> None:
+    addr = host_address(options.bind)
+    lines = []
+    if options.web:
+        lines.append(f"Panel: http://{addr}:{options.web_port}/")
+    lines.append(f"Phones: register to {addr}:{options.sip_port} (UDP or TCP)")
+    if created:
+        panel = created.pop("panel", None)
+        if panel:
+            lines.append(f"  panel login: owner / {panel}")
+        for number, password in created.items():
+            lines.append(f"  extension {number}: user {number}, password {password}")
+        lines.append("  These passwords are shown once; only their digests are kept.")
+        lines.append("  A new one: pbx ext passwd NUMBER")
+    for line in lines:
+        print(line, flush=True)
+
+
+async def run(options: RunOptions) -> int:
+    app = Appliance(options)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, app.stopping.set)
+    try:
+        created = await app.start()
+    except Exception:
+        log.exception("the appliance failed to start")
+        await app.stop()
+        return 1
+    print_banner(options, created)
+    log.info("ready: edge on %s:%d, engine on 127.0.0.1:%d", options.bind, options.sip_port, options.engine_port)
+    print("ready", flush=True)
+    notify("READY=1")
+    await app.stopping.wait()
+    log.info("stopping")
+    await app.stop()
+    log.info("stopped")
+    return 0

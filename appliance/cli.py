@@ -1,0 +1,267 @@
+"""The `pbx` command: run the appliance and look after it.
+
+Every command takes `--data DIR`, the directory that holds the SQLite file and
+the control socket (default: $PBX_DATA, else ./data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from appliance import __version__
+from appliance.errors import ConfigError
+
+
+def data_option(fn):
+    return click.option(
+        "--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+        default=lambda: os.environ.get("PBX_DATA", "data"), show_default="$PBX_DATA or ./data",
+        help="Directory of the appliance's database and control socket.",
+    )(fn)
+
+
+def open_store(data_dir: Path):
+    from appliance.store import Store
+
+    return Store(data_dir)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """An office PBX appliance: desk phones, trunks, hunt groups, IVR, night mode."""
+
+
+@cli.command()
+def version() -> None:
+    """Print the appliance's version and its pjsua2 build.
+
+    Example: pbx version
+    """
+    click.echo(f"pbx-appliance {__version__}")
+    try:
+        import pjsua2  # noqa: F401 - only asked whether it is there
+
+        from importlib.metadata import version as dist_version
+
+        click.echo(f"pjsua2 {dist_version('pjsua2')}")
+    except Exception:  # noqa: BLE001
+        click.echo("pjsua2 not installed (scripts/setup builds it)")
+
+
+@cli.command()
+@data_option
+@click.option("--bind", default="0.0.0.0", show_default=True, help="Address for SIP and the panel.")
+@click.option("--sip-port", type=int, default=5060, show_default=True, help="SIP port for phones (UDP and TCP).")
+@click.option("--web-port", type=int, default=8080, show_default=True, help="Port of the web panel.")
+@click.option("--engine-port", type=int, default=5080, show_default=True, help="Loopback SIP port of the call engine.")
+@click.option("--no-web", is_flag=True, help="Do not serve the panel from this process.")
+@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def run(data_dir: Path, bind: str, sip_port: int, web_port: int, engine_port: int, no_web: bool, log_level: str) -> None:
+    """Run the appliance: SIP edge, call engine, control socket and panel.
+
+    Prints a line with `ready` when every part is up; SIGTERM stops it.
+
+    Example: pbx run --data /var/lib/pbx
+    """
+    from appliance.app import RunOptions, run as run_app
+
+    logging.basicConfig(level=log_level, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = RunOptions(data_dir=data_dir, bind=bind, sip_port=sip_port, web_port=web_port,
+                         engine_port=engine_port, web=not no_web)
+    sys.exit(asyncio.run(run_app(options)))
+
+
+@cli.command()
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="Print the raw status object.")
+def status(data_dir: Path, as_json: bool) -> None:
+    """Ask the running appliance how it is.
+
+    Example: pbx status --data /var/lib/pbx
+    """
+    from appliance.control import ControlClient, ControlError, socket_path
+
+    try:
+        with ControlClient(socket_path(data_dir)) as client:
+            st = client.request("status")
+    except ControlError as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        return
+    click.echo(f"pbx-appliance {st['version']}, up {st['uptime_s']:.0f} s")
+    click.echo(f"engine: {'running' if st['engine']['running'] else 'DOWN'} on {st['engine']['sip']}")
+    click.echo(f"edge:   {st['edge']['sip']}, {st['edge']['bindings']} registered contacts")
+    if st.get("web"):
+        click.echo(f"panel:  {st['web']}")
+    click.echo(f"extensions: {st['extensions']}, timezone {st['timezone']}")
+
+
+# -- extensions -------------------------------------------------------------------
+
+
+@cli.group()
+def ext() -> None:
+    """Add, list and remove extensions (desk phones)."""
+
+
+@ext.command("add")
+@data_option
+@click.argument("number")
+@click.option("--name", required=True, help="Who or where the extension is.")
+@click.option("--password", help="SIP password (generated when not given).")
+def ext_add(data_dir: Path, number: str, name: str, password: str | None) -> None:
+    """Add an extension and print its SIP password.
+
+    Example: pbx ext add 104 --name "Warehouse"
+    """
+    if password is not None and len(password) < 8:
+        raise click.BadParameter("at least 8 characters", param_hint="--password")
+    with open_store(data_dir) as store:
+        try:
+            pw = store.add_extension(number, name, password)
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from None
+    click.echo(f"extension {number} ({name}): user {number}, password {pw}")
+
+
+@ext.command("list")
+@data_option
+def ext_list(data_dir: Path) -> None:
+    """List extensions and how many contacts each has registered.
+
+    Example: pbx ext list
+    """
+    with open_store(data_dir) as store:
+        for e in store.extensions():
+            n = len(store.bindings(e["number"]))
+            flags = " dnd" if e["dnd"] else ""
+            click.echo(f"{e['number']:>6}  {e['name']:<24} {n} registered{flags}")
+
+
+@ext.command("remove")
+@data_option
+@click.argument("number")
+def ext_remove(data_dir: Path, number: str) -> None:
+    """Remove an extension and its registrations.
+
+    Example: pbx ext remove 104
+    """
+    with open_store(data_dir) as store:
+        in_use = _routing_mentions(store, number)
+        if in_use:
+            raise click.ClickException(f"extension {number} is used by the routing: {in_use}; change the routing first")
+        try:
+            store.remove_extension(number)
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from None
+    click.echo(f"removed extension {number}")
+
+
+def _routing_mentions(store, number: str) -> str | None:
+    """Whether the saved routing would break without this extension (validated by routing)."""
+    doc = store.routing_document()
+    if not doc:
+        return None
+    from appliance.routing.config import parse
+
+    exts = {e["number"]: e["name"] for e in store.extensions() if e["number"] != number}
+    try:
+        parse(doc, exts)
+    except ConfigError as e:
+        return str(e)
+    return None
+
+
+@ext.command("passwd")
+@data_option
+@click.argument("number")
+@click.option("--password", help="New SIP password (generated when not given).")
+def ext_passwd(data_dir: Path, number: str, password: str | None) -> None:
+    """Give an extension a new SIP password and print it.
+
+    Example: pbx ext passwd 101
+    """
+    if password is not None and len(password) < 8:
+        raise click.BadParameter("at least 8 characters", param_hint="--password")
+    with open_store(data_dir) as store:
+        try:
+            pw = store.set_password(number, password)
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from None
+    click.echo(f"extension {number}: user {number}, password {pw}")
+
+
+# -- configuration file ------------------------------------------------------------
+
+
+@cli.group()
+def config() -> None:
+    """Export and import the whole configuration as one YAML file."""
+
+
+@config.command("export")
+@data_option
+@click.option("-o", "--output", type=click.File("w"), default="-", help="File to write (default: stdout).")
+def config_export(data_dir: Path, output) -> None:
+    """Write the configuration as YAML.
+
+    Example: pbx config export -o office.yaml
+    """
+    from appliance.configfile import export_config
+
+    with open_store(data_dir) as store:
+        output.write(export_config(store))
+
+
+@config.command("import")
+@data_option
+@click.argument("file", type=click.File("r"))
+def config_import(data_dir: Path, file) -> None:
+    """Replace the configuration with a YAML file's; nothing changes if it is invalid.
+
+    Example: pbx config import office.yaml
+    """
+    from appliance.configfile import ConfigFileError, import_config
+
+    text = file.read()
+    with open_store(data_dir) as store:
+        try:
+            cfg = import_config(store, text)
+        except ConfigFileError as e:
+            raise click.ClickException(f"{file.name}: {e}; nothing was imported") from None
+    click.echo(f"imported {len(cfg.extensions)} extensions, {len(cfg.trunks)} trunks, "
+               f"{len(cfg.contacts)} contacts and the routing")
+
+
+# -- benchmarks ---------------------------------------------------------------------
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print figures (not pass/fail)."""
+
+
+def _register_parts() -> None:
+    """Commands that live with the parts they belong to."""
+    from appliance.edge.bench import edge as bench_edge
+    from appliance.edge.commands import phones
+    from appliance.routing.commands import bench_routing, trace
+
+    cli.add_command(trace)
+    cli.add_command(phones)
+    bench.add_command(bench_routing)
+    bench.add_command(bench_edge)
+
+
+def main() -> None:
+    _register_parts()
+    cli()
