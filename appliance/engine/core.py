@@ -115,6 +115,10 @@ class Registry:
 
 _STOP = object()
 
+# pjsua is one library per process: a second Endpoint alive at the same time
+# aborts the process, so a second engine is refused before it gets that far.
+_ONE_PER_PROCESS = threading.Lock()
+
 
 class EngineThread:
     """Owns pjsua2 on one thread; other threads talk to it through submit()."""
@@ -136,6 +140,8 @@ class EngineThread:
     # -- other threads --------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> None:
+        if not _ONE_PER_PROCESS.acquire(blocking=False):
+            raise RuntimeError("another engine is running in this process; pjsua2 allows one")
         self._thread.start()
         self._ready.result(timeout)
 
@@ -172,9 +178,12 @@ class EngineThread:
         try:
             self._create()
         except BaseException as e:  # noqa: BLE001 - reported through the Future
-            log.exception("engine failed to start")
-            self._ready.set_exception(e)
+            if hasattr(e, "reason"):  # pjsua2.Error carries its text in attributes
+                e = RuntimeError(f"{e.title}: {e.reason} (status {e.status})")
+            log.error("engine failed to start: %s", e)
             self._destroy()
+            _ONE_PER_PROCESS.release()
+            self._ready.set_exception(e)
             return
         self._ready.set_result(True)
         log.info("engine up: SIP on %s:%d, %d calls max, bridge at %d Hz",
@@ -183,6 +192,7 @@ class EngineThread:
             self._loop()
         finally:
             self._shutdown()
+            _ONE_PER_PROCESS.release()
 
     def _create(self) -> None:
         import pjsua2 as pj

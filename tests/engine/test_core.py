@@ -1,0 +1,110 @@
+"""The engine thread: commands with futures, guarded callbacks, clean stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from appliance.engine.core import EngineConfig, EngineThread, Registry, guarded
+from tests.conftest import free_port
+
+
+@pytest.fixture
+def engine():
+    beats = []
+    e = EngineThread(EngineConfig(sip_port=free_port(), log_level=1), on_heartbeat=lambda: beats.append(time.monotonic()))
+    e.start()
+    e.beats = beats
+    yield e
+    e.stop()
+
+
+def test_commands_run_on_the_thread_that_created_the_library(engine):
+    caller = threading.get_ident()
+    ident = engine.call(threading.get_ident)
+    assert ident != caller
+    assert engine.call(lambda: engine.ep.libIsThreadRegistered())
+    # Every command runs on that same one thread.
+    assert {engine.call(threading.get_ident) for _ in range(5)} == {ident}
+
+
+def test_a_failing_command_hands_its_exception_to_the_caller_and_the_engine_goes_on(engine):
+    def boom():
+        raise ValueError("bad command")
+
+    with pytest.raises(ValueError, match="bad command"):
+        engine.call(boom)
+    assert engine.call(lambda: 41 + 1) == 42
+
+
+def test_codecs_are_g711_first_and_speex_off(engine):
+    prio = engine.call(lambda: {c.codecId.split("/")[0]: c.priority for c in engine.ep.codecEnum2()})
+    assert prio["PCMU"] > prio["PCMA"] > prio["G722"] > 0
+    assert prio["speex"] == 0 and prio["opus"] == 0
+
+
+def test_heartbeats_come_from_the_running_loop(engine):
+    time.sleep(2.2)
+    assert len(engine.beats) >= 2
+
+
+def test_stop_is_prompt_and_later_commands_fail_clearly():
+    e = EngineThread(EngineConfig(sip_port=free_port(), log_level=1))
+    e.start()
+    t0 = time.monotonic()
+    e.stop()
+    assert time.monotonic() - t0 < 3.0
+    assert not e.running
+    with pytest.raises(RuntimeError, match="not running"):
+        e.call(lambda: 1)
+
+
+def test_a_second_engine_in_one_process_is_refused(engine):
+    with pytest.raises(RuntimeError, match="another engine"):
+        EngineThread(EngineConfig(sip_port=free_port())).start()
+    assert engine.call(lambda: 2) == 2
+
+
+def test_a_taken_port_fails_start_with_the_reason_and_frees_the_library():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with pytest.raises(Exception, match="(?i)address|in use|bind"):
+            EngineThread(EngineConfig(sip_port=port, log_level=0)).start()
+    # The library was destroyed and the slot given back: a new engine starts.
+    e = EngineThread(EngineConfig(sip_port=free_port(), log_level=1))
+    e.start()
+    e.stop()
+
+
+def test_guarded_callbacks_log_and_swallow(caplog):
+    @guarded
+    def callback():
+        raise KeyError("inside callback")
+
+    assert callback() is None
+    assert "inside callback" in caplog.text
+
+
+def test_registry_releases_on_the_next_turn_and_sees_leaks():
+    class Obj:
+        pass
+
+    reg = Registry()
+    a, b = Obj(), Obj()
+    reg.keep(1, a)
+    reg.keep(2, b)
+    reg.done(1)
+    assert reg.get(1) is None and len(reg) == 1
+    del a
+    assert reg.release_done() == 1
+    assert reg.leaked() == 0
+    reg.done(2)
+    reg.release_done()
+    assert reg.leaked() == 1  # the test still holds b
+    del b
+    assert reg.leaked() == 0
