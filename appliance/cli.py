@@ -81,6 +81,22 @@ def run(data_dir: Path, bind: str, sip_port: int, web_port: int, engine_port: in
 
 @cli.command()
 @data_option
+@click.option("--bind", default="0.0.0.0", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+def web(data_dir: Path, bind: str, port: int) -> None:
+    """Serve the owner's panel on its own (the pbx-web service).
+
+    Example: pbx web --data /var/lib/pbx --port 8080
+    """
+    from werkzeug.serving import run_simple
+
+    from web import create_app
+
+    run_simple(bind, port, create_app({"DATA_DIR": str(data_dir)}), threaded=True)
+
+
+@cli.command()
+@data_option
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status object.")
 def status(data_dir: Path, as_json: bool) -> None:
     """Ask the running appliance how it is.

@@ -1,0 +1,43 @@
+"""The systemd units parse cleanly and keep the promises the appliance relies on."""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+import sys
+from pathlib import Path
+
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str
+    cp.read(UNITS / name)
+    return cp
+
+
+def test_systemd_analyze_verify_finds_nothing(tmp_path):
+    pbx = Path(sys.executable).with_name("pbx")
+    assert pbx.exists(), "the pbx command is installed in the environment running the tests"
+    for src in UNITS.glob("*.service"):
+        (tmp_path / src.name).write_text(src.read_text().replace("/opt/pbx/.venv/bin/pbx", str(pbx)))
+    res = subprocess.run(["systemd-analyze", "verify", *map(str, tmp_path.glob("*.service"))],
+                         capture_output=True, text=True)
+    ours = [line for line in (res.stdout + res.stderr).splitlines() if "pbx" in line]
+    assert res.returncode == 0 and ours == [], res.stdout + res.stderr
+
+
+def test_appliance_unit_is_notify_with_watchdog_and_keeps_devices():
+    svc = unit("pbx-appliance.service")["Service"]
+    assert svc["Type"] == "notify"
+    assert int(svc["WatchdogSec"]) > 1  # the engine pings every second
+    assert svc["Restart"] == "on-failure"
+    assert svc["User"] == "pbx" and svc["StateDirectory"] == "pbx"
+    assert "PrivateDevices" not in svc  # /dev/gpiochip* and /dev/snd stay reachable
+    assert "--no-web" in svc["ExecStart"]  # the panel has its own unit
+
+
+def test_the_service_user_is_declared():
+    text = (UNITS / "pbx.sysusers").read_text()
+    assert any(line.startswith("u pbx ") for line in text.splitlines())
