@@ -19,7 +19,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(DATA_DIR=data_dir)
     if test_config:
         app.config.update(test_config)
-    app.config.setdefault("SECRET_KEY", _secret_key(Path(app.config["DATA_DIR"])))
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(Path(app.config["DATA_DIR"]))
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
 
     from web import auth, db, status

@@ -23,7 +23,8 @@ def csrf_token() -> str:
 def check_csrf() -> None:
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
-        if not hmac.compare_digest(sent, session.get("csrf", "")):
+        expected = session.get("csrf") or ""
+        if not expected or not hmac.compare_digest(sent, expected):
             abort(400, description="The form expired or did not come from this panel; reload the page and try again.")
 
 

@@ -1,0 +1,56 @@
+"""The panel served for real on loopback, and headless Chromium to drive it."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import pytest
+from werkzeug.security import generate_password_hash
+from werkzeug.serving import make_server
+
+from appliance.store import Store
+from tests.conftest import free_port
+from web import create_app
+
+OWNER_PASSWORD = "owner-secret-1"
+
+
+@pytest.fixture
+def panel_data(data_dir):
+    with Store(data_dir) as store:
+        store.seed_defaults()
+        store.set_setting("panel_password_hash", generate_password_hash(OWNER_PASSWORD))
+    return data_dir
+
+
+@pytest.fixture
+def app(panel_data):
+    return create_app({"DATA_DIR": str(panel_data), "TESTING": True})
+
+
+@pytest.fixture
+def panel_url(app):
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1200,900"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+    driver.set_page_load_timeout(20)
+    yield driver
+    driver.quit()

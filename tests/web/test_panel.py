@@ -1,0 +1,47 @@
+"""The owner's panel: login, CSRF, and the status page, in headless Chromium and through Flask."""
+
+from __future__ import annotations
+
+from selenium.webdriver.common.by import By
+
+from tests.web.conftest import OWNER_PASSWORD
+
+
+def login(browser, panel_url, password):
+    browser.delete_all_cookies()
+    browser.get(panel_url + "/")
+    field = browser.find_element(By.ID, "password")
+    field.send_keys(password)
+    field.submit()
+
+
+def test_wrong_password_is_told_next_to_the_field(browser, panel_url):
+    login(browser, panel_url, "not-the-password")
+    error = browser.find_element(By.ID, "password-error")
+    assert error.text == "Wrong password."
+    assert "/auth/login" in browser.current_url
+
+
+def test_owner_sees_extensions_and_that_the_appliance_is_down(browser, panel_url):
+    login(browser, panel_url, OWNER_PASSWORD)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#extensions tbody tr")
+    assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows] == ["101", "102", "103"]
+    assert "not running" in browser.find_element(By.ID, "appliance-down").text
+
+
+def test_pages_need_login(app):
+    client = app.test_client()
+    resp = client.get("/")
+    assert resp.status_code == 302 and "/auth/login" in resp.headers["Location"]
+
+
+def test_a_form_without_the_csrf_token_is_refused(app):
+    client = app.test_client()
+    resp = client.post("/auth/login", data={"password": OWNER_PASSWORD})
+    assert resp.status_code == 400
+    assert b"reload the page" in resp.data
+    # The same login with the token from the form works.
+    page = client.get("/auth/login").data.decode()
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    resp = client.post("/auth/login", data={"password": OWNER_PASSWORD, "csrf_token": token})
+    assert resp.status_code == 302
