@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 
@@ -41,6 +42,8 @@ def panel_url(app):
 
 @pytest.fixture(scope="session")
 def browser():
+    # Selenium Manager must not look for browsers or drivers on the internet.
+    os.environ.setdefault("SE_OFFLINE", "true")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
