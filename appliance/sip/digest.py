@@ -51,7 +51,8 @@ class Credentials:
     opaque: str | None = None
 
 
-def parse_credentials(value: str) -> Credentials:
+def parse_digest_params(value: str) -> dict[str, str]:
+    """The parameters of a Digest challenge or credentials, names in lower case, values unquoted."""
     scheme, _, rest = value.strip().partition(" ")
     if scheme.lower() != "digest":
         raise SipError(400, "unsupported authentication scheme")
@@ -63,6 +64,11 @@ def parse_credentials(value: str) -> Credentials:
             raise SipError(400, "bad Digest credentials")
         params[m.group(1).lower()] = _unquote(m.group(2))
         pos = m.end()
+    return params
+
+
+def parse_credentials(value: str) -> Credentials:
+    params = parse_digest_params(value)
     for name in ("username", "realm", "nonce", "uri", "response"):
         if name not in params:
             raise SipError(400, f"Digest credentials without {name}")

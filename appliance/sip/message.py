@@ -180,6 +180,21 @@ def parse(data: bytes, *, max_size: int = MAX_MESSAGE, stream: bool = False) -> 
     return msg
 
 
+def parse_head(data: bytes) -> Request | Response | None:
+    """The start line and headers of a message whose body cannot be read, to answer it; None if they do not parse."""
+    head, _ = _split_head(data.lstrip(b"\r\n"))
+    try:
+        text = head.decode("utf-8")
+        first, _, rest = text.partition("\n")
+        headers = Headers(tuple(_read_header_lines(rest)))
+        first = first.rstrip("\r")
+        if first[:4].upper() == "SIP/":
+            return _start_response(first, headers, b"")
+        return _start_request(first, headers, b"")
+    except (SipError, UnicodeDecodeError):
+        return None
+
+
 def _start_request(first: str, headers: Headers, body: bytes) -> Request:
     parts = first.split(" ")
     if len(parts) != 3:

@@ -1,0 +1,501 @@
+"""The SIP edge: UDP and TCP listeners, the door guard, digest auth, registrar and proxy.
+
+This is the I/O layer.  It reads datagrams and stream messages, asks the
+guard whether the source may speak, parses (a SipError becomes the status it
+hints, or silence when too little parsed), and hands each request to the
+registrar or the proxy.  Every exception stops at `handle()`: a message can
+be refused, never the edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import socket
+import time
+from typing import Callable
+
+from appliance.edge import events as ev
+from appliance.edge.bindings import Binding, BindingTable, Flow, load_bans, save_ban
+from appliance.edge.guard import Guard, GuardPolicy, is_scanner
+from appliance.edge.proxy import DIALOG_CREATING, Proxy
+from appliance.edge.registrar import Registrar, uri_key
+from appliance.sip.message import parse_head
+from appliance.sip import (
+    NonceSigner,
+    Request,
+    Response,
+    SipError,
+    SipURI,
+    StreamFramer,
+    challenge,
+    parse,
+    parse_credentials,
+    response_to,
+    verify,
+)
+
+log = logging.getLogger("appliance.edge")
+
+MAX_MESSAGE = 16384
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, REFER, SUBSCRIBE, NOTIFY, MESSAGE"
+# A stand-in HA1 for unknown users: the same work, the same answer, nothing to enumerate.
+_DUMMY = {"MD5": hashlib.md5(b"unknown").hexdigest(), "SHA-256": hashlib.sha256(b"unknown").hexdigest()}
+_SETTINGS = {
+    "max_failures": ("edge_auth_max_failures", int),
+    "failure_window": ("edge_auth_failure_window", float),
+    "failure_ban": ("edge_auth_ban", float),
+    "flood_requests": ("edge_flood_requests", int),
+    "flood_window": ("edge_flood_window", float),
+    "flood_ban": ("edge_flood_ban", float),
+}
+
+
+def primary_address() -> str:
+    """The address this host uses towards other hosts (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            return s.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+class Edge:
+    """Registrar and proxy in front of the engine.
+
+    `Edge(store, host, port, engine_addr)`; `await start()`, `await stop()`.
+    `on_event(event)` receives BindingAdded, BindingRemoved, SourceBanned and
+    AuthFailed.  Port 0 picks a free port (the same for UDP and TCP); after
+    start, `port` holds it.
+    """
+
+    def __init__(
+        self,
+        store,
+        host: str = "0.0.0.0",
+        port: int = 5060,
+        engine_addr: tuple[str, int] = ("127.0.0.1", 5080),
+        *,
+        advertise: str | None = None,
+        on_event: Callable[[object], None] | None = None,
+        policy: GuardPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        algorithms: tuple[str, ...] = ("SHA-256", "MD5"),
+        max_message: int = MAX_MESSAGE,
+        flush_interval: float = 1.0,
+        tcp: bool = True,
+    ):
+        self.store = store
+        self.host = host
+        self.port = port
+        self.engine = Flow("udp", engine_addr[0], int(engine_addr[1]))
+        self.advertise = advertise
+        self.on_event = on_event
+        self.clock = clock
+        self.algorithms = algorithms
+        self.max_message = max_message
+        self.flush_interval = flush_interval
+        self.use_tcp = tcp
+        self.policy = policy or self._policy_from_store()
+        self.guard = Guard(self.policy, trusted=frozenset())
+        self.table = BindingTable()
+        self.registrar = Registrar(self.table)
+        self.realm = store.get_setting("sip_realm", "pbx")
+        self.secret = self._secret()
+        self.nonces = NonceSigner(self.secret, 300.0)
+        self.proxy: Proxy | None = None
+        self.udp: asyncio.DatagramTransport | None = None
+        self.tcp_server: asyncio.base_events.Server | None = None
+        self.connections: dict[tuple[str, int], "TcpConnection"] = {}
+        self._ticker: asyncio.Task | None = None
+        self.counters = {"received": 0, "dropped": 0, "refused": 0}
+
+    def _policy_from_store(self) -> GuardPolicy:
+        policy = GuardPolicy()
+        for attr, (key, kind) in _SETTINGS.items():
+            value = self.store.get_setting(key)
+            if value is not None:
+                setattr(policy, attr, kind(value))
+        return policy
+
+    def _secret(self) -> bytes:
+        # Kept in the store so nonces, dialog tokens and tags survive a restart.
+        value = self.store.get_setting("edge_secret")
+        if not value:
+            value = secrets.token_hex(32)
+            self.store.set_setting("edge_secret", value)
+        return bytes.fromhex(value)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = self.clock()
+        self.table.load(self.store.db, now, uri_key)
+        self.guard.bans.update(load_bans(self.store.db, now))
+        for attempt in range(20):
+            self.udp, _ = await loop.create_datagram_endpoint(
+                lambda: UdpProtocol(self), local_addr=(self.host, self.port), reuse_port=False
+            )
+            port = self.udp.get_extra_info("sockname")[1]
+            if not self.use_tcp:
+                break
+            try:
+                self.tcp_server = await loop.create_server(lambda: TcpConnection(self), self.host, port, reuse_address=True)
+                break
+            except OSError:
+                self.udp.close()
+                if self.port != 0 or attempt == 19:
+                    raise
+        self.port = port
+        inner_host = "127.0.0.1" if self.host in ("0.0.0.0", "", "127.0.0.1", "localhost") else self.host
+        outer_host = self.advertise or (primary_address() if self.host in ("0.0.0.0", "") else self.host)
+        self.proxy = Proxy(
+            table=self.table, secret=self.secret, inner=(inner_host, port), outer=(outer_host, port),
+            engine=self.engine, send=self.send,
+        )
+        self._ticker = asyncio.create_task(self._tick())
+        log.info("edge listening on %s:%d (udp%s), engine at %s", self.host, port, "+tcp" if self.use_tcp else "", self.engine)
+
+    async def stop(self) -> None:
+        if self._ticker:
+            self._ticker.cancel()
+            try:
+                await self._ticker
+            except asyncio.CancelledError:
+                pass
+            self._ticker = None
+        if self.udp:
+            self.udp.close()
+            self.udp = None
+        if self.tcp_server:
+            self.tcp_server.close()
+            for conn in list(self.connections.values()):
+                conn.transport.close()
+            await self.tcp_server.wait_closed()
+            self.tcp_server = None
+        self.flush()
+
+    def flush(self) -> None:
+        for b in self.table.flush(self.store.db):
+            log.warning("binding of %s dropped: extension no longer exists", b.extension)
+            self._emit(ev.BindingRemoved(b.extension, b.contact, "extension removed"))
+
+    async def _tick(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                now = self.clock()
+                for b in self.table.expire(now):
+                    self._emit(ev.BindingRemoved(b.extension, b.contact, "expired"))
+                self.flush()
+                self.guard.sweep(now)
+                mono = time.monotonic()
+                self.proxy.sweep(mono - last)
+                last = mono
+            except Exception:  # the edge keeps serving; the next tick retries
+                log.exception("edge housekeeping failed")
+
+    # -- what the engine and the panel read ---------------------------------
+
+    def bindings(self, extension: str | None = None) -> list[Binding]:
+        items = self.table.all() if extension is None else self.table.of(extension)
+        return sorted(items, key=lambda b: (b.extension, -b.q, -b.registered_at))
+
+    def contacts(self, extension: str) -> list[str]:
+        """Contact URIs to use as Request-URIs for ringing this extension through the edge."""
+        now = self.clock()
+        return [b.contact for b in self.bindings(extension) if b.expires_at > now]
+
+    @property
+    def route(self) -> str:
+        """The Route header value the engine puts on requests for phones."""
+        host, port = self.proxy.inner
+        return f"<sip:{host}:{port};lr>"
+
+    # -- sending ------------------------------------------------------------
+
+    def send(self, flow: Flow, data: bytes) -> bool:
+        if flow.transport == "tcp":
+            conn = self.connections.get((flow.host, flow.port))
+            if conn is None:
+                return False
+            conn.transport.write(data)
+            return True
+        if self.udp is None:
+            return False
+        self.udp.sendto(data, (flow.host, flow.port))
+        return True
+
+    def _emit(self, event: object) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:
+            log.exception("edge event handler failed on %r", event)
+
+    def _ban(self, address: str, ban: tuple[float, str]) -> None:
+        until, reason = ban
+        log.warning("silencing %s until %s: %s", address, time.strftime("%H:%M:%S", time.localtime(until)), reason)
+        try:
+            save_ban(self.store.db, address, self.clock(), until, reason)
+        except Exception:
+            log.exception("could not store the ban of %s", address)
+        self._emit(ev.SourceBanned(address, until, reason))
+
+    # -- receiving ----------------------------------------------------------
+
+    def handle(self, data: bytes, flow: Flow, stream: bool = False) -> None:
+        """One message from one source; never raises."""
+        try:
+            self._handle(data, flow, stream)
+        except Exception:
+            log.exception("edge failed on a message from %s", flow)
+
+    def _handle(self, data: bytes, flow: Flow, stream: bool) -> None:
+        self.counters["received"] += 1
+        from_engine = flow == self.engine
+        now = self.clock()
+        if not from_engine:
+            if self.guard.banned(flow.host, now):
+                self.counters["dropped"] += 1
+                return
+            ban = self.guard.request_seen(flow.host, now)
+            if ban:
+                self._ban(flow.host, ban)
+                return
+        if not data.strip(b"\r\n\x00 "):
+            return  # a keep-alive
+        try:
+            msg = parse(data, max_size=self.max_message, stream=stream)
+        except SipError as e:
+            self._refuse(e, flow)
+            return
+        if isinstance(msg, Response):
+            self.proxy.response(msg, flow)
+            return
+        if not from_engine and is_scanner(msg.headers.get("user-agent")):
+            self.counters["dropped"] += 1
+            return
+        try:
+            if from_engine:
+                self._from_engine(msg, now)
+            else:
+                self._from_phone(msg, flow, now)
+        except SipError as e:
+            if e.message is None:
+                e.message = msg
+            self._refuse(e, flow)
+
+    def _refuse(self, err: SipError, flow: Flow) -> None:
+        msg = err.message
+        self.counters["refused"] += 1
+        if not isinstance(msg, Request) or msg.method == "ACK" or not msg.headers.get("via"):
+            log.debug("dropped a message from %s: %s", flow, err)
+            self.counters["dropped"] += 1
+            return
+        log.info("refused %s from %s: %d %s", msg.method, flow, err.status_hint, err.reason)
+        reason = err.reason if err.status_hint == 400 else None
+        try:
+            resp = response_to(msg, err.status_hint, reason, headers=err.headers, to_tag=self._tag(msg))
+            self.send(flow, resp.to_bytes())
+        except Exception:
+            log.debug("could not answer a broken message from %s", flow)
+
+    def _tag(self, req: Request) -> str:
+        """A To tag for our own answers; the same for retransmissions, so their ACK can be recognised."""
+        from_tag = ""
+        raw = req.headers.get("from") or ""
+        i = raw.lower().find(";tag=")
+        if i >= 0:
+            from_tag = raw[i + 5 :].split(";")[0].strip()
+        return hashlib.blake2s(f"{req.call_id}|{from_tag}".encode(), key=self.secret[:32], digest_size=6).hexdigest()
+
+    def _reply(self, req: Request, flow: Flow, status: int, headers=(), reason: str | None = None) -> None:
+        self.send(flow, response_to(req, status, reason, headers=tuple(headers), to_tag=self._tag(req)).to_bytes())
+
+    # -- requests from phones -----------------------------------------------
+
+    def _from_phone(self, req: Request, flow: Flow, now: float) -> None:
+        method = req.method
+        if method == "REGISTER":
+            self._register(req, flow, now)
+            return
+        if method == "ACK":
+            self._ack_from_phone(req, flow)
+            return
+        if method == "CANCEL":
+            invite = self.proxy.remembered_invite(req, flow)
+            if invite is None:
+                self._reply(req, flow, 481)
+            else:
+                self.proxy.to_engine(req, flow, invite.extension, record_route=False)
+            return
+        if method == "OPTIONS" and self._for_us(req):
+            self._check_require(req, "require")
+            self._reply(req, flow, 200, [("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "")])
+            return
+        self._check_require(req, "proxy-require")
+        _, token = self.proxy.split_routes(req)
+        if token is not None and req.to.tag is not None and token.flow.host == flow.host:
+            # In a dialog we record-routed for this phone: no new challenge.
+            self.proxy.to_engine(req, flow, token.extension, record_route=False)
+            return
+        extension = self._authenticate(req, flow, now, proxy=True)
+        if extension is None:
+            return
+        dialog = method in DIALOG_CREATING and req.to.tag is None
+        self.proxy.to_engine(req, flow, extension, record_route=dialog)
+
+    def _ack_from_phone(self, req: Request, flow: Flow) -> None:
+        if req.to.tag == self._tag(req):
+            return  # the ACK of our own 407/403/4xx: absorbed here
+        _, token = self.proxy.split_routes(req)
+        if token is not None and token.flow.host == flow.host:
+            self.proxy.to_engine(req, flow, token.extension, record_route=False)
+            return
+        invite = self.proxy.remembered_invite(req, flow)
+        if invite is not None:
+            self.proxy.to_engine(req, flow, invite.extension, record_route=False)
+
+    def _for_us(self, req: Request) -> bool:
+        try:
+            uri = req.request_uri
+        except SipError:
+            return False
+        return isinstance(uri, SipURI) and uri.user is None
+
+    def _check_require(self, req: Request, header: str) -> None:
+        # We support no extensions that a peer could require of us (RFC 3261 8.2.2.3).
+        required = req.headers.values(header)
+        if required and req.method not in ("ACK", "CANCEL"):
+            raise SipError(420, "Bad Extension", req, headers=(("Unsupported", ", ".join(required)),))
+
+    # -- authentication -----------------------------------------------------
+
+    def _challenge(self, req: Request, flow: Flow, now: float, proxy: bool, stale: bool = False) -> None:
+        nonce = self.nonces.issue(now, flow.host)
+        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        headers = [(name, challenge(self.realm, nonce, alg, stale=stale)) for alg in self.algorithms]
+        self._reply(req, flow, 407 if proxy else 401, headers)
+
+    def _authenticate(self, req: Request, flow: Flow, now: float, proxy: bool) -> str | None:
+        """The extension that authenticated this request, or None after answering it."""
+        header = "proxy-authorization" if proxy else "authorization"
+        best = None
+        for value in req.headers.get_all(header):
+            cred = parse_credentials(value)
+            if cred.realm != self.realm or cred.algorithm not in self.algorithms:
+                continue
+            if best is None or (cred.algorithm == "SHA-256" and best.algorithm != "SHA-256"):
+                best = cred
+        if best is None:
+            self._challenge(req, flow, now, proxy)
+            return None
+        state = self.nonces.check(best.nonce, now, flow.host)
+        if state != "ok":
+            self._challenge(req, flow, now, proxy, stale=state == "stale")
+            return None
+        column = "ha1_sha256" if best.algorithm == "SHA-256" else "ha1_md5"
+        row = self.store.db.execute(f"SELECT {column} FROM extensions WHERE number = ?", [best.username]).fetchone()
+        ha1 = row[0] if row and row[0] else _DUMMY[best.algorithm]
+        if verify(best, req.method, req.uri, ha1) and row is not None:
+            return best.username
+        log.info("authentication failed for %r from %s", best.username, flow)
+        self._emit(ev.AuthFailed(flow.host, best.username))
+        ban = self.guard.auth_failed(flow.host, now)
+        self._reply(req, flow, 403)
+        if ban:
+            self._ban(flow.host, ban)
+        return None
+
+    # -- registrar ----------------------------------------------------------
+
+    def _register(self, req: Request, flow: Flow, now: float) -> None:
+        self._check_require(req, "require")
+        to_uri = req.to.uri
+        if not isinstance(to_uri, SipURI) or not to_uri.user:
+            raise SipError(400, "To must name an extension", req)
+        extension = self._authenticate(req, flow, now, proxy=False)
+        if extension is None:
+            return
+        if to_uri.user_unescaped != extension:
+            self._reply(req, flow, 403, reason="Not your extension")
+            return
+        result = self.registrar.register(req, extension, flow, now, self._tag(req))
+        for b in result.added:
+            self._emit(ev.BindingAdded(b.extension, b.contact, str(b.flow), b.user_agent, b.expires_at))
+        for b, reason in result.removed:
+            self._emit(ev.BindingRemoved(b.extension, b.contact, reason))
+        self.send(flow, result.response.to_bytes())
+
+    # -- requests from the engine -------------------------------------------
+
+    def _from_engine(self, req: Request, now: float) -> None:
+        if req.method == "OPTIONS" and self._for_us(req):
+            self._reply(req, self.engine, 200, [("Allow", ALLOW)])
+            return
+        if req.method == "REGISTER":
+            self._reply(req, self.engine, 403, reason="The edge is no registrar for the engine")
+            return
+        target, problem = self.proxy.from_engine(req, now)
+        if target is None and req.method != "ACK":
+            log.info("engine %s to %s not relayed: %s", req.method, req.uri, problem)
+            self._reply(req, self.engine, 480, reason="Temporarily Unavailable")
+
+
+class UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, edge: Edge):
+        self.edge = edge
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.edge.handle(data, Flow("udp", addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a phone that went away: nothing to do.
+        log.debug("udp error: %s", exc)
+
+
+class TcpConnection(asyncio.Protocol):
+    """One phone's TCP connection; requests for it are written back on it (RFC 3261 18.2.2)."""
+
+    def __init__(self, edge: Edge):
+        self.edge = edge
+        self.framer = StreamFramer(edge.max_message)
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1])
+        if self.edge.guard.banned(self.peer[0], self.edge.clock()):
+            transport.abort()
+            return
+        self.edge.connections[self.peer] = self
+
+    def data_received(self, data: bytes) -> None:
+        flow = Flow("tcp", *self.peer)
+        try:
+            messages, pings = self.framer.feed(data)
+        except SipError as e:
+            # The stream cannot be resynchronised: answer what we can and close.
+            e.message = parse_head(bytes(self.framer.buffer[: self.edge.max_message]))
+            self.edge._refuse(e, flow)
+            log.info("closing tcp from %s: %s", flow, e)
+            self.transport.close()
+            return
+        for _ in range(pings):
+            self.transport.write(b"\r\n")
+        for m in messages:
+            self.edge.handle(m, flow, True)
+
+    def connection_lost(self, exc) -> None:
+        if self.peer and self.edge.connections.get(self.peer) is self:
+            del self.edge.connections[self.peer]
