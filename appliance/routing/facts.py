@@ -1,0 +1,103 @@
+"""What routing is told about a call and the world around it.
+
+`Facts` is the call itself plus the clock and the random source; `State` is
+everything the appliance knows at that moment (who is free, the night switch,
+overrides, contacts, round-robin positions).  Both are plain frozen data so a
+decision can be reproduced: `pbx trace` builds them by hand.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Iterable, Mapping
+
+from .numbers import normalise
+
+
+@dataclass(frozen=True)
+class Call:
+    caller: str            # as received; normalised on the way in
+    dialled: str
+    trunk: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "caller", normalise(self.caller))
+        object.__setattr__(self, "dialled", normalise(self.dialled))
+
+
+@dataclass(frozen=True)
+class Facts:
+    call: Call
+    now: datetime          # aware
+    rng: random.Random
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None or self.now.utcoffset() is None:
+            raise ValueError("Facts.now must be an aware datetime")
+
+
+@dataclass(frozen=True)
+class Presence:
+    """An extension as the appliance sees it right now.
+
+    `registered`, `calls`, `last_call_end`, `calls_today` are the system's state;
+    `dnd` is the person's own status (kept apart, as mod_callcenter does).
+    """
+
+    registered: bool = True
+    dnd: bool = False
+    calls: int = 0                       # calls in progress
+    last_call_end: datetime | None = None
+    calls_today: int = 0
+
+
+IDLE = Presence()
+
+
+@dataclass(frozen=True)
+class Override:
+    """A hand-set state of a schedule ("open"/"closed") or night switch ("day"/"night").
+
+    Temporary overrides last until the schedule's next boundary after `since`
+    (FreePBX's time condition semantics); permanent ones until removed.
+    """
+
+    state: str
+    permanent: bool = False
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str = ""
+    manager: str | None = None           # extension number
+    vip: bool = False
+    company: str = ""
+
+
+@dataclass(frozen=True)
+class State:
+    presence: Mapping[str, Presence] = field(default_factory=dict)
+    night: Mapping[str, Override] = field(default_factory=dict)       # switch id ("" = all)
+    overrides: Mapping[str, Override] = field(default_factory=dict)   # schedule id
+    contacts: Mapping[str, Contact] = field(default_factory=dict)     # normalised number
+    learned: Mapping[str, str] = field(default_factory=dict)          # caller -> last extension that answered
+    positions: Mapping[str, int] = field(default_factory=dict)        # group/queue id -> round-robin index
+    answer_times: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # queue id -> recent waits
+
+    def presence_of(self, ext: str) -> Presence:
+        return self.presence.get(ext, IDLE)
+
+    def night_override(self, switch: str) -> Override | None:
+        o = self.night.get(switch)
+        return o if o is not None else self.night.get("")
+
+    def with_positions(self, positions: Mapping[str, int]) -> "State":
+        return replace(self, positions={**self.positions, **positions})
+
+
+def contacts_by_number(rows: Iterable[tuple[str, Contact]]) -> dict[str, Contact]:
+    """Index contacts by normalised number, so 067..., 38067... and +38067... meet."""
+    return {normalise(number): contact for number, contact in rows if normalise(number)}

@@ -1,0 +1,600 @@
+"""The decisions: from a call's facts and the current state to the next step.
+
+`Router(config)` compiles a validated `RoutingConfig` once; after that every
+question is a pure function of its arguments.  Destinations that only choose
+(schedule, night switch, personal manager lookup, duty roster, a hunt group
+whose members are all away) are resolved here, in a loop, and explained in the
+trace; the loop stops at the first step the engine has to carry out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, Callable
+
+from . import webhook as webhook_mod
+from .facts import IDLE, Facts, State
+from .model import Exits, Member, RoutingConfig, Route, split_ref
+from .numbers import caller_matches, normalise
+from .schedule import Clock, local_label, zone
+from .steps import (
+    AskWebhook, Connected, Decision, Forward, Hangup, Leg, Menu, Outcome, Path, Play, Queue,
+    Ring, Step, TraceEntry, Updates, Voicemail,
+)
+from .strategies import DESCRIPTIONS, Candidate, Context, order, plan, resolve, unavailable_reason
+
+MAX_HOPS = 64          # destinations passed through in one decision
+MAX_PATH = 400         # destinations in a whole call: a caller looping through menus forever
+
+_FAIL_OUTCOMES = {
+    Outcome.NO_ANSWER: "no answer",
+    Outcome.BUSY: "busy",
+    Outcome.UNAVAILABLE: "unavailable",
+    Outcome.FAILED: "failure",
+}
+
+
+class _Go:
+    """A destination that only chose where the call goes next."""
+
+    __slots__ = ("ref", "reason", "owner")
+
+    def __init__(self, ref: str, reason: str = "", owner: str = ""):
+        self.ref, self.reason, self.owner = ref, reason, owner
+
+
+def _exit(exits: Exits, reason: str) -> str:
+    return {"no answer": exits.no_answer, "busy": exits.busy,
+            "unavailable": exits.unavailable}.get(reason, exits.failure)
+
+
+class Router:
+    def __init__(self, config: RoutingConfig):
+        self.config = config
+        self.clocks = {sid: Clock(s) for sid, s in config.schedules.items()}
+        self.known = dict(config.known_extensions)
+        self._handlers: dict[str, Callable[..., Step | _Go]] = {
+            "ext": self._extension, "group": self._group, "queue": self._queue,
+            "menu": self._menu, "schedule": self._schedule, "night": self._night,
+            "announcement": self._announcement, "voicemail": self._voicemail,
+            "external": self._external, "number": self._number, "webhook": self._webhook,
+            "manager": self._manager, "duty": self._duty, "hangup": self._hangup,
+        }
+        self._menu_entries = {}
+        for mid, m in config.menus.items():
+            entries = set(m.options)
+            if m.direct_dial is True:
+                entries |= set(self.known)
+            elif m.direct_dial:
+                entries |= set(m.direct_dial)
+            self._menu_entries[mid] = frozenset(entries)
+        self._routes = [(r, tuple(normalise(n) for n in r.numbers)) for r in config.routes]
+
+    # ---- the engine-facing API -------------------------------------------------------
+
+    def first_step(self, facts: Facts, state: State) -> Decision:
+        """The first step for a new inbound call."""
+        trace: list[TraceEntry] = []
+        route = self.match(facts.call)
+        if route is None:
+            ref = self.config.unmatched or "hangup"
+            trace.append(TraceEntry("route", f"no route takes calls to {facts.call.dialled or 'an unknown number'}"
+                                    f" from {facts.call.caller or 'a withheld number'}; unmatched calls go to {ref}",
+                                    {"route": None, "to": ref}))
+            return self._enter(ref, Path(route=""), facts, state, trace, {})
+        trace.append(TraceEntry("route", f"route '{route.name}' takes calls to {facts.call.dialled or 'any number'}"
+                                f" from {facts.call.caller or 'a withheld number'}",
+                                {"route": route.name, "to": route.to}))
+        return self._enter(route.to, Path(route=route.name), facts, state, trace, {})
+
+    def next_step(self, step: Step, outcome: Outcome, facts: Facts, state: State, *,
+                  digits: str = "", answer: Any = None, by: str = "") -> Decision:
+        """The step after `step` ended with `outcome`.
+
+        digits: what the caller entered (Menu, or a key pressed in a Queue);
+        answer: the webhook's parsed answer (WEBHOOK_ANSWER);
+        by: who answered (ANSWERED): an extension number or an external number.
+        """
+        trace: list[TraceEntry] = []
+        positions: dict[str, int] = {}
+        if isinstance(step, (Voicemail, Hangup, Connected)):
+            return Decision(Hangup(step.dest if not isinstance(step, Connected) else "", "call over", step.path))
+        if outcome is Outcome.ANSWERED and isinstance(step, (Ring, Forward, Queue)):
+            return self._answered(step, facts, by)
+        path = step.path
+        if isinstance(step, Menu):
+            return self._menu_outcome(step, outcome, digits, facts, state, trace)
+        if isinstance(step, Play):
+            ann = self.config.announcements.get(split_ref(step.dest)[1])
+            nxt = ann.then if ann is not None else "hangup"
+            trace.append(TraceEntry("play", f"after announcement '{step.name}' → {nxt}", {"to": nxt}))
+            return self._enter(nxt, replace(path, reason="", owner=""), facts, state, trace, positions)
+        if isinstance(step, AskWebhook):
+            return self._webhook_outcome(step, outcome, answer, facts, state, trace)
+        if isinstance(step, Queue):
+            q = self.config.queues[split_ref(step.dest)[1]]
+            if outcome is Outcome.DIGITS and q.exit_key and digits == q.exit_key and q.exit_to:
+                trace.append(TraceEntry("queue", f"caller pressed {digits} to leave queue '{q.name}' → {q.exit_to}",
+                                        {"queue": q.id, "key": digits, "to": q.exit_to}))
+                return self._enter(q.exit_to, replace(path, reason="exit"), facts, state, trace, positions)
+            if outcome is Outcome.CALLBACK or (outcome is Outcome.DIGITS and q.callback and digits == q.callback_key):
+                trace.append(TraceEntry("queue", f"caller asked queue '{q.name}' to call back",
+                                        {"queue": q.id, "callback": True}))
+                return Decision(Hangup(step.dest, "call back requested", path, callback=True), tuple(trace))
+            if outcome in (Outcome.NO_ANSWER, Outcome.TIMEOUT):
+                nxt = q.exits.no_answer
+                trace.append(TraceEntry("queue", f"queue '{q.name}': no agent answered within {q.max_wait} s → {nxt}",
+                                        {"queue": q.id, "outcome": "no answer", "to": nxt}))
+                return self._enter(nxt, replace(path, reason="no answer"), facts, state, trace, positions)
+            reason = _FAIL_OUTCOMES.get(outcome, "failure")
+            nxt = _exit(q.exits, reason)
+            trace.append(TraceEntry("queue", f"queue '{q.name}': {reason} → {nxt}",
+                                    {"queue": q.id, "outcome": reason, "to": nxt}))
+            return self._enter(nxt, replace(path, reason=reason), facts, state, trace, positions)
+        if isinstance(step, (Ring, Forward)):
+            if outcome not in _FAIL_OUTCOMES:
+                raise ValueError(f"a {type(step).__name__} step cannot end with {outcome.value}")
+            reason = _FAIL_OUTCOMES[outcome]
+            exits = self._exits_of(step)
+            nxt = _exit(exits, reason)
+            if nxt == "voicemail:*":
+                nxt = f"voicemail:{split_ref(step.dest)[1]}"
+            trace.append(TraceEntry("outcome", f"{step.name}: {reason} → {nxt}",
+                                    {"dest": step.dest, "outcome": reason, "to": nxt}))
+            return self._enter(nxt, replace(path, reason=reason, owner=""), facts, state, trace, positions)
+        raise ValueError(f"routing cannot continue from {type(step).__name__}")
+
+    def match(self, call) -> Route | None:
+        """The first route, in the order written, that takes this call."""
+        for route, numbers in self._routes:
+            if numbers and call.dialled not in numbers:
+                continue
+            if route.trunks and call.trunk not in route.trunks:
+                continue
+            if route.callers and not any(caller_matches(p, call.caller) for p in route.callers):
+                continue
+            return route
+        return None
+
+    def queue_ring(self, step: Queue, facts: Facts, state: State) -> Decision:
+        """The agents to ring now for the caller at the head of `step`'s queue.
+
+        Returns a Ring with no legs when no agent is free (try again after
+        `step.retry` seconds); `updates.positions` carries round robin.
+        """
+        q = self.config.queues[split_ref(step.dest)[1]]
+        trace: list[TraceEntry] = []
+        positions: dict[str, int] = {}
+        ordered, skipped = self._candidates(q.members, q.availability, facts, state)
+        if not ordered:
+            trace.append(TraceEntry("queue", f"queue '{q.name}': no agent free ({_skipped_text(skipped)})",
+                                    {"queue": q.id, "skipped": dict(skipped)}))
+            return Decision(Ring(step.dest, q.name, (), 0, step.path, priority=step.priority), tuple(trace))
+        ordered = self._order(step.dest, q.strategy, ordered, len(q.members), facts, state, positions)
+        legs, total = plan(q.strategy, ordered, ring_time=q.ring_time, rounds=1,
+                           widen_after=q.widen_after, confirm=q.confirm)
+        trace.append(TraceEntry("ring", f"queue '{q.name}' rings {_legs_text(legs)}",
+                                {"queue": q.id, "legs": [_leg_dict(l) for l in legs]}))
+        return Decision(Ring(step.dest, q.name, legs, total, step.path, priority=step.priority),
+                        tuple(trace), Updates(positions))
+
+    def queue_status(self, step: Queue, position: int, facts: Facts, state: State) -> dict[str, Any]:
+        """What to announce to a caller waiting in a queue: position and estimated wait.
+
+        The estimate uses the queue's recent answer times (seconds a caller at
+        the head of the queue waited for an agent) and the agents free now:
+        each agent takes the next caller after about one average answer time.
+        """
+        q = self.config.queues[split_ref(step.dest)[1]]
+        ordered, _ = self._candidates(q.members, q.availability, facts, state)
+        agents = max(len(ordered), 1)
+        recent = state.answer_times.get(q.id, ())
+        if recent:
+            per_caller = sum(recent) / len(recent)
+            wait = int(math.ceil(position / agents) * per_caller)
+        else:
+            wait = None
+        minutes = None if wait is None else max(1, math.ceil(wait / 60))
+        return {
+            "queue": q.id, "position": position, "agents": len(ordered),
+            "estimated_wait": wait, "minutes": minutes,
+            "announce_position": q.announce_position,
+            "announce_wait": q.announce_wait and wait is not None,
+            "exit_key": q.exit_key, "callback_key": q.callback_key if q.callback else None,
+        }
+
+    def exists(self, ref: str) -> bool:
+        kind, ident = split_ref(ref)
+        if kind == "hangup":
+            return True
+        if kind == "ext":
+            return ident in self.known
+        if kind == "voicemail":
+            return ident in self.config.voicemail or ident in self.known
+        table = {
+            "group": self.config.groups, "queue": self.config.queues, "menu": self.config.menus,
+            "schedule": self.config.schedules, "night": self.config.night,
+            "announcement": self.config.announcements, "external": self.config.externals,
+            "webhook": self.config.webhooks, "manager": self.config.managers, "duty": self.config.duty,
+        }.get(kind)
+        return table is not None and ident in table
+
+    # ---- walking destinations ---------------------------------------------------------
+
+    def _enter(self, ref: str, path: Path, facts: Facts, state: State,
+               trace: list[TraceEntry], positions: dict[str, int]) -> Decision:
+        path = replace(path, tries=0)
+        for _ in range(MAX_HOPS):
+            if len(path.via) >= MAX_PATH:
+                break
+            kind, ident = split_ref(ref)
+            path = replace(path, via=path.via + (ref,))
+            result = self._handlers[kind](ident, path, facts, state, trace, positions)
+            if isinstance(result, _Go):
+                ref = result.ref
+                path = replace(path, reason=result.reason, owner=result.owner)
+                continue
+            return Decision(result, tuple(trace), Updates(positions))
+        trace.append(TraceEntry("hangup", "the call went round in circles; hanging up", {"reason": "loop"}))
+        return Decision(Hangup(ref, "loop", path), tuple(trace), Updates(positions))
+
+    def _answered(self, step: Ring | Forward | Queue, facts: Facts, by: str) -> Decision:
+        who = by or (step.number if isinstance(step, Forward) else "")
+        positions: dict[str, int] = {}
+        kind, ident = split_ref(step.dest)
+        if kind in ("group", "queue"):
+            members = (self.config.groups if kind == "group" else self.config.queues)[ident].members
+            strategy = (self.config.groups if kind == "group" else self.config.queues)[ident].strategy
+            if strategy == "roundrobin":
+                for i, m in enumerate(members):
+                    if m.target == who or (m.external and m.target == normalise(who)):
+                        positions[step.dest] = i
+                        break
+        answered = None
+        if who in self.known and facts.call.caller:
+            answered = (facts.call.caller, who)
+        entry = TraceEntry("answered", f"{who or 'someone'} answered", {"by": who, "dest": step.dest})
+        return Decision(Connected(who, step.path), (entry,), Updates(positions, answered))
+
+    def _exits_of(self, step: Ring | Forward) -> Exits:
+        if step.path.owner:
+            return self.config.webhooks[split_ref(step.path.owner)[1]].exits
+        kind, ident = split_ref(step.dest)
+        if kind == "ext":
+            return self.config.extension(ident).exits
+        if kind == "group":
+            return self.config.groups[ident].exits
+        if kind == "external":
+            return self.config.externals[ident].exits
+        if kind == "duty":
+            return self.config.duty[ident].exits
+        if kind == "manager":
+            nxt = self.config.managers[ident].next
+            return Exits(nxt, nxt, nxt, nxt)
+        if kind == "queue":
+            return self.config.queues[ident].exits
+        return Exits("hangup", "hangup", "hangup", "hangup")
+
+    def _candidates(self, members: tuple[Member, ...], group_avail, facts: Facts, state: State):
+        ok: list[Candidate] = []
+        skipped: list[tuple[str, str]] = []
+        now = facts.now
+        for pos, m in enumerate(members):
+            if m.external:
+                ok.append(Candidate(pos, m, IDLE))
+                continue
+            p = state.presence.get(m.target, IDLE)
+            why = unavailable_reason(p, resolve(m.availability, group_avail), now)
+            if why is None:
+                ok.append(Candidate(pos, m, p))
+            else:
+                skipped.append((m.target, why))
+        return ok, skipped
+
+    def _order(self, ref: str, strategy: str, candidates, count: int, facts: Facts,
+               state: State, positions: dict[str, int]) -> list[Candidate]:
+        start = state.positions.get(ref, -1) + 1
+        ordered = order(strategy, candidates, Context(start, count, facts.rng))
+        if strategy == "roundrobin" and ordered:
+            # Remember where this call started, so the next one starts after it
+            # even if nobody answers; an answer moves the mark to who answered.
+            positions[ref] = ordered[0].position
+        return ordered
+
+    # ---- one handler per kind of destination --------------------------------------------
+
+    def _extension(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        opts = self.config.extension(ident)
+        ring_time = opts.ring_time
+        if path.owner:
+            ring_time = self.config.webhooks[split_ref(path.owner)[1]].ring_time
+        name = f"extension {ident}" + (f" ({self.known[ident]})" if self.known.get(ident) else "")
+        why = unavailable_reason(state.presence.get(ident, IDLE), opts.availability, facts.now)
+        if why is not None:
+            reason = "busy" if why == "busy" else "unavailable"
+            exits = self.config.webhooks[split_ref(path.owner)[1]].exits if path.owner else opts.exits
+            nxt = _exit(exits, reason)
+            if nxt == "voicemail:*":
+                nxt = f"voicemail:{ident}"
+            trace.append(TraceEntry("skip", f"{name} is {why} → {nxt}",
+                                    {"extension": ident, "why": why, "to": nxt}))
+            return _Go(nxt, reason)
+        trace.append(TraceEntry("ring", f"ring {name} for {ring_time} s",
+                                {"extension": ident, "seconds": ring_time}))
+        return Ring(f"ext:{ident}", name, (Leg(ident, 0, ring_time),), ring_time, path)
+
+    def _group(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        g = self.config.groups[ident]
+        ref = f"group:{ident}"
+        ordered, skipped = self._candidates(g.members, g.availability, facts, state)
+        if not ordered:
+            reason = "busy" if any(w == "busy" for _, w in skipped) else "unavailable"
+            nxt = _exit(g.exits, reason)
+            trace.append(TraceEntry("group", f"group '{g.name}': nobody to ring ({_skipped_text(skipped)}) → {nxt}",
+                                    {"group": ident, "skipped": dict(skipped), "outcome": reason, "to": nxt}))
+            return _Go(nxt, reason)
+        ordered = self._order(ref, g.strategy, ordered, len(g.members), facts, state, positions)
+        legs, total = plan(g.strategy, ordered, ring_time=g.ring_time, rounds=g.rounds,
+                           widen_after=g.widen_after, confirm=g.confirm)
+        text = f"group '{g.name}' ({DESCRIPTIONS[g.strategy]}) rings {_legs_text(legs)}"
+        if skipped:
+            text += f"; skipped {_skipped_text(skipped)}"
+        trace.append(TraceEntry("group", text, {
+            "group": ident, "strategy": g.strategy, "seconds": total,
+            "legs": [_leg_dict(l) for l in legs], "skipped": dict(skipped)}))
+        return Ring(ref, f"group '{g.name}'", legs, total, path, announce=g.announce)
+
+    def _queue(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        q = self.config.queues[ident]
+        ordered, skipped = self._candidates(q.members, q.availability, facts, state)
+        logged_in = ordered or any(w in ("busy", "wrap-up") for _, w in skipped)
+        if not logged_in:
+            nxt = q.exits.unavailable
+            trace.append(TraceEntry("queue", f"queue '{q.name}' has no agents ({_skipped_text(skipped)}) → {nxt}",
+                                    {"queue": ident, "skipped": dict(skipped), "to": nxt}))
+            return _Go(nxt, "unavailable")
+        contact = state.contacts.get(facts.call.caller)
+        vip = bool(contact and contact.vip and q.vip_first)
+        text = f"queue '{q.name}': wait up to {q.max_wait} s, {len(ordered)} agent(s) free"
+        if vip:
+            text += f"; VIP caller {contact.name or facts.call.caller} goes to the front"
+        trace.append(TraceEntry("queue", text, {"queue": ident, "max_wait": q.max_wait,
+                                                "agents_free": len(ordered), "vip": vip}))
+        return Queue(f"queue:{ident}", f"queue '{q.name}'", q.max_wait, q.music, 1 if vip else 0,
+                     q.announce_every, q.exit_key if q.exit_to else None,
+                     q.callback_key if q.callback else None, q.greeting, q.ring_time, q.retry, path)
+
+    def _menu(self, ident: str, path: Path, facts: Facts, state: State, trace, positions,
+              extra: tuple[str, ...] = ()):
+        m = self.config.menus[ident]
+        ref = f"menu:{ident}"
+        menus = path.menus
+        if ref in menus:
+            menus = menus[:menus.index(ref) + 1]
+        else:
+            menus = menus + (ref,)
+            path = replace(path, tries=0)
+        path = replace(path, menus=menus)
+        options = ", ".join(f"{d} → {to}" for d, to in m.options.items())
+        dd = " and direct dial" if m.direct_dial else ""
+        trace.append(TraceEntry("menu", f"menu '{m.name}' plays '{m.prompt}' ({options}{dd})",
+                                {"menu": ident, "prompt": m.prompt, "options": dict(m.options),
+                                 "direct_dial": bool(m.direct_dial), "try": path.tries}))
+        return Menu(ref, f"menu '{m.name}'", extra + (m.prompt,), self._menu_entries[ident],
+                    m.timeout, m.inter_digit, path)
+
+    def _menu_outcome(self, step: Menu, outcome: Outcome, digits: str, facts: Facts, state: State,
+                      trace: list[TraceEntry]) -> Decision:
+        ident = split_ref(step.dest)[1]
+        m = self.config.menus[ident]
+        path = step.path
+        if outcome is Outcome.DIGITS and digits in m.options:
+            nxt = m.options[digits]
+            if nxt == "parent":
+                parent = path.menus[-2] if len(path.menus) >= 2 else step.dest
+                trace.append(TraceEntry("menu", f"caller pressed {digits}: back to {parent}",
+                                        {"menu": ident, "digits": digits, "to": parent}))
+                return self._enter(parent, replace(path, menus=path.menus[:-1], tries=0), facts, state, trace, {})
+            if nxt == "repeat":
+                trace.append(TraceEntry("menu", f"caller pressed {digits}: menu again",
+                                        {"menu": ident, "digits": digits, "to": step.dest}))
+                return self._enter(step.dest, replace(path, tries=0), facts, state, trace, {})
+            trace.append(TraceEntry("menu", f"caller pressed {digits} → {nxt}",
+                                    {"menu": ident, "digits": digits, "to": nxt}))
+            return self._enter(nxt, replace(path, tries=0, reason=""), facts, state, trace, {})
+        if outcome is Outcome.DIGITS and digits in step.entries:
+            nxt = f"ext:{digits}"
+            trace.append(TraceEntry("menu", f"caller dialled extension {digits} directly",
+                                    {"menu": ident, "digits": digits, "to": nxt}))
+            return self._enter(nxt, replace(path, tries=0, reason=""), facts, state, trace, {})
+        if outcome is Outcome.DIGITS:
+            what, exhausted, prompt = "invalid entry", m.on_invalid, m.invalid_prompt
+        elif outcome is Outcome.TIMEOUT:
+            what, exhausted, prompt = "no entry", m.on_timeout, m.timeout_prompt
+        else:  # the prompt could not be played: do not keep the caller in a silent menu
+            trace.append(TraceEntry("menu", f"menu '{m.name}' failed → {m.on_timeout}",
+                                    {"menu": ident, "to": m.on_timeout}))
+            return self._enter(m.on_timeout, replace(path, tries=0), facts, state, trace, {})
+        tries = path.tries + 1
+        shown = f" {digits}" if digits else ""
+        if tries > m.retries:
+            trace.append(TraceEntry("menu", f"{what}{shown} in menu '{m.name}' after {m.retries} retries → {exhausted}",
+                                    {"menu": ident, "digits": digits, "tries": tries, "to": exhausted}))
+            return self._enter(exhausted, replace(path, tries=0), facts, state, trace, {})
+        trace.append(TraceEntry("menu", f"{what}{shown} in menu '{m.name}': try {tries} of {m.retries}",
+                                {"menu": ident, "digits": digits, "tries": tries}))
+        retry_path = replace(path, tries=tries, via=path.via + (step.dest,))
+        return Decision(self._menu(ident, retry_path, facts, state, trace, {},
+                                   (prompt,) if prompt else ()), tuple(trace))
+
+    def _schedule(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        s = self.config.schedules[ident]
+        clock = self.clocks[ident]
+        override = state.overrides.get(ident)
+        is_open, why = clock.is_open(facts.now, override)
+        nxt = s.open if is_open else s.closed
+        label = local_label(facts.now, s.timezone)
+        if why == "hours":
+            text = f"{label} is {'inside' if is_open else 'outside'} '{s.name}'"
+        else:
+            text = f"'{s.name}' is held {'open' if is_open else 'closed'} by a {why} ({label})"
+        trace.append(TraceEntry("schedule", f"{text} → {'open' if is_open else 'closed'} → {nxt}",
+                                {"schedule": ident, "open": is_open, "why": why, "local": label, "to": nxt}))
+        return _Go(nxt or "hangup")
+
+    def _night(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        n = self.config.night[ident]
+        clock = self.clocks.get(n.schedule) if n.schedule else None
+        override = state.night_override(ident)
+        night, why = False, "default"
+        if clock is not None:
+            night, why = not clock.natural(facts.now), f"schedule '{self.config.schedules[n.schedule].name}'"
+        if override is not None:
+            if override.permanent:
+                night, why = override.state == "night", "switched by hand"
+            else:
+                boundary = clock.next_boundary(override.since) if (clock and override.since) else None
+                if boundary is None or facts.now < boundary:
+                    until = f" until {local_label(boundary, self.config.timezone)}" if boundary else ""
+                    night, why = override.state == "night", f"switched by hand{until}"
+        nxt = n.night if night else n.day
+        mode = "night" if night else "day"
+        trace.append(TraceEntry("night", f"night switch '{n.name}' is {mode} ({why}) → {nxt}",
+                                {"switch": ident, "night": night, "why": why, "to": nxt}))
+        return _Go(nxt)
+
+    def _announcement(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        a = self.config.announcements[ident]
+        trace.append(TraceEntry("play", f"play announcement '{a.name}' ({a.prompt})",
+                                {"announcement": ident, "prompt": a.prompt}))
+        return Play(f"announcement:{ident}", a.name, a.prompt, path)
+
+    def _voicemail(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        box = self.config.voicemail.get(ident)
+        name = box.name if box else (self.known.get(ident) or f"extension {ident}")
+        greeting = "busy" if path.reason == "busy" else "unavailable"
+        trace.append(TraceEntry("voicemail", f"voicemail box '{name}' ({greeting} greeting)",
+                                {"box": ident, "greeting": greeting}))
+        return Voicemail(f"voicemail:{ident}", name, ident, greeting, path)
+
+    def _external(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        e = self.config.externals[ident]
+        confirm = ", confirm with a key" if e.confirm else ""
+        trace.append(TraceEntry("forward", f"call {e.name} on {e.number} for {e.ring_time} s{confirm}",
+                                {"external": ident, "number": e.number, "seconds": e.ring_time,
+                                 "confirm": e.confirm}))
+        return Forward(f"external:{ident}", e.name, e.number, e.ring_time, e.confirm, path)
+
+    def _number(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        # Only a webhook's answer leads here; its settings apply.
+        w = self.config.webhooks[split_ref(path.owner)[1]] if path.owner else None
+        ring_time = w.ring_time if w else 30
+        trace.append(TraceEntry("forward", f"call {ident} for {ring_time} s, confirm with a key",
+                                {"number": ident, "seconds": ring_time, "confirm": True}))
+        return Forward(f"number:{ident}", ident, ident, ring_time, True, path)
+
+    def _webhook(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        w = self.config.webhooks[ident]
+        contact = state.contacts.get(facts.call.caller)
+        req = webhook_mod.request(facts.call, facts.now, contact, path.route)
+        trace.append(TraceEntry("webhook", f"ask webhook '{w.name}' ({w.url}), wait {w.timeout:g} s",
+                                {"webhook": ident, "url": w.url, "timeout": w.timeout, "request": req}))
+        return AskWebhook(f"webhook:{ident}", w.name, w.url, w.timeout, req, path)
+
+    def _webhook_outcome(self, step: AskWebhook, outcome: Outcome, answer: Any, facts: Facts,
+                         state: State, trace: list[TraceEntry]) -> Decision:
+        ident = split_ref(step.dest)[1]
+        w = self.config.webhooks[ident]
+        if outcome is Outcome.WEBHOOK_ANSWER:
+            ref, why = webhook_mod.read_answer(answer, is_extension=self.known.__contains__,
+                                               exists=self.exists, allow_numbers=w.allow_numbers)
+        elif outcome is Outcome.TIMEOUT:
+            ref, why = None, f"no answer within {w.timeout:g} s"
+        else:
+            ref, why = None, "the request failed"
+        if ref is None:
+            trace.append(TraceEntry("webhook", f"webhook '{w.name}': {why} → {w.fallback}",
+                                    {"webhook": ident, "ok": False, "why": why, "to": w.fallback}))
+            return self._enter(w.fallback, replace(step.path, reason="failure"), facts, state, trace, {})
+        trace.append(TraceEntry("webhook", f"webhook '{w.name}' chose {why}",
+                                {"webhook": ident, "ok": True, "to": ref}))
+        owner = step.dest if split_ref(ref)[0] in ("ext", "number") else ""
+        return self._enter(ref, replace(step.path, reason="", owner=owner), facts, state, trace, {})
+
+    def _manager(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        pm = self.config.managers[ident]
+        caller = facts.call.caller
+        contact = state.contacts.get(caller)
+        ext, source = None, ""
+        if contact is not None and contact.manager:
+            ext, source = contact.manager, "contacts"
+        elif pm.learn and caller in state.learned:
+            ext, source = state.learned[caller], "last answered call"
+        who = (contact.name if contact and contact.name else caller) or "a withheld number"
+        if ext is None:
+            trace.append(TraceEntry("manager", f"{who} has no personal manager → {pm.next}",
+                                    {"manager": None, "to": pm.next}))
+            return _Go(pm.next)
+        if ext not in self.known:
+            trace.append(TraceEntry("manager", f"manager {ext} of {who} is not an extension → {pm.next}",
+                                    {"manager": ext, "to": pm.next}))
+            return _Go(pm.next)
+        why = unavailable_reason(state.presence.get(ext, IDLE), pm.availability, facts.now)
+        name = f"extension {ext}" + (f" ({self.known[ext]})" if self.known.get(ext) else "")
+        if why is not None:
+            trace.append(TraceEntry("manager", f"personal manager of {who} is {name}, {why} → {pm.next}",
+                                    {"manager": ext, "source": source, "why": why, "to": pm.next}))
+            return _Go(pm.next, "busy" if why == "busy" else "unavailable")
+        trace.append(TraceEntry("manager", f"personal manager of {who} is {name} (from {source}): "
+                                f"ring for {pm.ring_time} s",
+                                {"manager": ext, "source": source, "seconds": pm.ring_time}))
+        return Ring(f"manager:{ident}", f"personal manager {name}", (Leg(ext, 0, pm.ring_time),),
+                    pm.ring_time, path)
+
+    def _duty(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        r = self.config.duty[ident]
+        local = facts.now.astimezone(zone(r.timezone))
+        day = local.date()
+        if local.hour * 60 + local.minute < r.changeover:
+            day -= timedelta(days=1)
+        iso = day.isoformat()
+        number = None
+        for e in r.entries:
+            if iso in e.dates:
+                number = e.number
+                break
+        if number is None:
+            for e in r.entries:
+                if day.weekday() in e.weekdays:
+                    number = e.number
+                    break
+        if number is None:
+            trace.append(TraceEntry("duty", f"nobody is on duty in '{r.name}' for {iso} → {r.nobody}",
+                                    {"roster": ident, "day": iso, "number": None, "to": r.nobody}))
+            return _Go(r.nobody)
+        confirm = ", confirm with a key" if r.confirm else ""
+        trace.append(TraceEntry("duty", f"duty mobile {number} ('{r.name}', {iso}) for {r.ring_time} s{confirm}",
+                                {"roster": ident, "day": iso, "number": number, "seconds": r.ring_time}))
+        return Forward(f"duty:{ident}", f"duty mobile {number}", number, r.ring_time, r.confirm, path)
+
+    def _hangup(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        trace.append(TraceEntry("hangup", "hang up", {"reason": ident or "configured"}))
+        return Hangup("hangup", ident or "configured", path)
+
+
+def _skipped_text(skipped) -> str:
+    return ", ".join(f"{t} {w}" for t, w in skipped) or "no members"
+
+
+def _legs_text(legs: tuple[Leg, ...]) -> str:
+    parts = []
+    for l in legs:
+        parts.append(f"{l.target} {l.start}–{l.stop} s")
+    return ", ".join(parts) if parts else "nobody"
+
+
+def _leg_dict(l: Leg) -> dict[str, Any]:
+    return {"target": l.target, "start": l.start, "stop": l.stop,
+            "external": l.external, "confirm": l.confirm}
