@@ -13,7 +13,8 @@ import secrets
 import socket
 import time
 
-from appliance.sip import Request, Response, parse
+from appliance.sip import Request, Response, SipError, parse
+from appliance.sip.message import parse_head
 from appliance.sip.digest import Credentials, expected_response, ha1, parse_digest_params
 from appliance.sip.message import StreamFramer
 
@@ -72,7 +73,13 @@ class SipClient:
 
     def recv(self, timeout: float = 2.0) -> Request | Response | None:
         data = self.recv_raw(timeout)
-        return None if data is None else parse(data)
+        if data is None:
+            return None
+        try:
+            return parse(data)
+        except SipError:
+            # An answer to a broken request echoes its broken headers; the status line is what counts.
+            return parse_head(data)
 
     # -- requests -------------------------------------------------------------
 
