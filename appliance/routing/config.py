@@ -568,12 +568,22 @@ def describe(config: RoutingConfig, ref: str) -> str:
         return f"extension {ident}" + (f" ({name})" if name else "")
     if kind == "hangup":
         return "hang up"
+    if kind == "parent":
+        return "the menu before"
+    if kind == "repeat":
+        return "the same menu"
+    if kind == "number":
+        return ident
+    if kind == "voicemail" and ident == "*":
+        return "own voicemail"
     if kind == "voicemail" and ident not in config.voicemail:
         return f"voicemail {ident}"
     section = _SECTION_OF_KIND.get(kind)
     table = getattr(config, section, {}) if section else {}
     obj = table.get(ident)
     label = {"night": "night switch", "duty": "duty roster", "manager": "personal manager"}.get(kind, kind)
+    if kind == "voicemail":
+        return f"voicemail '{obj.name if obj is not None else ident}'"
     return f"{label} '{obj.name if obj is not None else ident}'"
 
 

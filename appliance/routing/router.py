@@ -10,11 +10,11 @@ trace; the loop stops at the first step the engine has to carry out.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Callable
 
 from . import webhook as webhook_mod
+from .config import describe
 from .facts import IDLE, Facts, State
 from .model import Exits, Member, RoutingConfig, Route, split_ref
 from .numbers import caller_matches, normalise
@@ -45,6 +45,14 @@ class _Go:
         self.ref, self.reason, self.owner = ref, reason, owner
 
 
+def _with(p: Path, *, via: tuple[str, ...] | None = None, menus: tuple[str, ...] | None = None,
+          tries: int | None = None, reason: str | None = None, owner: str | None = None) -> Path:
+    """dataclasses.replace for Path, without its introspection (this is the hot path)."""
+    return Path(p.route, p.via if via is None else via, p.menus if menus is None else menus,
+                p.tries if tries is None else tries, p.reason if reason is None else reason,
+                p.owner if owner is None else owner)
+
+
 def _exit(exits: Exits, reason: str) -> str:
     return {"no answer": exits.no_answer, "busy": exits.busy,
             "unavailable": exits.unavailable}.get(reason, exits.failure)
@@ -71,6 +79,14 @@ class Router:
                 entries |= set(m.direct_dial)
             self._menu_entries[mid] = frozenset(entries)
         self._routes = [(r, tuple(normalise(n) for n in r.numbers)) for r in config.routes]
+        self._described: dict[str, str] = {}
+
+    def _d(self, ref: str) -> str:
+        """A destination in words, for the trace: "group 'Sales'"."""
+        text = self._described.get(ref)
+        if text is None:
+            text = self._described[ref] = describe(self.config, ref)
+        return text
 
     # ---- the engine-facing API -------------------------------------------------------
 
@@ -81,7 +97,7 @@ class Router:
         if route is None:
             ref = self.config.unmatched or "hangup"
             trace.append(TraceEntry("route", f"no route takes calls to {facts.call.dialled or 'an unknown number'}"
-                                    f" from {facts.call.caller or 'a withheld number'}; unmatched calls go to {ref}",
+                                    f" from {facts.call.caller or 'a withheld number'}; unmatched calls go to {self._d(ref)}",
                                     {"route": None, "to": ref}))
             return self._enter(ref, Path(route=""), facts, state, trace, {})
         trace.append(TraceEntry("route", f"route '{route.name}' takes calls to {facts.call.dialled or 'any number'}"
@@ -109,30 +125,30 @@ class Router:
         if isinstance(step, Play):
             ann = self.config.announcements.get(split_ref(step.dest)[1])
             nxt = ann.then if ann is not None else "hangup"
-            trace.append(TraceEntry("play", f"after announcement '{step.name}' → {nxt}", {"to": nxt}))
-            return self._enter(nxt, replace(path, reason="", owner=""), facts, state, trace, positions)
+            trace.append(TraceEntry("play", f"after announcement '{step.name}' → {self._d(nxt)}", {"to": nxt}))
+            return self._enter(nxt, _with(path, reason="", owner=""), facts, state, trace, positions)
         if isinstance(step, AskWebhook):
             return self._webhook_outcome(step, outcome, answer, facts, state, trace)
         if isinstance(step, Queue):
             q = self.config.queues[split_ref(step.dest)[1]]
             if outcome is Outcome.DIGITS and q.exit_key and digits == q.exit_key and q.exit_to:
-                trace.append(TraceEntry("queue", f"caller pressed {digits} to leave queue '{q.name}' → {q.exit_to}",
+                trace.append(TraceEntry("queue", f"caller pressed {digits} to leave queue '{q.name}' → {self._d(q.exit_to)}",
                                         {"queue": q.id, "key": digits, "to": q.exit_to}))
-                return self._enter(q.exit_to, replace(path, reason="exit"), facts, state, trace, positions)
+                return self._enter(q.exit_to, _with(path, reason="exit"), facts, state, trace, positions)
             if outcome is Outcome.CALLBACK or (outcome is Outcome.DIGITS and q.callback and digits == q.callback_key):
                 trace.append(TraceEntry("queue", f"caller asked queue '{q.name}' to call back",
                                         {"queue": q.id, "callback": True}))
                 return Decision(Hangup(step.dest, "call back requested", path, callback=True), tuple(trace))
             if outcome in (Outcome.NO_ANSWER, Outcome.TIMEOUT):
                 nxt = q.exits.no_answer
-                trace.append(TraceEntry("queue", f"queue '{q.name}': no agent answered within {q.max_wait} s → {nxt}",
+                trace.append(TraceEntry("queue", f"queue '{q.name}': no agent answered within {q.max_wait} s → {self._d(nxt)}",
                                         {"queue": q.id, "outcome": "no answer", "to": nxt}))
-                return self._enter(nxt, replace(path, reason="no answer"), facts, state, trace, positions)
+                return self._enter(nxt, _with(path, reason="no answer"), facts, state, trace, positions)
             reason = _FAIL_OUTCOMES.get(outcome, "failure")
             nxt = _exit(q.exits, reason)
-            trace.append(TraceEntry("queue", f"queue '{q.name}': {reason} → {nxt}",
+            trace.append(TraceEntry("queue", f"queue '{q.name}': {reason} → {self._d(nxt)}",
                                     {"queue": q.id, "outcome": reason, "to": nxt}))
-            return self._enter(nxt, replace(path, reason=reason), facts, state, trace, positions)
+            return self._enter(nxt, _with(path, reason=reason), facts, state, trace, positions)
         if isinstance(step, (Ring, Forward)):
             if outcome not in _FAIL_OUTCOMES:
                 raise ValueError(f"a {type(step).__name__} step cannot end with {outcome.value}")
@@ -141,9 +157,9 @@ class Router:
             nxt = _exit(exits, reason)
             if nxt == "voicemail:*":
                 nxt = f"voicemail:{split_ref(step.dest)[1]}"
-            trace.append(TraceEntry("outcome", f"{step.name}: {reason} → {nxt}",
+            trace.append(TraceEntry("outcome", f"{step.name}: {reason} → {self._d(nxt)}",
                                     {"dest": step.dest, "outcome": reason, "to": nxt}))
-            return self._enter(nxt, replace(path, reason=reason, owner=""), facts, state, trace, positions)
+            return self._enter(nxt, _with(path, reason=reason, owner=""), facts, state, trace, positions)
         raise ValueError(f"routing cannot continue from {type(step).__name__}")
 
     def match(self, call) -> Route | None:
@@ -225,16 +241,16 @@ class Router:
 
     def _enter(self, ref: str, path: Path, facts: Facts, state: State,
                trace: list[TraceEntry], positions: dict[str, int]) -> Decision:
-        path = replace(path, tries=0)
+        route, via, menus, reason, owner = path.route, path.via, path.menus, path.reason, path.owner
         for _ in range(MAX_HOPS):
-            if len(path.via) >= MAX_PATH:
+            if len(via) >= MAX_PATH:
                 break
-            kind, ident = split_ref(ref)
-            path = replace(path, via=path.via + (ref,))
+            kind, _sep, ident = ref.partition(":")
+            via = via + (ref,)
+            path = Path(route, via, menus, 0, reason, owner)
             result = self._handlers[kind](ident, path, facts, state, trace, positions)
-            if isinstance(result, _Go):
-                ref = result.ref
-                path = replace(path, reason=result.reason, owner=result.owner)
+            if type(result) is _Go:
+                ref, reason, owner = result.ref, result.reason, result.owner
                 continue
             return Decision(result, tuple(trace), Updates(positions))
         trace.append(TraceEntry("hangup", "the call went round in circles; hanging up", {"reason": "loop"}))
@@ -318,7 +334,7 @@ class Router:
             nxt = _exit(exits, reason)
             if nxt == "voicemail:*":
                 nxt = f"voicemail:{ident}"
-            trace.append(TraceEntry("skip", f"{name} is {why} → {nxt}",
+            trace.append(TraceEntry("skip", f"{name} is {why} → {self._d(nxt)}",
                                     {"extension": ident, "why": why, "to": nxt}))
             return _Go(nxt, reason)
         trace.append(TraceEntry("ring", f"ring {name} for {ring_time} s",
@@ -332,7 +348,7 @@ class Router:
         if not ordered:
             reason = "busy" if any(w == "busy" for _, w in skipped) else "unavailable"
             nxt = _exit(g.exits, reason)
-            trace.append(TraceEntry("group", f"group '{g.name}': nobody to ring ({_skipped_text(skipped)}) → {nxt}",
+            trace.append(TraceEntry("group", f"group '{g.name}': nobody to ring ({_skipped_text(skipped)}) → {self._d(nxt)}",
                                     {"group": ident, "skipped": dict(skipped), "outcome": reason, "to": nxt}))
             return _Go(nxt, reason)
         ordered = self._order(ref, g.strategy, ordered, len(g.members), facts, state, positions)
@@ -352,7 +368,7 @@ class Router:
         logged_in = ordered or any(w in ("busy", "wrap-up") for _, w in skipped)
         if not logged_in:
             nxt = q.exits.unavailable
-            trace.append(TraceEntry("queue", f"queue '{q.name}' has no agents ({_skipped_text(skipped)}) → {nxt}",
+            trace.append(TraceEntry("queue", f"queue '{q.name}' has no agents ({_skipped_text(skipped)}) → {self._d(nxt)}",
                                     {"queue": ident, "skipped": dict(skipped), "to": nxt}))
             return _Go(nxt, "unavailable")
         contact = state.contacts.get(facts.call.caller)
@@ -375,9 +391,9 @@ class Router:
             menus = menus[:menus.index(ref) + 1]
         else:
             menus = menus + (ref,)
-            path = replace(path, tries=0)
-        path = replace(path, menus=menus)
-        options = ", ".join(f"{d} → {to}" for d, to in m.options.items())
+            path = _with(path, tries=0)
+        path = _with(path, menus=menus)
+        options = ", ".join(f"{d} → {self._d(to)}" for d, to in m.options.items())
         dd = " and direct dial" if m.direct_dial else ""
         trace.append(TraceEntry("menu", f"menu '{m.name}' plays '{m.prompt}' ({options}{dd})",
                                 {"menu": ident, "prompt": m.prompt, "options": dict(m.options),
@@ -394,38 +410,38 @@ class Router:
             nxt = m.options[digits]
             if nxt == "parent":
                 parent = path.menus[-2] if len(path.menus) >= 2 else step.dest
-                trace.append(TraceEntry("menu", f"caller pressed {digits}: back to {parent}",
+                trace.append(TraceEntry("menu", f"caller pressed {digits}: back to {self._d(parent)}",
                                         {"menu": ident, "digits": digits, "to": parent}))
-                return self._enter(parent, replace(path, menus=path.menus[:-1], tries=0), facts, state, trace, {})
+                return self._enter(parent, _with(path, menus=path.menus[:-1], tries=0), facts, state, trace, {})
             if nxt == "repeat":
                 trace.append(TraceEntry("menu", f"caller pressed {digits}: menu again",
                                         {"menu": ident, "digits": digits, "to": step.dest}))
-                return self._enter(step.dest, replace(path, tries=0), facts, state, trace, {})
-            trace.append(TraceEntry("menu", f"caller pressed {digits} → {nxt}",
+                return self._enter(step.dest, _with(path, tries=0), facts, state, trace, {})
+            trace.append(TraceEntry("menu", f"caller pressed {digits} → {self._d(nxt)}",
                                     {"menu": ident, "digits": digits, "to": nxt}))
-            return self._enter(nxt, replace(path, tries=0, reason=""), facts, state, trace, {})
+            return self._enter(nxt, _with(path, tries=0, reason=""), facts, state, trace, {})
         if outcome is Outcome.DIGITS and digits in step.entries:
             nxt = f"ext:{digits}"
             trace.append(TraceEntry("menu", f"caller dialled extension {digits} directly",
                                     {"menu": ident, "digits": digits, "to": nxt}))
-            return self._enter(nxt, replace(path, tries=0, reason=""), facts, state, trace, {})
+            return self._enter(nxt, _with(path, tries=0, reason=""), facts, state, trace, {})
         if outcome is Outcome.DIGITS:
             what, exhausted, prompt = "invalid entry", m.on_invalid, m.invalid_prompt
         elif outcome is Outcome.TIMEOUT:
             what, exhausted, prompt = "no entry", m.on_timeout, m.timeout_prompt
         else:  # the prompt could not be played: do not keep the caller in a silent menu
-            trace.append(TraceEntry("menu", f"menu '{m.name}' failed → {m.on_timeout}",
+            trace.append(TraceEntry("menu", f"menu '{m.name}' failed → {self._d(m.on_timeout)}",
                                     {"menu": ident, "to": m.on_timeout}))
-            return self._enter(m.on_timeout, replace(path, tries=0), facts, state, trace, {})
+            return self._enter(m.on_timeout, _with(path, tries=0), facts, state, trace, {})
         tries = path.tries + 1
         shown = f" {digits}" if digits else ""
         if tries > m.retries:
-            trace.append(TraceEntry("menu", f"{what}{shown} in menu '{m.name}' after {m.retries} retries → {exhausted}",
+            trace.append(TraceEntry("menu", f"{what}{shown} in menu '{m.name}' after {m.retries} retries → {self._d(exhausted)}",
                                     {"menu": ident, "digits": digits, "tries": tries, "to": exhausted}))
-            return self._enter(exhausted, replace(path, tries=0), facts, state, trace, {})
+            return self._enter(exhausted, _with(path, tries=0), facts, state, trace, {})
         trace.append(TraceEntry("menu", f"{what}{shown} in menu '{m.name}': try {tries} of {m.retries}",
                                 {"menu": ident, "digits": digits, "tries": tries}))
-        retry_path = replace(path, tries=tries, via=path.via + (step.dest,))
+        retry_path = _with(path, tries=tries, via=path.via + (step.dest,))
         return Decision(self._menu(ident, retry_path, facts, state, trace, {},
                                    (prompt,) if prompt else ()), tuple(trace))
 
@@ -434,23 +450,26 @@ class Router:
         clock = self.clocks[ident]
         override = state.overrides.get(ident)
         is_open, why = clock.is_open(facts.now, override)
-        nxt = s.open if is_open else s.closed
+        nxt = (s.open if is_open else s.closed) or "hangup"
         label = local_label(facts.now, s.timezone)
         if why == "hours":
             text = f"{label} is {'inside' if is_open else 'outside'} '{s.name}'"
         else:
             text = f"'{s.name}' is held {'open' if is_open else 'closed'} by a {why} ({label})"
-        trace.append(TraceEntry("schedule", f"{text} → {'open' if is_open else 'closed'} → {nxt}",
+        trace.append(TraceEntry("schedule", f"{text} → {'open' if is_open else 'closed'} → {self._d(nxt)}",
                                 {"schedule": ident, "open": is_open, "why": why, "local": label, "to": nxt}))
-        return _Go(nxt or "hangup")
+        return _Go(nxt)
 
     def _night(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
         n = self.config.night[ident]
         clock = self.clocks.get(n.schedule) if n.schedule else None
         override = state.night_override(ident)
         night, why = False, "default"
+        label = local_label(facts.now, self.config.timezone)
         if clock is not None:
-            night, why = not clock.natural(facts.now), f"schedule '{self.config.schedules[n.schedule].name}'"
+            sname = self.config.schedules[n.schedule].name
+            night = not clock.natural(facts.now)
+            why = f"{label} is {'outside' if night else 'inside'} '{sname}'"
         if override is not None:
             if override.permanent:
                 night, why = override.state == "night", "switched by hand"
@@ -461,7 +480,7 @@ class Router:
                     night, why = override.state == "night", f"switched by hand{until}"
         nxt = n.night if night else n.day
         mode = "night" if night else "day"
-        trace.append(TraceEntry("night", f"night switch '{n.name}' is {mode} ({why}) → {nxt}",
+        trace.append(TraceEntry("night", f"{why}: night switch '{n.name}' is {mode} → {self._d(nxt)}",
                                 {"switch": ident, "night": night, "why": why, "to": nxt}))
         return _Go(nxt)
 
@@ -515,13 +534,13 @@ class Router:
         else:
             ref, why = None, "the request failed"
         if ref is None:
-            trace.append(TraceEntry("webhook", f"webhook '{w.name}': {why} → {w.fallback}",
+            trace.append(TraceEntry("webhook", f"webhook '{w.name}': {why} → {self._d(w.fallback)}",
                                     {"webhook": ident, "ok": False, "why": why, "to": w.fallback}))
-            return self._enter(w.fallback, replace(step.path, reason="failure"), facts, state, trace, {})
+            return self._enter(w.fallback, _with(step.path, reason="failure"), facts, state, trace, {})
         trace.append(TraceEntry("webhook", f"webhook '{w.name}' chose {why}",
                                 {"webhook": ident, "ok": True, "to": ref}))
         owner = step.dest if split_ref(ref)[0] in ("ext", "number") else ""
-        return self._enter(ref, replace(step.path, reason="", owner=owner), facts, state, trace, {})
+        return self._enter(ref, _with(step.path, reason="", owner=owner), facts, state, trace, {})
 
     def _manager(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
         pm = self.config.managers[ident]
@@ -534,17 +553,17 @@ class Router:
             ext, source = state.learned[caller], "last answered call"
         who = (contact.name if contact and contact.name else caller) or "a withheld number"
         if ext is None:
-            trace.append(TraceEntry("manager", f"{who} has no personal manager → {pm.next}",
+            trace.append(TraceEntry("manager", f"{who} has no personal manager → {self._d(pm.next)}",
                                     {"manager": None, "to": pm.next}))
             return _Go(pm.next)
         if ext not in self.known:
-            trace.append(TraceEntry("manager", f"manager {ext} of {who} is not an extension → {pm.next}",
+            trace.append(TraceEntry("manager", f"manager {ext} of {who} is not an extension → {self._d(pm.next)}",
                                     {"manager": ext, "to": pm.next}))
             return _Go(pm.next)
         why = unavailable_reason(state.presence.get(ext, IDLE), pm.availability, facts.now)
         name = f"extension {ext}" + (f" ({self.known[ext]})" if self.known.get(ext) else "")
         if why is not None:
-            trace.append(TraceEntry("manager", f"personal manager of {who} is {name}, {why} → {pm.next}",
+            trace.append(TraceEntry("manager", f"personal manager of {who} is {name}, {why} → {self._d(pm.next)}",
                                     {"manager": ext, "source": source, "why": why, "to": pm.next}))
             return _Go(pm.next, "busy" if why == "busy" else "unavailable")
         trace.append(TraceEntry("manager", f"personal manager of {who} is {name} (from {source}): "
@@ -571,7 +590,7 @@ class Router:
                     number = e.number
                     break
         if number is None:
-            trace.append(TraceEntry("duty", f"nobody is on duty in '{r.name}' for {iso} → {r.nobody}",
+            trace.append(TraceEntry("duty", f"nobody is on duty in '{r.name}' for {iso} → {self._d(r.nobody)}",
                                     {"roster": ident, "day": iso, "number": None, "to": r.nobody}))
             return _Go(r.nobody)
         confirm = ", confirm with a key" if r.confirm else ""

@@ -37,15 +37,20 @@ class Scenario:
     learned: Mapping[str, str] = field(default_factory=dict)
 
 
-def state_for(scenario: Scenario, extensions: Mapping[str, str]) -> State:
+def state_for(scenario: Scenario, extensions: Mapping[str, str], *, saved_night: Override | None = None,
+              saved_overrides: Mapping[str, Override] | None = None,
+              saved_positions: Mapping[str, int] | None = None) -> State:
+    """The state a trace runs in: everyone registered and free unless the scenario says
+    otherwise; the appliance's saved night switch, overrides and positions if given."""
     presence = {}
     for ext in set(extensions) | scenario.busy | scenario.unregistered | scenario.dnd:
         presence[ext] = Presence(registered=ext not in scenario.unregistered, dnd=ext in scenario.dnd,
                                  calls=1 if ext in scenario.busy else 0)
-    night = {}
+    night = {"": saved_night} if saved_night is not None else {}
     if scenario.night is not None:
         night[""] = Override("night" if scenario.night else "day", permanent=True)
-    return State(presence=presence, night=night, contacts=dict(scenario.contacts),
+    return State(presence=presence, night=night, overrides=dict(saved_overrides or {}),
+                 contacts=dict(scenario.contacts), positions=dict(saved_positions or {}),
                  learned={normalise(k): v for k, v in scenario.learned.items()})
 
 
@@ -90,11 +95,13 @@ def _ring_outcome(targets: list[str], scenario: Scenario) -> tuple[Outcome, str]
     return Outcome.NO_ANSWER, ""
 
 
-def follow(router: Router, call: Call, at: datetime, scenario: Scenario, *,
-           seed: int = 0) -> Trace:
+def follow(router: Router, call: Call, at: datetime, scenario: Scenario, *, seed: int = 0,
+           saved_night: Override | None = None, saved_overrides: Mapping[str, Override] | None = None,
+           saved_positions: Mapping[str, int] | None = None) -> Trace:
     """Walk the call to its end, step by step, as the engine would."""
     facts = Facts(call, at, random.Random(seed))
-    state = state_for(scenario, router.known)
+    state = state_for(scenario, router.known, saved_night=saved_night, saved_overrides=saved_overrides,
+                      saved_positions=saved_positions)
     entries: list[TraceEntry] = []
     presses = list(scenario.press)
     decision: Decision = router.first_step(facts, state)
