@@ -763,7 +763,7 @@ def validate(config: RoutingConfig) -> list[ConfigError]:
     # Loops a caller who does nothing can never leave (forced edges only).
     for cycle in _forced_cycles(c, nodes + sorted(ext_refs)):
         first = cycle[0]
-        steps = " → ".join(f"{label} → {describe(c, to)}" for _frm, label, to in cycle)
+        steps = " → ".join(f"{label} → {describe(c, to)}" for _frm, label, to, _p in cycle)
         add(f"{where(first[0])} → {steps} goes round in a loop that never reaches voicemail or hang up",
             first[3])
     return problems
