@@ -84,7 +84,7 @@ class Edge:
         on_event: Callable[[object], None] | None = None,
         policy: GuardPolicy | None = None,
         clock: Callable[[], float] = time.time,
-        algorithms: tuple[str, ...] = ("SHA-256", "MD5"),
+        algorithms: tuple[str, ...] | None = None,
         max_message: int = MAX_MESSAGE,
         flush_interval: float = 1.0,
         tcp: bool = True,
@@ -96,7 +96,10 @@ class Edge:
         self.advertise = advertise
         self.on_event = on_event
         self.clock = clock
-        self.algorithms = algorithms
+        # MD5 first by default: many desk phones (and sipp) answer only the first
+        # challenge and give up on SHA-256; clients that prefer SHA-256 still find it.
+        setting = store.get_setting("sip_digest_algorithms", "MD5,SHA-256")
+        self.algorithms = algorithms or tuple(a.strip().upper() for a in str(setting).split(",") if a.strip())
         self.max_message = max_message
         self.flush_interval = flush_interval
         self.use_tcp = tcp

@@ -9,7 +9,7 @@ brackets; `get_all()` returns the lines as they were.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from appliance.sip.errors import SipError
 from appliance.sip.uri import Params, format_params, param, parse_host, parse_params
@@ -89,6 +89,19 @@ def split_list(value: str) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class Headers:
     fields: tuple[tuple[str, str], ...] = ()
+    # Values by canonical name, built once: a message is read many more times than it is built.
+    _index: dict = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[str]] = {}
+        for n, v in self.fields:
+            key = _canonical_cache.get(n) or canonical(n)
+            lst = index.get(key)
+            if lst is None:
+                index[key] = [v]
+            else:
+                lst.append(v)
+        object.__setattr__(self, "_index", index)
 
     def __iter__(self):
         return iter(self.fields)
@@ -97,26 +110,25 @@ class Headers:
         return len(self.fields)
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        key = canonical(name)
-        for n, v in self.fields:
-            if canonical(n) == key:
-                return v
-        return default
+        lst = self._index.get(_canonical_cache.get(name) or canonical(name))
+        return lst[0] if lst else default
 
     def get_all(self, name: str) -> list[str]:
-        key = canonical(name)
-        return [v for n, v in self.fields if canonical(n) == key]
+        return list(self._index.get(_canonical_cache.get(name) or canonical(name), ()))
 
     def values(self, name: str) -> list[str]:
         """All values of a list header, across lines, split at commas."""
         out: list[str] = []
-        for v in self.get_all(name):
+        for v in self._index.get(_canonical_cache.get(name) or canonical(name), ()):
             out.extend(split_list(v))
         return out
 
     def count(self, name: str) -> int:
-        key = canonical(name)
-        return sum(1 for n, _ in self.fields if canonical(n) == key)
+        return len(self._index.get(_canonical_cache.get(name) or canonical(name), ()))
+
+    def names(self) -> dict[str, int]:
+        """How many fields each canonical name has."""
+        return {k: len(v) for k, v in self._index.items()}
 
     def __contains__(self, name: str) -> bool:
         return self.get(name) is not None

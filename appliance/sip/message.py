@@ -49,6 +49,18 @@ SINGLE = ("from", "to", "call-id", "cseq", "max-forwards", "content-length", "co
 class Message:
     headers: Headers
     body: bytes
+    # Parsed header values, filled on first use (the message itself never changes).
+    _cache: dict = field(default=None, init=False, repr=False, compare=False)
+
+    def _cached(self, key: str, make):
+        cache = self._cache
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_cache", cache)
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = make()
+        return value
 
     @property
     def call_id(self) -> str:
@@ -71,11 +83,11 @@ class Message:
 
     @property
     def from_(self) -> NameAddr:
-        return parse_name_addr(self.headers.get("from") or "", where="From")
+        return self._cached("from", lambda: parse_name_addr(self.headers.get("from") or "", where="From"))
 
     @property
     def to(self) -> NameAddr:
-        return parse_name_addr(self.headers.get("to") or "", where="To")
+        return self._cached("to", lambda: parse_name_addr(self.headers.get("to") or "", where="To"))
 
     def _head_bytes(self, start: str) -> bytes:
         lines = [start]
@@ -105,7 +117,7 @@ class Request(Message):
 
     @property
     def request_uri(self) -> SipURI | OtherURI:
-        return parse_uri(self.uri, where="Request-URI")
+        return self._cached("ruri", lambda: parse_uri(self.uri, where="Request-URI"))
 
     def with_(self, **changes) -> "Request":
         return replace(self, **changes)
@@ -247,8 +259,9 @@ def _check_headers(msg: Request | Response) -> None:
     for name in ("via", "from", "to", "call-id", "cseq"):
         if h.get(name) is None:
             raise SipError(400, f"missing {name} header", msg)
+    counts = h.names()
     for name in SINGLE:
-        if h.count(name) > 1:
+        if counts.get(name, 0) > 1:
             raise SipError(400, f"more than one {name} header", msg)
     if not h.get("call-id"):
         raise SipError(400, "empty Call-ID", msg)
@@ -258,11 +271,10 @@ def _check_headers(msg: Request | Response) -> None:
             parse_via(v)
         except SipError as e:
             raise SipError(400, e.reason, msg) from None
-    for name in ("from", "to"):
-        try:
-            parse_name_addr(h.get(name) or "", where=name)
-        except SipError as e:
-            raise SipError(400, e.reason, msg) from None
+    try:
+        msg.from_, msg.to
+    except SipError as e:
+        raise SipError(400, e.reason, msg) from None
     if isinstance(msg, Request):
         if not _METHOD.match(method):
             raise SipError(400, "bad CSeq method", msg)
@@ -275,7 +287,7 @@ def _check_headers(msg: Request | Response) -> None:
         if expires is not None and (not expires.isdigit() or len(expires) > 10):
             raise SipError(400, "bad Expires", msg)
         try:
-            uri = parse_uri(msg.uri, where="Request-URI")
+            uri = msg.request_uri
         except SipError as e:
             raise SipError(400, e.reason, msg) from None
         if isinstance(uri, OtherURI) and uri.scheme != "tel":

@@ -21,6 +21,8 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\Z")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.?\Z")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
 _ESCAPED_BAD = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_URI_BAD = re.compile(r"[ \t\r\n<>\"]|%(?![0-9A-Fa-f]{2})")
+_OTHER_BAD = re.compile(r"[ \t\r\n<>\"]")
 # Characters allowed in the user part, escapes aside (RFC 3261 25.1: unreserved / user-unreserved).
 _USER = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/%]*\Z")
 _PASSWORD = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,%]*\Z")
@@ -173,10 +175,10 @@ def parse_uri(text: str, *, where: str = "URI") -> URI:
         raise SipError(400, f"bad URI in {where}")
     scheme = scheme.lower()
     if scheme not in ("sip", "sips"):
-        if any(c in rest for c in " \t\r\n<>\""):
+        if _OTHER_BAD.search(rest):
             raise SipError(400, f"bad URI in {where}")
         return OtherURI(scheme, rest)
-    if any(c in rest for c in " \t\r\n<>\"") or _ESCAPED_BAD.search(rest):
+    if _URI_BAD.search(rest):
         raise SipError(400, f"bad URI in {where}")
     user = password = None
     at = rest.find("@")
