@@ -59,12 +59,13 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _represent_str)
 
 
-@dataclass(frozen=True)
 class ConfigFileError(Exception):
     """A configuration file refused, with the line (1-based, or None) and the reason."""
 
-    line: int | None
-    reason: str
+    def __init__(self, line: int | None, reason: str):
+        super().__init__(line, reason)
+        self.line = line
+        self.reason = reason
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}" if self.line else self.reason
@@ -312,7 +313,7 @@ def parse_document(doc: Any) -> ParsedConfig:
     if not isinstance(routing_doc, dict):
         raise ConfigError("routing must be a mapping", ("routing",))
     try:
-        routing = dump_routing(parse_routing(routing_doc, {e["number"]: e["name"] for e in extensions}))
+        routing = dump_routing(parse_routing(routing_doc, {e["number"]: e["name"] for e in extensions}, timezone=tz))
     except ConfigError as e:
         raise e.at("routing") from None
     return ParsedConfig(tz, realm, extensions, trunks, contacts, routing)

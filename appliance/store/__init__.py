@@ -27,6 +27,21 @@ DEFAULT_TIMEZONE = "Europe/Kyiv"
 DEFAULT_EXTENSIONS = ("101", "102", "103")
 EXTENSION_MIN_LEN, EXTENSION_MAX_LEN = 2, 6
 
+# Out of the box every inbound call rings every desk phone; the owner then
+# builds the real flow in the panel or a configuration file.
+DEFAULT_ROUTING = {
+    "groups": {
+        "office": {
+            "name": "Office",
+            "strategy": "ringall",
+            "members": list(DEFAULT_EXTENSIONS),
+            "ring_time": 30,
+            "on_fail": "hangup",
+        }
+    },
+    "unmatched": "group:office",
+}
+
 
 def ha1(number: str, realm: str, password: str, algorithm: str = "MD5") -> str:
     """H(username:realm:password) for digest authentication (RFC 7616 section 3.4.2)."""
@@ -178,6 +193,11 @@ class Store:
             if not self.extensions():
                 for number in DEFAULT_EXTENSIONS:
                     created[number] = self.add_extension(number, f"Extension {number}")
+                if not self.routing_document():
+                    from appliance.routing.config import dump, parse
+
+                    extensions = {e["number"]: e["name"] for e in self.extensions()}
+                    self.set_routing_document(dump(parse(DEFAULT_ROUTING, extensions, timezone=self.timezone)))
             self.set_setting("seeded", True)
         return created
 
