@@ -1,0 +1,69 @@
+"""The pbx command: extension management, and every command documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from appliance.cli import _register_parts, cli
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def commands(group, prefix="pbx"):
+    for name, cmd in sorted(group.commands.items()):
+        if hasattr(cmd, "commands"):
+            yield from commands(cmd, f"{prefix} {name}")
+        else:
+            yield f"{prefix} {name}", cmd
+
+
+def test_every_command_is_in_the_readme_and_has_an_example():
+    _register_parts()
+    missing, no_example = [], []
+    for full, cmd in commands(cli):
+        if f"`{full}" not in README and not re.search(rf"`{re.escape(full)}\b", README):
+            missing.append(full)
+        if "Example:" not in (cmd.help or ""):
+            no_example.append(full)
+    assert missing == [], f"undocumented in README: {missing}"
+    assert no_example == [], f"help without an Example: line: {no_example}"
+
+
+def test_ext_add_list_passwd_remove(tmp_path):
+    runner = CliRunner()
+    data = ["--data", str(tmp_path)]
+    res = runner.invoke(cli, ["ext", "add", "104", "--name", "Warehouse", *data])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"extension 104 \(Warehouse\): user 104, password \S{12}", res.output)
+    res = runner.invoke(cli, ["ext", "add", "104", "--name", "Again", *data])
+    assert res.exit_code == 1 and "already exists" in res.output
+    res = runner.invoke(cli, ["ext", "add", "105", "--name", "Short", "--password", "short", *data])
+    assert res.exit_code == 2 and "at least 8 characters" in res.output
+    res = runner.invoke(cli, ["ext", "list", *data])
+    assert "104" in res.output and "Warehouse" in res.output and "0 registered" in res.output
+    res = runner.invoke(cli, ["ext", "passwd", "104", "--password", "a-new-password", *data])
+    assert res.exit_code == 0 and "a-new-password" in res.output
+    res = runner.invoke(cli, ["ext", "remove", "104", *data])
+    assert res.exit_code == 0
+    assert "104" not in runner.invoke(cli, ["ext", "list", *data]).output
+
+
+def test_an_extension_the_routing_needs_cannot_be_removed(tmp_path):
+    from appliance.store import Store
+
+    with Store(tmp_path) as store:
+        store.seed_defaults()  # the default group rings 101-103
+    res = CliRunner().invoke(cli, ["ext", "remove", "102", "--data", str(tmp_path)])
+    assert res.exit_code == 1
+    assert "used by the routing" in res.output and "102" in res.output
+
+
+def test_config_import_refuses_a_bad_file_and_says_nothing_was_imported(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nextensions:\n  - number: 1x\n    name: A\n    password: long-enough\n")
+    res = CliRunner().invoke(cli, ["config", "import", str(bad), "--data", str(tmp_path / "d")])
+    assert res.exit_code == 1
+    assert "line 3" in res.output and "nothing was imported" in res.output
