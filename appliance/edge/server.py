@@ -145,6 +145,11 @@ class Edge:
                 lambda: UdpProtocol(self), local_addr=(self.host, self.port), reuse_port=False
             )
             port = self.udp.get_extra_info("sockname")[1]
+            try:
+                # Room for a burst (every phone re-registering after a power cut) while the loop is busy.
+                self.udp.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            except OSError:
+                pass
             if not self.use_tcp:
                 break
             try:

@@ -31,6 +31,8 @@ def ha1(username: str, realm: str, password: str, algorithm: str = "MD5") -> str
 
 def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        if "\\" not in value:
+            return value[1:-1]
         return re.sub(r"\\(.)", r"\1", value[1:-1])
     return value
 
