@@ -65,6 +65,11 @@ class EngineConfig:
     clock_rate: int = 8000
     log_level: int = 3  # pjsua's level routed into Python logging (1 errors .. 5 trace)
     user_agent: str = "pbx-appliance"
+    # Trunk traffic has a transport of its own (providers never see the
+    # loopback address the edge talks to); 0 means no trunk transport.
+    trunk_host: str = "0.0.0.0"
+    trunk_port: int = 0
+    trunk_public: str = ""  # address written in Via/Contact on the trunk side ("" = trunk_host)
 
 
 class Registry:
@@ -135,6 +140,8 @@ class EngineThread:
         self._thread = threading.Thread(target=self._main, name="engine", daemon=True)
         self._log_writer: Any = None
         self._turn_hooks: list[Callable[[], None]] = []
+        self._shutdown_hooks: list[Callable[[], None]] = []
+        self.transports: dict[str, int] = {}  # "local", "trunk" -> pjsua transport id
         self.loop_turns = 0
 
     # -- other threads --------------------------------------------------------
@@ -173,6 +180,11 @@ class EngineThread:
     def on_turn(self, hook: Callable[[], None]) -> None:
         """Run hook on every loop turn (engine thread), e.g. timers of call state machines."""
         self._turn_hooks.append(hook)
+
+    def on_shutdown(self, hook: Callable[[], None]) -> None:
+        """Run hook on the engine thread after calls are hung up, before libDestroy
+        (drop accounts, players, tone generators)."""
+        self._shutdown_hooks.append(hook)
 
     def _main(self) -> None:
         try:
@@ -219,7 +231,15 @@ class EngineThread:
         tcfg.port = self.config.sip_port
         tcfg.boundAddress = self.config.sip_host
         tcfg.publicAddress = self.config.sip_host
-        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        self.transports["local"] = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        if self.config.trunk_port:
+            tcfg = pj.TransportConfig()
+            tcfg.port = self.config.trunk_port
+            tcfg.boundAddress = "" if self.config.trunk_host in ("0.0.0.0", "") else self.config.trunk_host
+            public = self.config.trunk_public or self.config.trunk_host
+            if public not in ("0.0.0.0", ""):
+                tcfg.publicAddress = public
+            self.transports["trunk"] = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
         ep.audDevManager().setNullDev()
         ep.libStart()
         self._set_codec_priorities()
@@ -272,6 +292,12 @@ class EngineThread:
                     self.registry.release_done()
         except Exception:  # noqa: BLE001 - shutting down regardless
             log.exception("error while hanging up calls at shutdown")
+        for hook in self._shutdown_hooks:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001
+                log.exception("engine shutdown hook failed")
+        self._shutdown_hooks.clear()
         self.registry.clear()
         self._turn_hooks.clear()
         # Fail whatever is still queued rather than leave callers waiting.

@@ -1,0 +1,105 @@
+"""The engine and its B2BUA alone in a process, driven by JSON lines.
+
+    python -m appliance.engine.runner --data DIR --sip-port 5080 --trunk-port 5070
+
+Used by the integration tests and `pbx bench calls` (pjsua2 allows one
+Endpoint per process, so the engine under test runs in its own).  Every
+engine event is printed on stdout as one JSON object; commands come on stdin:
+
+    {"cmd": "reload"}                               read extensions, trunks, routing again
+    {"cmd": "router", "factory": "module:function"} route with function(store) -> Router
+    {"cmd": "stats"}                                live calls, legs, post-dial delays
+    {"cmd": "flush"}                                wait until records are written
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import threading
+from typing import Any
+
+from .b2bua import B2BUA
+from .core import EngineConfig, EngineThread
+
+_out = threading.Lock()
+
+
+def say(obj: dict) -> None:
+    with _out:
+        sys.stdout.write(json.dumps(obj, default=str) + "\n")
+        sys.stdout.flush()
+
+
+def load(spec: str) -> Any:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m appliance.engine.runner")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--sip-port", type=int, required=True)
+    ap.add_argument("--trunk-host", default="127.0.0.1")
+    ap.add_argument("--trunk-port", type=int, default=0)
+    ap.add_argument("--edge", default="", help="HOST:PORT of the edge, the proxy towards phones")
+    ap.add_argument("--router", default="", help="module:function(store) returning a Router")
+    ap.add_argument("--allow-unknown", action="store_true")
+    ap.add_argument("--log-level", default="WARNING")
+    ap.add_argument("--quiet", action="store_true", help="do not print events")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    emit = (lambda e: None) if args.quiet else say
+    engine = EngineThread(EngineConfig(sip_host=args.host, sip_port=args.sip_port,
+                                       trunk_host=args.trunk_host, trunk_port=args.trunk_port, log_level=2),
+                          on_event=emit)
+    edge = None
+    if args.edge:
+        host, _, port = args.edge.rpartition(":")
+        edge = (host, int(port))
+    b2bua = B2BUA(engine, args.data, router_factory=load(args.router) if args.router else None, edge=edge,
+                  allow_unknown=args.allow_unknown, emit=emit)
+    engine.start()
+    engine.call(b2bua.start)
+    say({"kind": "ready", "pid": __import__("os").getpid()})
+    try:
+        for line in sys.stdin:
+            line = line.strip()
+            if not line:
+                continue
+            cmd = json.loads(line)
+            name = cmd.get("cmd")
+            if name == "quit":
+                break
+            if name == "reload":
+                engine.call(b2bua.reload)
+            elif name == "router":
+                factory = load(cmd["factory"])
+
+                def swap() -> None:
+                    b2bua.router_factory = factory
+                    b2bua.reload()
+                engine.call(swap)
+            elif name == "stats":
+                say({"kind": "stats", **engine.call(lambda: {
+                    "sessions": len(b2bua.sessions), "live": len(engine.registry),
+                    "post_dial_ms": list(b2bua.stats["post_dial_ms"])})})
+                b2bua.stats["post_dial_ms"] = []
+                continue
+            elif name == "flush":
+                b2bua.recorder.flush()
+            say({"kind": "done", "cmd": name})
+    finally:
+        engine.stop(5.0)
+    say({"kind": "stopped"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

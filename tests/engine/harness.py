@@ -1,0 +1,126 @@
+"""Processes for the engine's integration tests: the engine runner and pjsua2 agents.
+
+Each runs in its own process (one pjsua2 Endpoint per process) and speaks
+JSON lines; `Proc.expect()` waits for a line that matches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import wave
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT = ROOT / "tests" / "peers" / "agent.py"
+
+
+class Proc:
+    def __init__(self, args: list[str], name: str):
+        self.name = name
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env, cwd=str(ROOT))
+        self.lines: queue.SimpleQueue = queue.SimpleQueue()
+        self.seen: list[dict] = []
+        self.stderr: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.p.stdout:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    self.lines.put(json.loads(line))
+                except ValueError:
+                    pass
+
+    def _read_err(self) -> None:
+        for line in self.p.stderr:
+            self.stderr.append(line)
+
+    def send(self, **cmd) -> None:
+        self.p.stdin.write(json.dumps(cmd) + "\n")
+        self.p.stdin.flush()
+
+    def drain(self) -> list[dict]:
+        while True:
+            try:
+                self.seen.append(self.lines.get_nowait())
+            except queue.Empty:
+                return self.seen
+
+    def expect(self, timeout: float = 10.0, **match) -> dict:
+        """The first line (seen before or arriving) with these fields; it is consumed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, obj in enumerate(self.seen):
+                if all(obj.get(k) == v for k, v in match.items()):
+                    return self.seen.pop(i)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.name}: no {match} within {timeout} s; saw {self.seen[-15:]}\n"
+                                     f"stderr: {''.join(self.stderr[-20:])}")
+            try:
+                self.seen.append(self.lines.get(timeout=min(left, 0.2)))
+            except queue.Empty:
+                pass
+
+    def all(self, **match) -> list[dict]:
+        self.drain()
+        return [o for o in self.seen if all(o.get(k) == v for k, v in match.items())]
+
+    def clear(self) -> None:
+        self.drain()
+        self.seen.clear()
+
+    def stop(self) -> None:
+        try:
+            self.send(cmd="quit")
+            self.p.wait(timeout=8)
+        except Exception:  # noqa: BLE001
+            self.p.kill()
+            self.p.wait(timeout=5)
+
+
+def agent(port: int, name: str) -> Proc:
+    p = Proc([sys.executable, str(AGENT), "--port", str(port), "--name", name], name)
+    p.expect(timeout=15, ev="ready")
+    return p
+
+
+def engine(data: Path, sip_port: int, trunk_port: int, router: str = "") -> Proc:
+    args = [sys.executable, "-m", "appliance.engine.runner", "--data", str(data), "--sip-port", str(sip_port),
+            "--trunk-port", str(trunk_port)]
+    if router:
+        args += ["--router", router]
+    p = Proc(args, "engine")
+    p.expect(timeout=15, kind="ready")
+    return p
+
+
+def goertzel(path: str | Path, freq: float, skip: float = 0.3) -> float:
+    """Relative power of `freq` in a 16-bit mono WAV (0..1 of the signal's power)."""
+    with wave.open(str(path)) as w:
+        rate = w.getframerate()
+        raw = w.readframes(w.getnframes())
+    import array
+
+    samples = array.array("h", raw)[int(skip * rate):]
+    if len(samples) < rate // 10:
+        return 0.0
+    k = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s0 = x + k * s1 - s2
+        s2, s1 = s1, s0
+    power = s1 * s1 + s2 * s2 - k * s1 * s2
+    energy = sum(x * x for x in samples) or 1
+    return power / (energy * len(samples) / 2)

@@ -1,0 +1,324 @@
+"""A pjsua2 user agent driven by JSON lines: a desk phone, a mobile, or a provider.
+
+    python tests/peers/agent.py --port 5071 --name phone101
+
+Events go to stdout as JSON objects ("ev": incoming, state, cancel, ready...);
+commands come on stdin, one JSON object a line:
+
+    {"cmd": "mode", "mode": "ring"|"answer"|"busy", "delay": 0.0, "digits": "1", "digits_after": 1.0}
+    {"cmd": "call", "uri": "sip:...", "from": "sip:...", "headers": {"X-PBX-Extension": "101"}}
+    {"cmd": "answer", "id": 1}        {"cmd": "hangup", "id": 1 | "all"}
+    {"cmd": "tone", "id": 1, "freq": 600}      play a tone into the call
+    {"cmd": "record", "id": 1, "path": "..."}  record what the call receives; {"cmd": "stoprecord"}
+    {"cmd": "dtmf", "id": 1, "digits": "1"}
+    {"cmd": "hold", "id": 1}  {"cmd": "unhold", "id": 1}
+    {"cmd": "xfer", "id": 1, "uri": "sip:..."}  {"cmd": "xferreplaces", "id": 1, "other": 2}
+    {"cmd": "quit"}
+
+Received CANCELs are reported with their Reason header ("ev": "cancel"),
+read from pjsua's message log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import re
+import sys
+import threading
+import time
+
+import pjsua2 as pj
+
+_out = threading.Lock()
+
+
+def say(**obj) -> None:
+    with _out:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+
+class Logs(pj.LogWriter):
+    def write(self, entry):
+        try:
+            msg = entry.msg
+            if re.search(r"\bRX \d+ bytes Request msg CANCEL", msg):
+                m = re.search(r"^Reason:\s*(.*?)\r?$", msg, re.M | re.I)
+                say(ev="cancel", reason=m.group(1) if m else "")
+            elif re.search(r"\bRX \d+ bytes Request msg INVITE", msg):
+                frm = re.search(r"^From:\s*(.*?)\r?$", msg, re.M | re.I)
+                say(ev="invite_rx", from_=frm.group(1) if frm else "")
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class Call(pj.Call):
+    def __init__(self, agent, acc, call_id=pj.PJSUA_INVALID_ID):
+        super().__init__(acc, call_id)
+        self.agent = agent
+        self.id = agent.next_id()
+        self.state = "new"
+
+    def onCallState(self, prm):
+        try:
+            ci = self.getInfo()
+            names = {pj.PJSIP_INV_STATE_CALLING: "calling", pj.PJSIP_INV_STATE_INCOMING: "incoming",
+                     pj.PJSIP_INV_STATE_EARLY: "early", pj.PJSIP_INV_STATE_CONNECTING: "connecting",
+                     pj.PJSIP_INV_STATE_CONFIRMED: "confirmed", pj.PJSIP_INV_STATE_DISCONNECTED: "disconnected"}
+            self.state = names.get(ci.state, str(ci.state))
+            say(ev="state", id=self.id, state=self.state, code=ci.lastStatusCode, reason=ci.lastReason,
+                t=time.monotonic())
+            if self.state == "disconnected":
+                self.agent.ended.append(self)
+            if self.state == "confirmed" and self.agent.digits:
+                digits, after = self.agent.digits, self.agent.digits_after
+                self.agent.at(after, lambda: self.agent.dtmf(self, digits))
+        except Exception as e:  # noqa: BLE001
+            say(ev="error", where="onCallState", error=str(e))
+
+    def onCallMediaState(self, prm):
+        try:
+            ci = self.getInfo()
+            for i, m in enumerate(ci.media):
+                if m.type == pj.PJMEDIA_TYPE_AUDIO:
+                    say(ev="media", id=self.id, status=int(m.status))
+            self.agent.media_changed(self)
+        except Exception as e:  # noqa: BLE001
+            say(ev="error", where="onCallMediaState", error=str(e))
+
+    def onDtmfDigit(self, prm):
+        say(ev="dtmf", id=self.id, digit=prm.digit)
+
+
+class Acc(pj.Account):
+    def __init__(self, agent):
+        super().__init__()
+        self.agent = agent
+
+    def onIncomingCall(self, prm):
+        try:
+            self.agent.incoming(self, prm)
+        except Exception as e:  # noqa: BLE001
+            say(ev="error", where="onIncomingCall", error=str(e))
+
+
+class Agent:
+    def __init__(self, port: int, name: str):
+        self.port, self.name = port, name
+        self.calls: dict[int, Call] = {}
+        self.ended: list[Call] = []
+        self._id = 0
+        self.mode, self.delay = "ring", 0.0
+        self.digits, self.digits_after = "", 1.0
+        self.timers: list[tuple[float, object]] = []
+        self.tones: dict[int, object] = {}
+        self.recorders: dict[int, object] = {}
+        self.commands: queue.SimpleQueue = queue.SimpleQueue()
+
+        ep = self.ep = pj.Endpoint()
+        ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = 256
+        cfg.medConfig.clockRate = 8000
+        cfg.medConfig.sndClockRate = 8000
+        cfg.medConfig.noVad = True
+        cfg.medConfig.ecTailLen = 0
+        self.logs = Logs()
+        cfg.logConfig.writer = self.logs
+        cfg.logConfig.level = 4
+        cfg.logConfig.consoleLevel = 4
+        cfg.logConfig.msgLogging = 1
+        ep.libInit(cfg)
+        t = pj.TransportConfig()
+        t.port = port
+        t.boundAddress = "127.0.0.1"
+        t.publicAddress = "127.0.0.1"
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, t)
+        ep.audDevManager().setNullDev()
+        ep.libStart()
+        for c in ep.codecEnum2():
+            ep.codecSetPriority(c.codecId, 254 if c.codecId.startswith("PCMU/") else 0)
+        self.acc = Acc(self)
+        ac = pj.AccountConfig()
+        ac.idUri = f"sip:{name}@127.0.0.1:{port}"
+        self.acc.create(ac, True)
+
+    def next_id(self) -> int:
+        self._id += 1
+        return self._id
+
+    def at(self, delay: float, fn) -> None:
+        self.timers.append((time.monotonic() + delay, fn))
+
+    def incoming(self, acc, prm):
+        call = Call(self, acc, prm.callId)
+        self.calls[call.id] = call
+        ci = call.getInfo()
+        hdrs = {}
+        for name in ("Reason", "X-PBX-Extension"):
+            m = re.search(rf"^{name}:\s*(.*?)\r?$", prm.rdata.wholeMsg, re.M | re.I)
+            if m:
+                hdrs[name] = m.group(1)
+        say(ev="incoming", id=call.id, remote=ci.remoteUri, local=ci.localUri, headers=hdrs, t=time.monotonic())
+        if self.mode == "busy":
+            self.respond(call, 486)
+            return
+        self.respond(call, 180)
+        if self.mode == "answer":
+            self.at(self.delay, lambda: self.respond(call, 200) if call.state not in ("disconnected",) else None)
+
+    def respond(self, call, code):
+        op = pj.CallOpParam()
+        op.statusCode = code
+        try:
+            call.answer(op)
+        except pj.Error as e:
+            say(ev="error", where="answer", error=e.info())
+
+    def media_changed(self, call):
+        am = self.audio(call)
+        if am is None:
+            return
+        if call.id in self.tones:
+            self.tones[call.id].startTransmit(am)
+        if call.id in self.recorders:
+            am.startTransmit(self.recorders[call.id])
+
+    def audio(self, call):
+        try:
+            return call.getAudioMedia(-1)
+        except pj.Error:
+            return None
+
+    def dtmf(self, call, digits):
+        try:
+            call.dialDtmf(digits)
+            say(ev="dtmf_sent", id=call.id, digits=digits)
+        except pj.Error as e:
+            say(ev="error", where="dtmf", error=e.info())
+
+    def run_command(self, cmd: dict) -> None:
+        name = cmd["cmd"]
+        call = self.calls.get(cmd.get("id"))
+        if name == "mode":
+            self.mode = cmd.get("mode", self.mode)
+            self.delay = cmd.get("delay", 0.0)
+            self.digits = cmd.get("digits", "")
+            self.digits_after = cmd.get("digits_after", 1.0)
+        elif name == "call":
+            c = Call(self, self.acc)
+            prm = pj.CallOpParam(True)
+            if cmd.get("from"):
+                prm.txOption.localUri = cmd["from"]
+            for k, v in (cmd.get("headers") or {}).items():
+                h = pj.SipHeader()
+                h.hName, h.hValue = k, v
+                prm.txOption.headers.append(h)
+            self.calls[c.id] = c
+            say(ev="calling", id=c.id, t=time.monotonic())
+            c.makeCall(cmd["uri"], prm)
+        elif name == "answer":
+            self.respond(call, cmd.get("code", 200))
+        elif name == "hangup":
+            targets = list(self.calls.values()) if cmd.get("id") == "all" else [call]
+            for c in targets:
+                if c is not None and c.state != "disconnected":
+                    try:
+                        c.hangup(pj.CallOpParam())
+                    except pj.Error:
+                        pass
+        elif name == "tone":
+            tg = pj.ToneGenerator()
+            tg.createToneGenerator(8000, 1)
+            d = pj.ToneDesc()
+            d.freq1, d.freq2, d.on_msec, d.off_msec, d.volume, d.flags = cmd["freq"], 0, 1000, 0, 0, 0
+            v = pj.ToneDescVector()
+            v.append(d)
+            tg.play(v, True)
+            self.tones[call.id] = tg
+            self.media_changed(call)
+        elif name == "record":
+            rec = pj.AudioMediaRecorder()
+            rec.createRecorder(cmd["path"])
+            self.recorders[call.id] = rec
+            self.media_changed(call)
+        elif name == "stoprecord":
+            self.recorders.clear()
+        elif name == "dtmf":
+            self.dtmf(call, cmd["digits"])
+        elif name == "hold":
+            call.setHold(pj.CallOpParam(True))
+        elif name == "unhold":
+            prm = pj.CallOpParam(True)
+            prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+            call.reinvite(prm)
+        elif name == "xfer":
+            call.xfer(cmd["uri"], pj.CallOpParam(True))
+        elif name == "xferreplaces":
+            call.xferReplaces(self.calls[cmd["other"]], pj.CallOpParam(True))
+        say(ev="ok", cmd=name)
+
+    def loop(self) -> None:
+        def read():
+            for line in sys.stdin:
+                if line.strip():
+                    self.commands.put(json.loads(line))
+            self.commands.put({"cmd": "quit"})
+        threading.Thread(target=read, daemon=True).start()
+        say(ev="ready", port=self.port)
+        while True:
+            self.ep.libHandleEvents(5)
+            now = time.monotonic()
+            due = [t for t in self.timers if t[0] <= now]
+            if due:
+                self.timers = [t for t in self.timers if t[0] > now]
+                for _, fn in due:
+                    try:
+                        fn()
+                    except Exception as e:  # noqa: BLE001
+                        say(ev="error", where="timer", error=str(e))
+            # Drop ended calls a turn after they ended (pjsua2 lifetime rule).
+            for c in self.ended:
+                self.calls.pop(c.id, None)
+                self.tones.pop(c.id, None)
+                self.recorders.pop(c.id, None)
+            self.ended.clear()
+            while True:
+                try:
+                    cmd = self.commands.get_nowait()
+                except queue.Empty:
+                    break
+                if cmd["cmd"] == "quit":
+                    return self.close()
+                try:
+                    self.run_command(cmd)
+                except Exception as e:  # noqa: BLE001
+                    say(ev="error", where=cmd["cmd"], error=str(e))
+
+    def close(self) -> None:
+        self.ep.hangupAllCalls()
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end and any(c.state != "disconnected" for c in self.calls.values()):
+            self.ep.libHandleEvents(5)
+        self.calls.clear()
+        self.tones.clear()
+        self.recorders.clear()
+        self.ended.clear()
+        self.ep.libHandleEvents(20)
+        self.acc.shutdown()
+        self.acc = None
+        import gc
+        gc.collect()
+        self.ep.libDestroy()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--name", default="agent")
+    a = ap.parse_args()
+    Agent(a.port, a.name).loop()
