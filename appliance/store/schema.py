@@ -166,3 +166,10 @@ def m001_initial(db: Database) -> None:
 
     # Strategy memory: round-robin positions, calls today, last call end.
     db["routing_state"].create({"key": str, "value": str}, pk="key")
+
+
+@migrations()
+def m002_binding_instance(db: Database) -> None:
+    from appliance.store.migrations_edge import m_edge_001_binding_instance
+
+    m_edge_001_binding_instance(db)
