@@ -41,3 +41,15 @@ def test_appliance_unit_is_notify_with_watchdog_and_keeps_devices():
 def test_the_service_user_is_declared():
     text = (UNITS / "pbx.sysusers").read_text()
     assert any(line.startswith("u pbx ") for line in text.splitlines())
+
+
+def test_install_lays_out_code_units_and_user(tmp_path):
+    res = subprocess.run([str(UNITS / "install")], env={"DESTDIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "opt/pbx/appliance/cli.py").exists()
+    assert (tmp_path / "opt/pbx/scripts/setup").exists()
+    assert not (tmp_path / "opt/pbx/.venv").exists() and not (tmp_path / "opt/pbx/.git").exists()
+    for unit_name in ("pbx-appliance.service", "pbx-web.service"):
+        assert (tmp_path / "etc/systemd/system" / unit_name).read_text() == (UNITS / unit_name).read_text()
+    assert "u pbx" in (tmp_path / "usr/lib/sysusers.d/pbx.conf").read_text()
