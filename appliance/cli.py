@@ -9,22 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from appliance import __version__
+from appliance.clickutil import data_option
 from appliance.errors import ConfigError
-
-
-def data_option(fn):
-    return click.option(
-        "--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-        default=lambda: os.environ.get("PBX_DATA", "data"), show_default="$PBX_DATA or ./data",
-        help="Directory of the appliance's database and control socket.",
-    )(fn)
 
 
 def open_store(data_dir: Path):
@@ -44,14 +36,12 @@ def version() -> None:
 
     Example: pbx version
     """
+    from importlib.metadata import PackageNotFoundError, version as dist_version
+
     click.echo(f"pbx-appliance {__version__}")
     try:
-        import pjsua2  # noqa: F401 - only asked whether it is there
-
-        from importlib.metadata import version as dist_version
-
-        click.echo(f"pjsua2 {dist_version('pjsua2')}")
-    except Exception:  # noqa: BLE001
+        click.echo(f"pjsua2 {dist_version('pjsua2')} (built by appliance.pjbuild)")
+    except PackageNotFoundError:
         click.echo("pjsua2 not installed (scripts/setup builds it)")
 
 

@@ -6,7 +6,7 @@ import functools
 import hmac
 import secrets
 
-from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, abort, redirect, render_template, request, session, url_for
 from werkzeug.security import check_password_hash
 
 from web.db import get_store

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import time
+from pathlib import Path
 
 import click
 
+from appliance.clickutil import data_option
+
 
 @click.command("phones")
-@click.option("--data", "data_dir", default=lambda: os.environ.get("PBX_DATA", "./data"), show_default="$PBX_DATA or ./data", help="The appliance's data directory.")
-def phones(data_dir: str) -> None:
+@data_option
+def phones(data_dir: Path) -> None:
     """List registered phones: extension, contact, source address, user agent, expires in.
 
     The edge writes bindings about once a second, so a phone that registered

@@ -8,27 +8,19 @@ or the clock.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone as dt_timezone
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..clickutil import data_option
 from ..errors import ConfigError
 from .config import parse
 from .facts import Call, Contact, Override
 from .router import Router
 from .schedule import zone
 from .trace import Scenario, follow
-
-
-def _data_option(fn):
-    return click.option(
-        "--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-        default=lambda: os.environ.get("PBX_DATA", "data"), show_default="$PBX_DATA or ./data",
-        help="Directory of the appliance's database.",
-    )(fn)
 
 
 def _split(values: tuple[str, ...]) -> frozenset[str]:
@@ -123,7 +115,7 @@ def _when(at: str | None, tz: str) -> datetime:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Trace a configuration file instead of the appliance's saved routing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with a `steps` list.")
-@_data_option
+@data_option
 def trace(caller: str, dialled: str, trunk: str, at: str | None, night: str | None, busy: tuple[str, ...],
           unregistered: tuple[str, ...], dnd: tuple[str, ...], answer: str | None, press: tuple[str, ...],
           webhook_answer: str | None, config_file: Path | None, as_json: bool, data_dir: Path) -> None:
@@ -166,7 +158,7 @@ def trace(caller: str, dialled: str, trunk: str, at: str | None, night: str | No
 @click.command("routing")
 @click.option("--calls", default=20000, show_default=True, help="Calls to decide, each to its end.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the random mix of calls.")
-@_data_option
+@data_option
 def bench_routing(calls: int, seed: int, data_dir: Path) -> None:
     """Decisions per second on a 50-extension, 10-group configuration built in memory.
 
