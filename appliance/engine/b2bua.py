@@ -819,7 +819,8 @@ class B2BUA:
             snd = media.confirm_prompt(self.data_dir)
             leg.sounds.append(snd)
             self.connect_sound(snd, leg)
-            s.after(CONFIRM_SECONDS, lambda: self.confirm_timeout(s, leg))
+            s.after(float(self.settings.get("confirm_seconds", CONFIRM_SECONDS)),
+                    lambda: self.confirm_timeout(s, leg))
             return
         self.winner(s, leg, leg.target)
 

@@ -78,6 +78,7 @@ def make_office(tmp: Path) -> Office:
                 "extension": ext, "contact": f"sip:{ext}@127.0.0.1:{phone_ports[ext]}",
                 "source_host": "127.0.0.1", "source_port": phone_ports[ext], "transport": "udp",
                 "q": 1.0, "expires_at": time.time() + 86400, "registered_at": time.time()})
+        store.set_setting("engine", {"confirm_seconds": 3})
         store.db["extensions"].update("101", {"dial_rules": '["local", "mobile", "international"]'})
         store.put_trunk({"name": "ipprov", "kind": "ip", "host": "127.0.0.1", "port": mobile_port,
                          "addresses": ["127.0.0.1"], "numbers": [routes.SALES_NUMBER],

@@ -183,6 +183,10 @@ class Agent:
         am = self.audio(call)
         if am is None:
             return
+        if call.id not in self.tones:
+            # Like a real handset: the microphone (silence on the null device)
+            # feeds the call, so the call's port is clocked and DTMF goes out whole.
+            self.ep.audDevManager().getCaptureDevMedia().startTransmit(am)
         if call.id in self.tones:
             self.tones[call.id].startTransmit(am)
         if call.id in self.recorders:
