@@ -45,6 +45,26 @@ def version() -> None:
         click.echo("pjsua2 not installed (scripts/setup builds it)")
 
 
+@cli.command("build-engine")
+@click.option("--accept-index", is_flag=True, help="Build the tarball Debian's archive lists now, not the pinned one.")
+@click.option("--force", is_flag=True, help="Reinstall even if this very build is installed.")
+def build_engine(accept_index: bool, force: bool) -> None:
+    """Build pjsua2 from Debian's pjproject source (cached per machine) and install it here.
+
+    scripts/setup runs this; run it by hand after changing appliance/pjbuild.
+
+    Example: pbx build-engine
+    """
+    from appliance.pjbuild import main as pjbuild_main
+
+    args = ["--python", sys.executable, "--install" if force else "--install-if-needed"]
+    if accept_index:
+        args.append("--accept-index")
+    code = pjbuild_main(args)
+    if code:
+        sys.exit(code)
+
+
 @cli.command()
 @data_option
 @click.option("--bind", default="0.0.0.0", show_default=True, help="Address for SIP and the panel.")
