@@ -12,7 +12,6 @@ import asyncio
 import logging
 import resource
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,16 +48,9 @@ def raise_fd_limit() -> None:
 
 def host_address(bind: str) -> str:
     """An address phones on the LAN can use, for the banner."""
-    if bind not in ("0.0.0.0", "::", ""):
-        return bind
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            addr = info[4][0]
-            if not addr.startswith("127."):
-                return addr
-    except OSError:
-        pass
-    return "127.0.0.1"
+    from appliance.edge.server import primary_address
+
+    return primary_address() if bind in ("0.0.0.0", "::", "") else bind
 
 
 class Appliance:
