@@ -989,6 +989,8 @@ class B2BUA:
         s.sounds.clear()
         for leg in list(s.legs.values()):
             hangup(leg)
+        if s.peer is not None and s.peer.uid not in s.legs:
+            hangup(s.peer)  # a leg that joined by pickup
         if s.a.state != "ended":
             if s.a_answered:
                 hangup(s.a)

@@ -73,10 +73,9 @@ def stop(snd: Any) -> None:
     try:
         if isinstance(snd, pj.ToneGenerator):
             snd.stop()
-        elif isinstance(snd, pj.AudioMediaPlayer):
-            snd.pause()
     except pj.Error:
         pass
+    # A player has no pause: dropping it removes its port from the bridge.
     _retired.append(snd)
 
 
