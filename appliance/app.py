@@ -87,6 +87,8 @@ class Appliance:
             on_heartbeat=lambda: notify("WATCHDOG=1"),
         )
         await self.loop.run_in_executor(None, self.engine.start)
+        from appliance.engine.attach import attach  # the B2BUA: trunks, routing, call records
+        self.b2bua = await self.loop.run_in_executor(None, attach, self)
 
         from appliance.edge import Edge
 

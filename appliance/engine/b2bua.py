@@ -231,6 +231,7 @@ class B2BUA:
                  edge: tuple[str, int] | None = None,
                  trusted_hosts: tuple[str, ...] = ("127.0.0.1",),
                  allow_unknown: bool = False,
+                 trunk_port: int | None = None,
                  emit: Callable[[dict], None] | None = None):
         self.engine = engine
         self.data_dir = Path(data_dir)
@@ -238,6 +239,7 @@ class B2BUA:
         self.edge = edge
         self.trusted_hosts = set(trusted_hosts)
         self.allow_unknown = allow_unknown
+        self.trunk_port = engine.config.trunk_port if trunk_port is None else trunk_port
         self._emit = emit or engine.on_event
         self.recorder = Recorder(self.data_dir)
         self.sessions: dict[str, Session] = {}
@@ -315,7 +317,7 @@ class B2BUA:
         if tid is None:
             return
         cfg = self.engine.config
-        public = cfg.trunk_public or cfg.trunk_host
+        public = self.settings.get("trunk_public") or cfg.trunk_public or cfg.trunk_host
         for name, t in self.trunks.items():
             acc = Account(self, f"trunk:{name}", t)
             ac = pj.AccountConfig()
@@ -455,8 +457,7 @@ class B2BUA:
             return
         # Providers address the trunk transport; anything sent to the phones'
         # port without the edge's header is a stranger, whatever its address.
-        trunk_port = self.engine.config.trunk_port
-        trunk = self.trunk_for_source(inv.source_host, inv) if inv.ruri_port == trunk_port else None
+        trunk = self.trunk_for_source(inv.source_host, inv) if inv.ruri_port == self.trunk_port else None
         if trunk is not None:
             self._from_trunk(a, inv, trunk)
             return

@@ -186,6 +186,19 @@ class EngineThread:
         (drop accounts, players, tone generators)."""
         self._shutdown_hooks.append(hook)
 
+    def add_udp_transport(self, name: str, host: str, port: int, public: str = "") -> int:
+        """Engine thread: one more UDP transport (e.g. "trunk"), after start."""
+        import pjsua2 as pj
+
+        tcfg = pj.TransportConfig()
+        tcfg.port = port
+        tcfg.boundAddress = "" if host in ("0.0.0.0", "") else host
+        public = public or host
+        if public not in ("0.0.0.0", ""):
+            tcfg.publicAddress = public
+        self.transports[name] = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        return self.transports[name]
+
     def _main(self) -> None:
         try:
             self._create()
@@ -233,13 +246,7 @@ class EngineThread:
         tcfg.publicAddress = self.config.sip_host
         self.transports["local"] = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
         if self.config.trunk_port:
-            tcfg = pj.TransportConfig()
-            tcfg.port = self.config.trunk_port
-            tcfg.boundAddress = "" if self.config.trunk_host in ("0.0.0.0", "") else self.config.trunk_host
-            public = self.config.trunk_public or self.config.trunk_host
-            if public not in ("0.0.0.0", ""):
-                tcfg.publicAddress = public
-            self.transports["trunk"] = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+            self.add_udp_transport("trunk", self.config.trunk_host, self.config.trunk_port, self.config.trunk_public)
         ep.audDevManager().setNullDev()
         ep.libStart()
         self._set_codec_priorities()

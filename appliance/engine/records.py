@@ -37,9 +37,6 @@ class Recorder:
     def submit(self, fn: Callable[[Store], Any]) -> None:
         self._q.put(fn)
 
-    def call(self, kind: str, **row: Any) -> None:
-        self.submit(lambda s: s.record_call(row))
-
     def flush(self, timeout: float = 5.0) -> None:
         fut: Future = Future()
         self._q.put(fut)

@@ -1,0 +1,46 @@
+"""Wiring the B2BUA into `pbx run`: one call from the appliance's start-up.
+
+    from appliance.engine.attach import attach
+    self.b2bua = await self.loop.run_in_executor(None, attach, self)
+
+It opens the trunk transport (`--trunk-port`, default 5070, on the `--bind`
+address), starts the B2BUA on the engine thread with the edge as the proxy
+towards phones, and registers the control commands `calls` (recent call
+records) and `engine.reload` (read extensions, trunks and routing again).
+Engine events reach control subscribers through the appliance's own
+`_engine_event`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .b2bua import B2BUA
+
+DEFAULT_TRUNK_PORT = 5070
+
+
+def attach(app: Any) -> B2BUA:
+    opts = app.options
+    engine = app.engine
+    trunk_port = int(opts.extra.get("trunk_port") or DEFAULT_TRUNK_PORT)
+    b2bua = B2BUA(engine, opts.data_dir, edge=("127.0.0.1", opts.sip_port), trunk_port=trunk_port,
+                  emit=app._engine_event)
+
+    def setup() -> None:
+        if "trunk" not in engine.transports:
+            engine.add_udp_transport("trunk", opts.bind, trunk_port, opts.extra.get("trunk_public", ""))
+        b2bua.start()
+
+    engine.call(setup, timeout=15)
+
+    def calls(args: dict) -> dict:
+        return {"calls": app.store.recent_calls(int(args.get("limit", 50)))}
+
+    def reload(args: dict) -> dict:
+        engine.call(b2bua.reload, timeout=10)
+        return {"ok": True}
+
+    app.control.command("calls", calls)
+    app.control.command("engine.reload", reload)
+    return b2bua
