@@ -300,11 +300,17 @@ class B2BUA:
         ac = pj.AccountConfig()
         ac.idUri = f"sip:pbx@{cfg.sip_host}:{cfg.sip_port}"
         ac.sipConfig.transportId = local
+        self._media_ports(ac)
         if self.edge:
             ac.sipConfig.proxies.append(f"sip:{self.edge[0]}:{self.edge[1]};lr")
         acc.create(ac, True)
         self.accounts["phones"] = acc
         self._create_trunk_accounts()
+
+    def _media_ports(self, ac: Any) -> None:
+        # RTP from `rtp_port` up (an even port per leg, RTCP next to it).
+        ac.mediaConfig.transportConfig.port = int(self.settings.get("rtp_port", 10000))
+        ac.mediaConfig.transportConfig.portRange = int(self.settings.get("rtp_ports", 4000))
 
     def _create_trunk_accounts(self) -> None:
         tid = self.engine.transports.get("trunk")
@@ -324,7 +330,7 @@ class B2BUA:
             host = f"{t['host']}:{t.get('port') or 5060}"
             domain = t.get("from_domain") or t["host"]
             ac.sipConfig.transportId = tid
-            ac.priority = 0
+            self._media_ports(ac)
             if t["kind"] == "register":
                 ac.idUri = f"sip:{t['username']}@{domain}"
                 ac.regConfig.registrarUri = f"sip:{host}"

@@ -145,6 +145,7 @@ class Agent:
         self.acc = Acc(self)
         ac = pj.AccountConfig()
         ac.idUri = f"sip:{name}@127.0.0.1:{port}"
+        ac.mediaConfig.transportConfig.port = 40000 + (port % 50) * 200  # apart from the engine's 10000+
         self.acc.create(ac, True)
 
     def next_id(self) -> int:

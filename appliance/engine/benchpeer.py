@@ -1,0 +1,164 @@
+"""The far ends for `pbx bench calls`: a provider that places calls and a phone that answers.
+
+    python -m appliance.engine.benchpeer answer PORT
+    python -m appliance.engine.benchpeer call PORT URI          then stdin: N HOLD_SECONDS per line
+
+The caller places N calls (paced, 50 a second, as calls arrive from a real
+trunk rather than all in one packet burst), times each INVITE to its 180,
+waits until all are answered, says "held" and holds them HOLD_SECONDS, then
+hangs up and prints a JSON summary.  One pjsua2 Endpoint per process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pjsua2 as pj
+
+PACE = 0.02
+
+
+def endpoint(port: int) -> pj.Endpoint:
+    ep = pj.Endpoint()
+    ep.libCreate()
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.uaConfig.maxCalls = 512
+    cfg.medConfig.clockRate = 8000
+    cfg.medConfig.sndClockRate = 8000
+    cfg.medConfig.noVad = True
+    cfg.medConfig.ecTailLen = 0
+    cfg.logConfig.level = 1
+    cfg.logConfig.consoleLevel = 1
+    ep.libInit(cfg)
+    t = pj.TransportConfig()
+    t.port = port
+    t.boundAddress = "127.0.0.1"
+    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, t)
+    ep.audDevManager().setNullDev()
+    ep.libStart()
+    for c in ep.codecEnum2():
+        ep.codecSetPriority(c.codecId, 254 if c.codecId.startswith("PCMU/") else 0)
+    return ep
+
+
+class Call(pj.Call):
+    def __init__(self, acc, call_id=pj.PJSUA_INVALID_ID):
+        super().__init__(acc, call_id)
+        self.state = "new"
+        self.sent = 0.0
+        self.ringing = 0.0
+
+    def onCallState(self, prm):
+        try:
+            st = self.getInfo().state
+            if st == pj.PJSIP_INV_STATE_EARLY and not self.ringing:
+                self.ringing = time.monotonic()
+            elif st == pj.PJSIP_INV_STATE_CONFIRMED:
+                self.state = "confirmed"
+            elif st == pj.PJSIP_INV_STATE_DISCONNECTED:
+                self.state = "disconnected"
+        except Exception as e:  # noqa: BLE001 - never into SWIG
+            print(f"callback error {e}", file=sys.stderr, flush=True)
+
+
+class Answerer(pj.Account):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def onIncomingCall(self, prm):
+        try:
+            call = Call(self, prm.callId)
+            self.calls.append(call)
+            op = pj.CallOpParam()
+            op.statusCode = 180
+            call.answer(op)
+            op = pj.CallOpParam()
+            op.statusCode = 200
+            call.answer(op)
+        except Exception as e:  # noqa: BLE001
+            print(f"callback error {e}", file=sys.stderr, flush=True)
+
+
+def answer(port: int) -> None:
+    ep = endpoint(port)
+    acc = Answerer()
+    cfg = pj.AccountConfig()
+    cfg.idUri = f"sip:bench@127.0.0.1:{port}"
+    cfg.mediaConfig.transportConfig.port = 30000
+    acc.create(cfg)
+    print("ready", flush=True)
+    import select
+
+    while True:
+        ep.libHandleEvents(5)
+        acc.calls = [c for c in acc.calls if c.state != "disconnected"]
+        if select.select([sys.stdin], [], [], 0)[0] and not sys.stdin.readline():
+            break
+    ep.hangupAllCalls()
+    end = time.monotonic() + 1
+    while time.monotonic() < end:
+        ep.libHandleEvents(5)
+    acc.calls.clear()
+    acc.shutdown()
+    ep.libDestroy()
+
+
+def pump(ep: pj.Endpoint, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        ep.libHandleEvents(5)
+
+
+def call(port: int, uri: str) -> None:
+    ep = endpoint(port)
+    acc = pj.Account()
+    cfg = pj.AccountConfig()
+    cfg.idUri = f"sip:+380501234567@127.0.0.1:{port}"
+    cfg.mediaConfig.transportConfig.port = int(sys.argv[4]) if len(sys.argv) > 4 else 20000
+    acc.create(cfg)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        n, hold = line.split()
+        n, hold = int(n), float(hold)
+        calls, errors = [], []
+        for i in range(n):
+            c = Call(acc)
+            c.sent = time.monotonic()
+            try:
+                c.makeCall(uri, pj.CallOpParam(True))
+                calls.append(c)
+            except pj.Error as e:
+                errors.append(e.info())
+            pump(ep, PACE)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(c.state == "new" for c in calls):
+            ep.libHandleEvents(5)
+        up = sum(1 for c in calls if c.state == "confirmed")
+        print(json.dumps({"held": up}), flush=True)
+        pump(ep, hold)
+        still = sum(1 for c in calls if c.state == "confirmed")
+        delays = sorted((c.ringing - c.sent) * 1000 for c in calls if c.ringing)
+        ep.hangupAllCalls()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(c.state != "disconnected" for c in calls):
+            ep.libHandleEvents(5)
+        calls.clear()
+        pump(ep, 0.5)
+        print(json.dumps({"placed": n, "answered": up, "still_up": still, "delays_ms": delays,
+                          "errors": errors[:3]}), flush=True)
+    acc.shutdown()
+    ep.libDestroy()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "answer":
+        answer(int(sys.argv[2]))
+    else:
+        call(int(sys.argv[2]), sys.argv[3])

@@ -1,0 +1,53 @@
+"""Click commands of the engine: `pbx calls` and `pbx bench calls`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+
+def _data_dir(data: str | None) -> Path:
+    return Path(data or os.environ.get("PBX_DATA") or "./data")
+
+
+@click.command("calls")
+@click.option("--data", "data", default=None, metavar="DIR", help="Data directory (default: $PBX_DATA or ./data).")
+@click.option("--limit", default=20, show_default=True, help="How many calls, newest first.")
+@click.option("--path", "show_path", is_flag=True, help="Show each call's path, step by step.")
+def calls(data: str | None, limit: int, show_path: bool) -> None:
+    """List recent calls: who called whom, who answered, how long they waited and talked.
+
+    Example: pbx calls --data /var/lib/pbx --limit 10
+    """
+    from appliance.store import Store
+
+    with Store(_data_dir(data)) as store:
+        rows = store.recent_calls(limit)
+    if not rows:
+        click.echo("no calls yet")
+        return
+    click.echo(f"{'started':19}  {'direction':9}  {'from':>14}  {'to':>14}  {'outcome':9}  {'answered by':>13}"
+               f"  {'wait':>6}  {'talk':>7}")
+    for r in rows:
+        click.echo(f"{(r['started_at'] or '')[:19].replace('T', ' '):19}  {r['direction'] or '':9}  "
+                   f"{r['caller'] or 'withheld':>14}  {r['dialled'] or '':>14}  {r['outcome'] or '':9}  "
+                   f"{r['answered_by'] or '-':>13}  {r['wait_s'] or 0:>5.1f}s  {r['talk_s'] or 0:>6.1f}s")
+        if show_path:
+            for p in r["path"]:
+                text = p.get("text") or ", ".join(f"{k}={v}" for k, v in p.items() if k not in ("t", "kind"))
+                click.echo(f"    {p.get('t', ''):>7}  {p['kind']:10} {text}")
+
+
+@click.command("calls")
+@click.option("--sizes", default="10,25,50,100", show_default=True, help="Concurrent call counts to measure.")
+@click.option("--hold", default=5.0, show_default=True, help="Seconds each size is held while CPU is sampled.")
+def bench_calls(sizes: str, hold: float) -> None:
+    """Bridged PCMU calls through the engine: its CPU, memory, and the post-dial delay it adds.
+
+    Example: pbx bench calls --sizes 10,25,50,100
+    """
+    from appliance.engine import bench
+
+    bench.run(tuple(int(s) for s in sizes.split(",") if s.strip()), hold=hold, echo=click.echo)
