@@ -280,12 +280,15 @@ def _register_parts() -> None:
     """Commands that live with the parts they belong to."""
     from appliance.edge.bench import edge as bench_edge
     from appliance.edge.commands import phones
+    from appliance.engine.commands import bench_calls, calls
     from appliance.routing.commands import bench_routing, trace
 
     cli.add_command(trace)
     cli.add_command(phones)
+    cli.add_command(calls)
     bench.add_command(bench_routing)
     bench.add_command(bench_edge)
+    bench.add_command(bench_calls)
 
 
 def main() -> None:
