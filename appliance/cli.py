@@ -71,9 +71,11 @@ def build_engine(accept_index: bool, force: bool) -> None:
 @click.option("--sip-port", type=int, default=5060, show_default=True, help="SIP port for phones (UDP and TCP).")
 @click.option("--web-port", type=int, default=8080, show_default=True, help="Port of the web panel.")
 @click.option("--engine-port", type=int, default=5080, show_default=True, help="Loopback SIP port of the call engine.")
+@click.option("--trunk-port", type=int, default=5070, show_default=True, help="SIP port for trunks (providers), on --bind.")
 @click.option("--no-web", is_flag=True, help="Do not serve the panel from this process.")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
-def run(data_dir: Path, bind: str, sip_port: int, web_port: int, engine_port: int, no_web: bool, log_level: str) -> None:
+def run(data_dir: Path, bind: str, sip_port: int, web_port: int, engine_port: int, trunk_port: int, no_web: bool,
+        log_level: str) -> None:
     """Run the appliance: SIP edge, call engine, control socket and panel.
 
     Prints a line with `ready` when every part is up; SIGTERM stops it.
@@ -85,7 +87,7 @@ def run(data_dir: Path, bind: str, sip_port: int, web_port: int, engine_port: in
     logging.basicConfig(level=log_level, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = RunOptions(data_dir=data_dir, bind=bind, sip_port=sip_port, web_port=web_port,
-                         engine_port=engine_port, web=not no_web)
+                         engine_port=engine_port, web=not no_web, extra={"trunk_port": trunk_port})
     sys.exit(asyncio.run(run_app(options)))
 
 

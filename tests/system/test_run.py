@@ -50,10 +50,11 @@ def read_until(proc: subprocess.Popen, word: str, timeout: float) -> list[str]:
 
 class Running:
     def __init__(self, data_dir):
-        self.sip, self.web, self.engine = free_port(), free_port(socket.SOCK_STREAM), free_port()
+        self.sip, self.web, self.engine, self.trunk = free_port(), free_port(socket.SOCK_STREAM), free_port(), free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "run", "--data", str(data_dir), "--bind", "127.0.0.1",
-             "--sip-port", str(self.sip), "--web-port", str(self.web), "--engine-port", str(self.engine)],
+             "--sip-port", str(self.sip), "--web-port", str(self.web), "--engine-port", str(self.engine),
+             "--trunk-port", str(self.trunk)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.banner = read_until(self.proc, "ready", 30)
