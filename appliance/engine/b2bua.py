@@ -902,7 +902,7 @@ class B2BUA:
             leg.media_ok = any(m.status in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD)
                                for m in active)
             held = any(m.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD for m in active)
-            if held != leg.held and s is not None and s.bridged:
+            if held != leg.held and s is not None and s.bridged and not s.ended:
                 leg.held = held
                 self.hold_changed(s, leg)
                 return
@@ -1006,6 +1006,12 @@ class B2BUA:
                 hangup(s.a, code or 480, reason, hdrs)
         self.sessions.pop(s.id, None)
         self.record(s)
+        # Let go of the legs now: a Call object freed late (a timer's closure
+        # kept this session) can hang up a new call that reuses its call id.
+        self.timers = [t for t in self.timers if not t.cancelled]
+        s.legs.clear()
+        s.peer = None
+        s.a = None  # type: ignore[assignment]
 
     def record(self, s: Session) -> None:
         ended_at = now_iso()
