@@ -48,7 +48,7 @@ def _free_port() -> int:
 def _proc(args: list[str]) -> subprocess.Popen:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(os.environ.get("PBX_BENCH_LOG", os.devnull), "a"),
                             text=True, env=env)
 
 
