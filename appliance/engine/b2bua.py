@@ -1247,20 +1247,23 @@ def resolve(host: str) -> str:
 
 
 def default_router(store: Store) -> Any:
-    """The Router for the store's routing document (empty routing hangs up politely)."""
+    """The Router for the store's routing document.
+
+    The document was validated when it was saved; if it no longer parses (an
+    extension it names was removed by hand), calls are refused rather than
+    routed half-way, and the reason is logged.
+    """
+    from appliance.errors import ConfigError
+    from appliance.routing.config import parse
     from appliance.routing.model import RoutingConfig
     from appliance.routing.router import Router
 
     known = {e["number"]: e.get("name") or "" for e in store.extensions()}
-    try:
-        from appliance.routing import config as routing_config  # written alongside this engine
-        parse = getattr(routing_config, "parse", None)
-    except ImportError:
-        parse = None
     doc = store.routing_document()
-    if parse is not None and doc:
-        cfg = parse(doc)
-    else:
-        cfg = RoutingConfig(routes=())
-    from dataclasses import replace
-    return Router(replace(cfg, known_extensions=known))
+    cfg = RoutingConfig(routes=())
+    if doc:
+        try:
+            cfg = parse(doc, known, timezone=store.timezone)
+        except ConfigError as e:
+            log.error("the saved routing is not valid any more, inbound calls are refused: %s", e)
+    return Router(cfg)
