@@ -13,19 +13,21 @@ Who may call what:
 - a trunk's call (from the trunk's addresses) is routed by `Router`;
 - a call from anywhere else is refused (403) unless the owner allows
   unknown callers, and even then it can never reach a trunk.
+
+The class is assembled from parts kept in their own modules: session.py
+(the pjsua2 objects and the Session), trunks.py, desk.py (calls from desk
+phones, pickup), ringing.py (Ring and Forward legs) and ivr.py (webhook,
+prompts, menus, voicemail, queues).  This module keeps the life cycle, the
+routing loop, media and bridging, and the end of a call with its record.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import socket
 import time
-import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -42,188 +44,23 @@ from appliance.routing.steps import (
 )
 from appliance.store import Store
 
-from . import dialplan, media
-from .core import EngineThread, guarded
+from . import media
+from .core import EngineThread
+from .desk import DeskMixin
+from .ivr import StepsMixin
 from .records import Recorder
+from .ringing import RingingMixin
+from .session import Account, Leg, Session, Timer, audio_of, hangup, now_iso
 from .sipmsg import Invite, parse_invite, split_address
+from .trunks import TrunksMixin
 
 log = logging.getLogger("appliance.engine.b2bua")
-
-COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
-CONFIRM_SECONDS = 15          # a mobile has this long to press 1 once it answered
-INTERNAL_RING_SECONDS = 30
-BUSY_CODES = {486, 600}
-REG_BACKOFF = (30, 60, 120, 300, 600)  # seconds before retrying a failed trunk registration
-
-_uids = itertools.count(1)
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-# ---- pjsua2 objects: they only report ------------------------------------------------
-
-
-class Account(pj.Account):
-    """One pjsua2 account: "phones" (towards the edge), "local", or one per trunk."""
-
-    def __init__(self, b2bua: "B2BUA", name: str, trunk: dict | None = None):
-        super().__init__()
-        self.b2bua, self.name, self.trunk = b2bua, name, trunk
-        self.registered = False
-        self.failures = 0
-
-    @guarded
-    def onIncomingCall(self, prm: Any) -> None:
-        self.b2bua.incoming(self, prm)
-
-    @guarded
-    def onRegState(self, prm: Any) -> None:
-        self.b2bua.reg_state(self, prm)
-
-
-class Leg(pj.Call):
-    """One call leg.  `role` is "a" (the caller's) or "b" (placed by the engine)."""
-
-    def __init__(self, b2bua: "B2BUA", acc: Account, call_id: int, role: str, target: str = "",
-                 spec: int = -1, confirm: bool = False):
-        super().__init__(acc, call_id)
-        self.uid = next(_uids)
-        self.b2bua = b2bua
-        self.session: Session | None = None
-        self.role, self.target, self.spec, self.confirm = role, target, spec, confirm
-        self.state = "new"       # calling, ringing, answered, ended
-        self.media_ok = False
-        self.held = False        # the far end put this leg on hold
-        self.code = 0
-        self.reason = ""
-        self.accepted = False    # a confirming external leg pressed the key
-        self.trunk = ""
-        self.sounds: list[Any] = []  # prompts played to this leg alone (the press-1 prompt)
-
-    @guarded
-    def onCallState(self, prm: Any) -> None:
-        self.b2bua.leg_state(self, self.getInfo())
-
-    @guarded
-    def onCallMediaState(self, prm: Any) -> None:
-        self.b2bua.leg_media(self, self.getInfo())
-
-    @guarded
-    def onDtmfDigit(self, prm: Any) -> None:
-        self.b2bua.leg_digit(self, prm.digit)
-
-
-def header(name: str, value: str) -> Any:
-    h = pj.SipHeader()
-    h.hName, h.hValue = name, value
-    return h
-
-
-def hangup(leg: Leg, code: int = 0, reason: str = "", headers: tuple[tuple[str, str], ...] = ()) -> None:
-    if leg.state == "ended":
-        return
-    prm = pj.CallOpParam()
-    if code:
-        prm.statusCode = code
-    if reason:
-        prm.reason = reason
-    for name, value in headers:
-        prm.txOption.headers.append(header(name, value))
-    try:
-        leg.hangup(prm)
-    except pj.Error as e:
-        log.debug("hangup of leg %s: %s", leg.uid, e.info())
-
-
-def audio_of(leg: Leg) -> Any:
-    """The leg's audio in the bridge, fetched fresh (a cached one can belong to a reused slot)."""
-    try:
-        return leg.getAudioMedia(-1)
-    except pj.Error:
-        return None
-
-
-# ---- a call ----------------------------------------------------------------------------
-
-
-@dataclass
-class Timer:
-    when: float
-    fn: Callable[[], None]
-    cancelled: bool = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-@dataclass
-class RingRun:
-    """The Ring (or Forward) step being carried out."""
-
-    step: Ring | Forward
-    specs: tuple[LegSpec, ...]
-    t0: float
-    started: set[int] = field(default_factory=set)
-    stopped: set[int] = field(default_factory=set)
-    codes: list[int] = field(default_factory=list)
-    placed: int = 0
-
-
-class Session:
-    def __init__(self, b2bua: "B2BUA", a: Leg, direction: str, caller: str, caller_name: str,
-                 dialled: str, trunk: str = "", extension: str = ""):
-        self.b2bua = b2bua
-        self.id = uuid.uuid4().hex[:16]
-        self.a = a
-        self.direction, self.caller, self.caller_name = direction, caller, caller_name
-        self.dialled, self.trunk, self.extension = dialled, trunk, extension
-        self.started_at, self.t0 = now_iso(), time.monotonic()
-        self.answered_at: str | None = None
-        self.t_answer: float | None = None
-        self.answered_by = ""
-        self.peer: Leg | None = None
-        self.legs: dict[int, Leg] = {}
-        self.step: Step | None = None
-        self.routed = False            # steps come from the Router (else: a direct internal call)
-        self.ring: RingRun | None = None
-        self.timers: list[Timer] = []
-        self.a_early = False
-        self.a_answered = False
-        self.ringback = "180"
-        self.sounds: list[Any] = []    # tone generators, players, recorders attached to this call
-        self.digits = ""
-        self.ended = False
-        self.outcome = ""
-        self.end_reason = ""
-        self.path: list[dict] = []
-        self.rung: list[str] = []
-        self.facts: Facts | None = None
-        self.may_use_trunk = direction != "unknown"
-        self.bridged = False
-
-    # -- timers ------------------------------------------------------------------
-
-    def after(self, seconds: float, fn: Callable[[], None]) -> Timer:
-        t = Timer(time.monotonic() + seconds, fn)
-        self.timers.append(t)
-        self.b2bua.add_timer(t)
-        return t
-
-    def cancel_timers(self) -> None:
-        for t in self.timers:
-            t.cancel()
-        self.timers.clear()
-
-    def note(self, kind: str, /, **data: Any) -> None:
-        self.path.append({"t": round(time.monotonic() - self.t0, 3), "kind": kind, **data})
 
 
 # ---- the B2BUA ---------------------------------------------------------------------------
 
 
-class B2BUA:
+class B2BUA(TrunksMixin, DeskMixin, RingingMixin, StepsMixin):
     """Carries out routing on the engine thread.  Create it, then `engine.call(b2bua.start)`."""
 
     def __init__(self, engine: EngineThread, data_dir: str | Path, *,
@@ -312,41 +149,6 @@ class B2BUA:
         ac.mediaConfig.transportConfig.port = int(self.settings.get("rtp_port", 10000))
         ac.mediaConfig.transportConfig.portRange = int(self.settings.get("rtp_ports", 4000))
 
-    def _create_trunk_accounts(self) -> None:
-        tid = self.engine.transports.get("trunk")
-        for name in [n for n in self.accounts if n.startswith("trunk:")]:
-            acc = self.accounts.pop(name)
-            try:
-                acc.shutdown()
-            except pj.Error:
-                pass
-        if tid is None:
-            return
-        cfg = self.engine.config
-        public = self.settings.get("trunk_public") or cfg.trunk_public or cfg.trunk_host
-        for name, t in self.trunks.items():
-            acc = Account(self, f"trunk:{name}", t)
-            ac = pj.AccountConfig()
-            host = f"{t['host']}:{t.get('port') or 5060}"
-            domain = t.get("from_domain") or t["host"]
-            ac.sipConfig.transportId = tid
-            self._media_ports(ac)
-            if t["kind"] == "register":
-                ac.idUri = f"sip:{t['username']}@{domain}"
-                ac.regConfig.registrarUri = f"sip:{host}"
-                ac.regConfig.timeoutSec = int(t.get("register_expires") or 300)
-                ac.regConfig.retryIntervalSec = 0   # our own back-off, see reg_state
-                ac.regConfig.registerOnAdd = True
-                ac.sipConfig.authCreds.append(pj.AuthCredInfo(
-                    "digest", "*", t.get("auth_username") or t["username"], 0, t.get("password") or ""))
-            else:
-                number = t.get("caller_id") or (t.get("numbers") or ["pbx"])[0]
-                ac.idUri = f"sip:{number}@{public if public not in ('0.0.0.0', '') else '127.0.0.1'}"
-                ac.regConfig.registerOnAdd = False
-            acc.create(ac, False)
-            self.accounts[f"trunk:{name}"] = acc
-            self.emit("TrunkConfigured", trunk=name, type=t["kind"])
-
     def _shutdown(self) -> None:
         for s in list(self.sessions.values()):
             s.ended = True
@@ -398,58 +200,6 @@ class B2BUA:
         except Exception:  # noqa: BLE001 - a subscriber must not break a call
             log.exception("event subscriber failed")
 
-    # -- trunks --------------------------------------------------------------------
-
-    def reg_state(self, acc: Account, prm: Any) -> None:
-        name = acc.name.split(":", 1)[1]
-        code = prm.code
-        if 200 <= code < 300 and prm.expiration > 0:
-            acc.registered, acc.failures = True, 0
-            self.emit("TrunkRegistered", trunk=name, expires=prm.expiration)
-            return
-        was = acc.registered
-        acc.registered = False
-        if prm.expiration == 0 and 200 <= code < 300:
-            self.emit("TrunkUnregistered", trunk=name)
-            return
-        delay = REG_BACKOFF[min(acc.failures, len(REG_BACKOFF) - 1)]
-        acc.failures += 1
-        self.emit("TrunkRegistrationFailed", trunk=name, code=code, reason=prm.reason,
-                  retry_in=delay, was_registered=was)
-        t = Timer(time.monotonic() + delay, lambda: self._reregister(acc))
-        self.add_timer(t)
-
-    def _reregister(self, acc: Account) -> None:
-        if self.accounts.get(acc.name) is acc:
-            try:
-                acc.setRegistration(True)
-            except pj.Error as e:
-                log.warning("trunk %s: %s", acc.name, e.info())
-
-    def trunk_for_source(self, host: str, inv: Invite, acc: Account | None = None) -> str | None:
-        names = [n for n, ips in self.trunk_ips.items() if host in ips]
-        if not names:
-            return None
-        for n in names:
-            t = self.trunks[n]
-            if t["kind"] == "register" and inv.ruri_user in (t.get("username"), t.get("auth_username")):
-                return n
-        for n in names:
-            numbers = {normalise(x) for x in self.trunks[n].get("numbers", [])}
-            if normalise(inv.to_user) in numbers or normalise(inv.ruri_user) in numbers:
-                return n
-        return names[0]
-
-    def trunk_out(self, prefer: str = "") -> tuple[Account, dict] | None:
-        order = ([prefer] if prefer else []) + [n for n in self.trunks if n != prefer]
-        for name in order:
-            acc = self.accounts.get(f"trunk:{name}")
-            if acc is None:
-                continue
-            if acc.trunk["kind"] == "ip" or acc.registered:
-                return acc, acc.trunk
-        return None
-
     # -- incoming calls ------------------------------------------------------------
 
     def incoming(self, acc: Account, prm: Any) -> None:
@@ -496,58 +246,6 @@ class B2BUA:
         s = Session(self, a, "inbound", normalise(inv.from_user), inv.from_name, normalise(dialled), trunk=trunk)
         self._begin(s)
         self._route_first(s)
-
-    def _from_phone(self, a: Leg, inv: Invite, ext: str) -> None:
-        number = inv.ruri_user
-        name = self.extensions[ext].get("name") or ""
-        s = Session(self, a, "internal", ext, name, number, extension=ext)
-        self._begin(s)
-        if not dialplan.valid(number):
-            return self.refuse(s, dialplan.Refused(484, f"'{number}' is not a number: only digits, *, # and +"))
-        if number.startswith("**") and number[2:] in self.extensions:
-            return self.pickup(s, number[2:])
-        if number == "*8":
-            return self.group_pickup(s)
-        if number[0] in "*#":
-            handler = self.feature_codes.get(number)
-            if handler is None:
-                return self.refuse(s, dialplan.Refused(404, f"No feature code {number}"))
-            s.note("feature", code=number)
-            handler(s, number)
-            return
-        if number in self.extensions:
-            if number == ext:
-                return self.refuse(s, dialplan.Refused(486, "You called your own extension"))
-            s.step = Ring(f"ext:{number}", f"extension {number}",
-                          (LegSpec(number, 0, INTERNAL_RING_SECONDS),), INTERNAL_RING_SECONDS)
-            return self.execute(s, s.step)
-        route = self.router.match(CallFacts(ext, number)) if self.router else None
-        if route is not None and route.numbers and normalise(number) in route.numbers:
-            s.direction = "internal"
-            return self._route_first(s)
-        self._outbound(s, number)
-
-    def _outbound(self, s: Session, number: str) -> None:
-        ext = s.extension
-        row = self.extensions[ext]
-        try:
-            d = dialplan.classify(number)
-            rules = json.loads(row["dial_rules"]) if row.get("dial_rules") else None
-            active = sum(1 for o in self.sessions.values()
-                         if o is not s and o.direction == "outbound" and o.extension == ext and not o.ended)
-            dialplan.check_outbound(d, ext, rules, active, row.get("max_outbound"))
-        except dialplan.Refused as r:
-            return self.refuse(s, r)
-        s.direction = "outbound"
-        s.dialled = d.number
-        s.step = Forward(f"number:{d.number}", d.number, d.number, 120, confirm=False)
-        self.execute(s, s.step)
-
-    def refuse(self, s: Session, r: dialplan.Refused) -> None:
-        s.outcome, s.end_reason = "refused", r.text
-        s.note("refused", status=r.status, reason=r.text)
-        self.emit("CallRefused", s.id, reason=r.text, status=r.status)
-        self.end(s, code=r.status, reason=r.text, warning=r.text)
 
     # -- routing -------------------------------------------------------------------
 
@@ -669,113 +367,6 @@ class B2BUA:
         rb = self.settings.get("ringback", {})
         return rb.get(dest, rb.get("default", "180")) if isinstance(rb, dict) else str(rb)
 
-    # -- ringing legs ------------------------------------------------------------------
-
-    def ring(self, s: Session, step: Ring | Forward, specs: tuple[LegSpec, ...]) -> None:
-        run = s.ring = RingRun(step, specs, time.monotonic())
-        # Stops before starts at the same moment: one-by-one hunting never rings two at once.
-        for i, spec in enumerate(specs):
-            s.after(spec.stop, lambda i=i: self.leg_stop(s, run, i))
-        s.after(step.for_seconds, lambda: self.ring_over(s, run))
-        for i, spec in enumerate(specs):
-            if spec.start <= 0:
-                self.leg_start(s, run, i)
-            else:
-                s.after(spec.start, lambda i=i: self.leg_start(s, run, i))
-        self.check_exhausted(s, run)
-
-    def leg_start(self, s: Session, run: RingRun, i: int) -> None:
-        if s.ended or s.ring is not run or s.peer is not None:
-            return
-        spec = run.specs[i]
-        run.started.add(i)
-        from_name = s.caller_name or s.caller
-        if spec.external or spec.target.startswith("+"):
-            if not s.may_use_trunk:
-                run.codes.append(403)
-                s.note("skip", target=spec.target, why="an unknown caller cannot reach a trunk")
-                return
-            out = self.trunk_out(s.trunk)
-            if out is None:
-                run.codes.append(503)
-                s.note("skip", target=spec.target, why="no trunk available")
-                return
-            acc, trunk = out
-            d = dialplan.Dialled(normalise(spec.target), "")
-            uri = f"sip:{d.national}@{trunk['host']}:{trunk.get('port') or 5060}"
-            domain = trunk.get("from_domain") or trunk["host"]
-            if s.direction == "inbound" and trunk.get("pass_caller_id") and s.caller:
-                from_user = s.caller
-            else:
-                from_user = trunk.get("caller_id") or (trunk.get("numbers") or [""])[0] or trunk.get("username")
-            local = f"<sip:{from_user}@{domain}>"
-            self.place(s, run, i, acc, uri, local, confirm=spec.confirm, trunk=trunk["name"])
-        else:
-            bindings = self.store.bindings(spec.target)
-            if not bindings:
-                run.codes.append(480)
-                s.note("skip", target=spec.target, why="not registered")
-            cfg = self.engine.config
-            local = f'"{from_name}" <sip:{s.caller or "anonymous"}@{cfg.sip_host}:{cfg.sip_port}>'
-            for b in bindings:
-                self.place(s, run, i, self.accounts["phones"], b["contact"], local)
-        if spec.target not in s.rung:
-            s.rung.append(spec.target)
-
-    def place(self, s: Session, run: RingRun, i: int, acc: Account, uri: str, local: str,
-              confirm: bool = False, trunk: str = "") -> Leg | None:
-        spec = run.specs[i]
-        leg = Leg(self, acc, pj.PJSUA_INVALID_ID, "b", spec.target, i, confirm)
-        leg.session, leg.trunk = s, trunk
-        prm = pj.CallOpParam(True)
-        prm.txOption.localUri = local
-        try:
-            leg.makeCall(uri, prm)
-        except pj.Error as e:
-            log.warning("call %s: could not call %s: %s", s.id, uri, e.info())
-            run.codes.append(500)
-            leg.session = None
-            return None
-        leg.state = "calling"
-        self.engine.registry.keep(("leg", leg.uid), leg)
-        s.legs[leg.uid] = leg
-        run.placed += 1
-        self.emit("LegStarted", s.id, target=spec.target, uri=uri, leg=leg.uid)
-        return leg
-
-    def leg_stop(self, s: Session, run: RingRun, i: int) -> None:
-        if s.ended or s.ring is not run or s.peer is not None:
-            return
-        run.stopped.add(i)
-        for leg in [l for l in s.legs.values() if l.spec == i]:
-            hangup(leg)
-        self.check_exhausted(s, run)
-
-    def ring_over(self, s: Session, run: RingRun) -> None:
-        if s.ended or s.ring is not run or s.peer is not None:
-            return
-        for leg in list(s.legs.values()):
-            hangup(leg)
-        self.step_done(s, Outcome.NO_ANSWER)
-
-    def check_exhausted(self, s: Session, run: RingRun) -> None:
-        """Nobody left ringing and nobody still to start: the step is over early."""
-        if s.ended or s.ring is not run or s.peer is not None:
-            return
-        if any(l.spec >= 0 for l in s.legs.values()) or len(run.started) < len(run.specs):
-            return
-        if not run.codes or run.placed == 0 and all(c in (480, 403, 503) for c in run.codes):
-            outcome = Outcome.UNAVAILABLE
-        elif all(c in BUSY_CODES for c in run.codes):
-            outcome = Outcome.BUSY
-        elif run.stopped or any(c in (408, 480, 487, 0) for c in run.codes):
-            outcome = Outcome.NO_ANSWER
-        else:
-            outcome = Outcome.FAILED
-        if not s.routed and outcome is Outcome.FAILED:
-            return self.step_done(s, outcome, code=run.codes[-1])
-        self.step_done(s, outcome)
-
     # -- what legs report -----------------------------------------------------------------
 
     def leg_state(self, leg: Leg, ci: Any) -> None:
@@ -799,45 +390,6 @@ class B2BUA:
             if leg.role == "b":
                 self.b_answered(s, leg)
 
-    def ringing(self, s: Session) -> None:
-        if s.a_early or s.a_answered:
-            return
-        s.a_early = True
-        prm = pj.CallOpParam()
-        prm.statusCode = 180 if s.ringback == "180" else 183
-        try:
-            s.a.answer(prm)
-        except pj.Error as e:
-            log.warning("call %s: could not send ringing: %s", s.id, e.info())
-            return
-        self.stats["post_dial_ms"].append((time.monotonic() - s.t0) * 1000)
-        if s.ringback != "180":
-            self.leg_media(s.a, None)
-
-    def b_answered(self, s: Session, leg: Leg) -> None:
-        if s.peer is not None or s.ring is None:
-            hangup(leg, headers=(("Reason", COMPLETED_ELSEWHERE),))
-            return
-        if leg.confirm and not leg.accepted:
-            # A mobile answered: it is bridged only after the key press, so its
-            # voicemail can never take the call.
-            self.emit("LegConfirming", s.id, target=leg.target, leg=leg.uid)
-            s.note("confirming", target=leg.target)
-            snd = media.confirm_prompt(self.data_dir)
-            leg.sounds.append(snd)
-            self.connect_sound(snd, leg)
-            s.after(float(self.settings.get("confirm_seconds", CONFIRM_SECONDS)),
-                    lambda: self.confirm_timeout(s, leg))
-            return
-        self.winner(s, leg, leg.target)
-
-    def confirm_timeout(self, s: Session, leg: Leg) -> None:
-        if leg.accepted or leg.state == "ended" or s.ended:
-            return
-        s.note("not_confirmed", target=leg.target)
-        self.emit("LegNotConfirmed", s.id, target=leg.target, leg=leg.uid)
-        hangup(leg)
-
     def leg_digit(self, leg: Leg, digit: str) -> None:
         s = leg.session
         if s is None or s.ended:
@@ -853,38 +405,6 @@ class B2BUA:
             return
         if leg is s.a and isinstance(s.step, Menu):
             self.menu_digit(s, digit)
-
-    def winner(self, s: Session, leg: Leg, by: str) -> None:
-        """leg takes the call: bridge it, cancel everyone else."""
-        s.peer = leg
-        s.answered_by = by
-        s.answered_at, s.t_answer = now_iso(), time.monotonic()
-        step = s.step
-        s.cancel_timers()
-        s.ring = None
-        for other in list(s.legs.values()):
-            if other is not leg:
-                hangup(other, headers=(("Reason", COMPLETED_ELSEWHERE),))
-        leg.spec = -1
-        if not s.a_answered:
-            self.answer_a(s)
-        self.bridge(s)
-        s.note("answered", by=by)
-        self.emit("CallAnswered", s.id, by=by, wait_s=round(s.t_answer - s.t0, 3))
-        if s.routed and isinstance(step, (Ring, Forward, Queue)):
-            try:
-                d = self.router.next_step(step, Outcome.ANSWERED, self.facts(s), self.state(), by=by)
-            except Exception:  # noqa: BLE001
-                log.exception("routing failed after an answer on call %s", s.id)
-                return
-            for t in d.trace:
-                s.note("trace", what=t.kind, text=t.text)
-            self.decided(s, d) if not isinstance(d.step, Connected) else self._connected(s, d)
-
-    def _connected(self, s: Session, d: Decision) -> None:
-        s.step = d.step
-        if d.updates.positions or d.updates.answered:
-            self.decided(s, Decision(d.step, (), d.updates))
 
     def answer_a(self, s: Session) -> None:
         s.a_answered = True
@@ -1064,174 +584,7 @@ class B2BUA:
         presence = json.loads(json.dumps(self.strategy_state["presence"]))
         self.recorder.submit(lambda st: st.set_routing_state("presence", presence))
 
-    # -- other steps ------------------------------------------------------------------------
-
-    def ask_webhook(self, s: Session, step: AskWebhook) -> None:
-        def post() -> tuple[Outcome, Any]:
-            body = json.dumps(dict(step.request)).encode()
-            req = urllib.request.Request(step.url, body, {"Content-Type": "application/json"}, method="POST")
-            try:
-                with urllib.request.urlopen(req, timeout=step.timeout) as r:
-                    return Outcome.WEBHOOK_ANSWER, json.loads(r.read().decode() or "null")
-            except (socket.timeout, TimeoutError):
-                return Outcome.TIMEOUT, None
-            except OSError as e:
-                if isinstance(getattr(e, "reason", None), (socket.timeout, TimeoutError)):
-                    return Outcome.TIMEOUT, None
-                return Outcome.FAILED, None
-            except ValueError:
-                return Outcome.FAILED, None
-
-        fut = self.pool.submit(post)
-
-        def done(f: Any) -> None:
-            outcome, answer = f.result()
-
-            def back() -> None:
-                if not s.ended and s.step is step:
-                    self.step_done(s, outcome, answer=answer)
-            self.later(back)
-
-        fut.add_done_callback(done)
-
-    def play(self, s: Session, step: Play) -> None:
-        if not s.a_answered:
-            self.answer_a(s)
-        snd, seconds = media.prompt(self.data_dir, step.prompt)
-        s.sounds.append(snd)
-        self.connect_sound(snd, s.a)
-        s.after(seconds, lambda: (media.stop(snd), self.step_done(s, Outcome.PLAYED)))
-
-    def menu(self, s: Session, step: Menu) -> None:
-        if not s.a_answered:
-            self.answer_a(s)
-        s.digits = ""
-        total = 0.0
-        for name in step.prompts:
-            snd, seconds = media.prompt(self.data_dir, name)
-            s.sounds.append(snd)
-            s.after(total, lambda snd=snd: self.connect_sound(snd, s.a))
-            s.after(total + seconds, lambda snd=snd: media.stop(snd))
-            total += seconds
-        s.after(total + step.timeout, lambda: self.menu_over(s, step))
-
-    def menu_digit(self, s: Session, digit: str) -> None:
-        step = s.step
-        for snd in s.sounds:
-            media.stop(snd)
-        s.cancel_timers()
-        s.digits += digit
-        entry = step.entry(s.digits)
-        if entry.value == "more":
-            s.after(step.inter_digit, lambda: self.menu_over(s, step))
-        else:
-            self.step_done(s, Outcome.DIGITS, digits=s.digits)
-
-    def menu_over(self, s: Session, step: Menu) -> None:
-        if s.step is not step:
-            return
-        if s.digits:
-            self.step_done(s, Outcome.DIGITS, digits=s.digits)
-        else:
-            self.step_done(s, Outcome.TIMEOUT)
-
-    def voicemail(self, s: Session, step: Voicemail) -> None:
-        if not s.a_answered:
-            self.answer_a(s)
-        box = self.data_dir / "voicemail" / (step.box or "general")
-        box.mkdir(parents=True, exist_ok=True)
-        path = box / f"{s.started_at[:19].replace(':', '-')}-{s.id}.wav"
-        beep, seconds = media.prompt(self.data_dir, f"vm-{step.greeting}")
-        s.sounds.append(beep)
-        self.connect_sound(beep, s.a)
-
-        def record() -> None:
-            media.stop(beep)
-            rec = pj.AudioMediaRecorder()
-            rec.createRecorder(str(path))
-            s.sounds.append(rec)
-            am = audio_of(s.a)
-            if am is not None:
-                am.startTransmit(rec)
-            s.note("voicemail", box=step.box, file=str(path))
-        s.after(seconds, record)
-        s.after(seconds + 180, lambda: self.end(s))
-
-    def queue(self, s: Session, step: Queue) -> None:
-        """Hold the caller with music and ring agents as routing plans, until max wait."""
-        if not s.a_answered:
-            self.answer_a(s)
-        player = self.music.player()
-        if player is not None:
-            s.sounds.append(player)
-            self.connect_sound(player, s.a)
-        self.queue_try(s, step)
-        s.after(step.max_wait, lambda: self.queue_over(s, step))
-
-    def queue_try(self, s: Session, step: Queue) -> None:
-        if s.ended or s.step is not step:
-            return
-        d = self.router.queue_ring(step, self.facts(s), self.state())
-        for t in d.trace:
-            s.note("trace", what=t.kind, text=t.text)
-        if isinstance(d.step, Ring):
-            run = s.ring = RingRun(step, d.step.legs, time.monotonic())  # type: ignore[arg-type]
-            for i, spec in enumerate(run.specs):
-                s.after(spec.stop, lambda i=i: self.leg_stop(s, run, i))
-                if spec.start <= 0:
-                    self.leg_start(s, run, i)
-                else:
-                    s.after(spec.start, lambda i=i: self.leg_start(s, run, i))
-        s.after(step.ring_time + step.retry, lambda: self.queue_try(s, step))
-
-    def queue_over(self, s: Session, step: Queue) -> None:
-        if s.ended or s.step is not step or s.peer is not None:
-            return
-        for leg in list(s.legs.values()):
-            hangup(leg)
-        self.step_done(s, Outcome.NO_ANSWER)
-
     # -- pickup --------------------------------------------------------------------------------
-
-    def pickup(self, s: Session, ext: str) -> None:
-        """**EXT: take a call ringing at extension EXT."""
-        for other in list(self.sessions.values()):
-            if other is s or other.ended or other.peer is not None or other.ring is None:
-                continue
-            if any(l.target == ext for l in other.legs.values()):
-                return self._take(other, s)
-        self.refuse(s, dialplan.Refused(404, f"Nothing is ringing at extension {ext}"))
-
-    def group_pickup(self, s: Session) -> None:
-        """*8: take a call ringing any member of a group the caller belongs to."""
-        mates: set[str] = set()
-        config = getattr(self.router, "config", None)
-        for g in (config.groups.values() if config else ()):
-            targets = {m.target for m in g.members}
-            if s.extension in targets:
-                mates |= targets
-        mates.discard(s.extension)
-        for other in sorted(self.sessions.values(), key=lambda o: o.t0):
-            if other is s or other.ended or other.peer is not None or other.ring is None:
-                continue
-            if any(l.target in mates for l in other.legs.values()):
-                return self._take(other, s)
-        self.refuse(s, dialplan.Refused(404, "No call is ringing in your groups"))
-
-    def _take(self, ringing: Session, picker: Session) -> None:
-        leg = picker.a
-        # The picker's own call becomes the ringing call's answering leg.
-        picker.ended = True
-        picker.outcome = "pickup"
-        self.sessions.pop(picker.id, None)
-        leg.session = ringing
-        leg.role = "b"
-        ringing.note("pickup", by=picker.extension)
-        self.emit("CallPickedUp", ringing.id, by=picker.extension)
-        picker.a_answered = True
-        self.answer_a(picker)
-        leg.state = "answered"
-        self.winner(ringing, leg, picker.extension)
 
 
 def resolve(host: str) -> str:

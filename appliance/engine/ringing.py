@@ -1,0 +1,201 @@
+"""Ringing legs for a Ring or Forward step: their timers, the first answer wins, the others are cancelled.
+
+Part of the B2BUA (appliance/engine/b2bua.py); everything here runs on the engine thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pjsua2 as pj
+
+from appliance.routing.numbers import normalise
+from appliance.routing.steps import Connected, Decision, Forward, Leg as LegSpec, Outcome, Queue, Ring
+
+from . import dialplan, media
+from .session import (
+    BUSY_CODES, COMPLETED_ELSEWHERE, CONFIRM_SECONDS, Account, Leg, RingRun, Session, hangup, now_iso,
+)
+
+log = logging.getLogger("appliance.engine.b2bua")
+
+
+class RingingMixin:
+    """Methods of `B2BUA` (see b2bua.py)."""
+
+    def ring(self, s: Session, step: Ring | Forward, specs: tuple[LegSpec, ...]) -> None:
+        run = s.ring = RingRun(step, specs, time.monotonic())
+        # Stops before starts at the same moment: one-by-one hunting never rings two at once.
+        for i, spec in enumerate(specs):
+            s.after(spec.stop, lambda i=i: self.leg_stop(s, run, i))
+        s.after(step.for_seconds, lambda: self.ring_over(s, run))
+        for i, spec in enumerate(specs):
+            if spec.start <= 0:
+                self.leg_start(s, run, i)
+            else:
+                s.after(spec.start, lambda i=i: self.leg_start(s, run, i))
+        self.check_exhausted(s, run)
+
+    def leg_start(self, s: Session, run: RingRun, i: int) -> None:
+        if s.ended or s.ring is not run or s.peer is not None:
+            return
+        spec = run.specs[i]
+        run.started.add(i)
+        from_name = s.caller_name or s.caller
+        if spec.external or spec.target.startswith("+"):
+            if not s.may_use_trunk:
+                run.codes.append(403)
+                s.note("skip", target=spec.target, why="an unknown caller cannot reach a trunk")
+                return
+            out = self.trunk_out(s.trunk)
+            if out is None:
+                run.codes.append(503)
+                s.note("skip", target=spec.target, why="no trunk available")
+                return
+            acc, trunk = out
+            d = dialplan.Dialled(normalise(spec.target), "")
+            uri = f"sip:{d.national}@{trunk['host']}:{trunk.get('port') or 5060}"
+            domain = trunk.get("from_domain") or trunk["host"]
+            if s.direction == "inbound" and trunk.get("pass_caller_id") and s.caller:
+                from_user = s.caller
+            else:
+                from_user = trunk.get("caller_id") or (trunk.get("numbers") or [""])[0] or trunk.get("username")
+            local = f"<sip:{from_user}@{domain}>"
+            self.place(s, run, i, acc, uri, local, confirm=spec.confirm, trunk=trunk["name"])
+        else:
+            bindings = self.store.bindings(spec.target)
+            if not bindings:
+                run.codes.append(480)
+                s.note("skip", target=spec.target, why="not registered")
+            cfg = self.engine.config
+            local = f'"{from_name}" <sip:{s.caller or "anonymous"}@{cfg.sip_host}:{cfg.sip_port}>'
+            for b in bindings:
+                self.place(s, run, i, self.accounts["phones"], b["contact"], local)
+        if spec.target not in s.rung:
+            s.rung.append(spec.target)
+
+    def place(self, s: Session, run: RingRun, i: int, acc: Account, uri: str, local: str,
+              confirm: bool = False, trunk: str = "") -> Leg | None:
+        spec = run.specs[i]
+        leg = Leg(self, acc, pj.PJSUA_INVALID_ID, "b", spec.target, i, confirm)
+        leg.session, leg.trunk = s, trunk
+        prm = pj.CallOpParam(True)
+        prm.txOption.localUri = local
+        try:
+            leg.makeCall(uri, prm)
+        except pj.Error as e:
+            log.warning("call %s: could not call %s: %s", s.id, uri, e.info())
+            run.codes.append(500)
+            leg.session = None
+            return None
+        leg.state = "calling"
+        self.engine.registry.keep(("leg", leg.uid), leg)
+        s.legs[leg.uid] = leg
+        run.placed += 1
+        self.emit("LegStarted", s.id, target=spec.target, uri=uri, leg=leg.uid)
+        return leg
+
+    def leg_stop(self, s: Session, run: RingRun, i: int) -> None:
+        if s.ended or s.ring is not run or s.peer is not None:
+            return
+        run.stopped.add(i)
+        for leg in [l for l in s.legs.values() if l.spec == i]:
+            hangup(leg)
+        self.check_exhausted(s, run)
+
+    def ring_over(self, s: Session, run: RingRun) -> None:
+        if s.ended or s.ring is not run or s.peer is not None:
+            return
+        for leg in list(s.legs.values()):
+            hangup(leg)
+        self.step_done(s, Outcome.NO_ANSWER)
+
+    def check_exhausted(self, s: Session, run: RingRun) -> None:
+        """Nobody left ringing and nobody still to start: the step is over early."""
+        if s.ended or s.ring is not run or s.peer is not None:
+            return
+        if any(l.spec >= 0 for l in s.legs.values()) or len(run.started) < len(run.specs):
+            return
+        if not run.codes or run.placed == 0 and all(c in (480, 403, 503) for c in run.codes):
+            outcome = Outcome.UNAVAILABLE
+        elif all(c in BUSY_CODES for c in run.codes):
+            outcome = Outcome.BUSY
+        elif run.stopped or any(c in (408, 480, 487, 0) for c in run.codes):
+            outcome = Outcome.NO_ANSWER
+        else:
+            outcome = Outcome.FAILED
+        if not s.routed and outcome is Outcome.FAILED:
+            return self.step_done(s, outcome, code=run.codes[-1])
+        self.step_done(s, outcome)
+
+    def ringing(self, s: Session) -> None:
+        if s.a_early or s.a_answered:
+            return
+        s.a_early = True
+        prm = pj.CallOpParam()
+        prm.statusCode = 180 if s.ringback == "180" else 183
+        try:
+            s.a.answer(prm)
+        except pj.Error as e:
+            log.warning("call %s: could not send ringing: %s", s.id, e.info())
+            return
+        self.stats["post_dial_ms"].append((time.monotonic() - s.t0) * 1000)
+        if s.ringback != "180":
+            self.leg_media(s.a, None)
+
+    def b_answered(self, s: Session, leg: Leg) -> None:
+        if s.peer is not None or s.ring is None:
+            hangup(leg, headers=(("Reason", COMPLETED_ELSEWHERE),))
+            return
+        if leg.confirm and not leg.accepted:
+            # A mobile answered: it is bridged only after the key press, so its
+            # voicemail can never take the call.
+            self.emit("LegConfirming", s.id, target=leg.target, leg=leg.uid)
+            s.note("confirming", target=leg.target)
+            snd = media.confirm_prompt(self.data_dir)
+            leg.sounds.append(snd)
+            self.connect_sound(snd, leg)
+            s.after(float(self.settings.get("confirm_seconds", CONFIRM_SECONDS)),
+                    lambda: self.confirm_timeout(s, leg))
+            return
+        self.winner(s, leg, leg.target)
+
+    def confirm_timeout(self, s: Session, leg: Leg) -> None:
+        if leg.accepted or leg.state == "ended" or s.ended:
+            return
+        s.note("not_confirmed", target=leg.target)
+        self.emit("LegNotConfirmed", s.id, target=leg.target, leg=leg.uid)
+        hangup(leg)
+
+    def winner(self, s: Session, leg: Leg, by: str) -> None:
+        """leg takes the call: bridge it, cancel everyone else."""
+        s.peer = leg
+        s.answered_by = by
+        s.answered_at, s.t_answer = now_iso(), time.monotonic()
+        step = s.step
+        s.cancel_timers()
+        s.ring = None
+        for other in list(s.legs.values()):
+            if other is not leg:
+                hangup(other, headers=(("Reason", COMPLETED_ELSEWHERE),))
+        leg.spec = -1
+        if not s.a_answered:
+            self.answer_a(s)
+        self.bridge(s)
+        s.note("answered", by=by)
+        self.emit("CallAnswered", s.id, by=by, wait_s=round(s.t_answer - s.t0, 3))
+        if s.routed and isinstance(step, (Ring, Forward, Queue)):
+            try:
+                d = self.router.next_step(step, Outcome.ANSWERED, self.facts(s), self.state(), by=by)
+            except Exception:  # noqa: BLE001
+                log.exception("routing failed after an answer on call %s", s.id)
+                return
+            for t in d.trace:
+                s.note("trace", what=t.kind, text=t.text)
+            self.decided(s, d) if not isinstance(d.step, Connected) else self._connected(s, d)
+
+    def _connected(self, s: Session, d: Decision) -> None:
+        s.step = d.step
+        if d.updates.positions or d.updates.answered:
+            self.decided(s, Decision(d.step, (), d.updates))

@@ -1,0 +1,201 @@
+"""The engine's call objects: pjsua2 accounts and legs that only report, and the Session.
+
+Every call the engine takes part in is a `Session`: the caller's leg (the A
+leg), the legs the engine places for it (B legs), the routing step being
+carried out and the record of everything that happened.  pjsua2 callbacks on
+`Account` and `Leg` only hand their arguments to the B2BUA.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+import pjsua2 as pj
+
+from appliance.routing.facts import Facts
+from appliance.routing.steps import (
+    Forward, Leg as LegSpec, Ring, Step,
+)
+
+from .core import guarded
+
+if TYPE_CHECKING:
+    from .b2bua import B2BUA
+
+log = logging.getLogger("appliance.engine.b2bua")
+
+COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
+CONFIRM_SECONDS = 15          # a mobile has this long to press 1 once it answered
+INTERNAL_RING_SECONDS = 30
+BUSY_CODES = {486, 600}
+REG_BACKOFF = (30, 60, 120, 300, 600)  # seconds before retrying a failed trunk registration
+
+_uids = itertools.count(1)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+# ---- pjsua2 objects: they only report ------------------------------------------------
+
+
+class Account(pj.Account):
+    """One pjsua2 account: "phones" (towards the edge), "local", or one per trunk."""
+
+    def __init__(self, b2bua: "B2BUA", name: str, trunk: dict | None = None):
+        super().__init__()
+        self.b2bua, self.name, self.trunk = b2bua, name, trunk
+        self.registered = False
+        self.failures = 0
+
+    @guarded
+    def onIncomingCall(self, prm: Any) -> None:
+        self.b2bua.incoming(self, prm)
+
+    @guarded
+    def onRegState(self, prm: Any) -> None:
+        self.b2bua.reg_state(self, prm)
+
+
+class Leg(pj.Call):
+    """One call leg.  `role` is "a" (the caller's) or "b" (placed by the engine)."""
+
+    def __init__(self, b2bua: "B2BUA", acc: Account, call_id: int, role: str, target: str = "",
+                 spec: int = -1, confirm: bool = False):
+        super().__init__(acc, call_id)
+        self.uid = next(_uids)
+        self.b2bua = b2bua
+        self.session: Session | None = None
+        self.role, self.target, self.spec, self.confirm = role, target, spec, confirm
+        self.state = "new"       # calling, ringing, answered, ended
+        self.media_ok = False
+        self.held = False        # the far end put this leg on hold
+        self.code = 0
+        self.reason = ""
+        self.accepted = False    # a confirming external leg pressed the key
+        self.trunk = ""
+        self.sounds: list[Any] = []  # prompts played to this leg alone (the press-1 prompt)
+
+    @guarded
+    def onCallState(self, prm: Any) -> None:
+        self.b2bua.leg_state(self, self.getInfo())
+
+    @guarded
+    def onCallMediaState(self, prm: Any) -> None:
+        self.b2bua.leg_media(self, self.getInfo())
+
+    @guarded
+    def onDtmfDigit(self, prm: Any) -> None:
+        self.b2bua.leg_digit(self, prm.digit)
+
+
+def header(name: str, value: str) -> Any:
+    h = pj.SipHeader()
+    h.hName, h.hValue = name, value
+    return h
+
+
+def hangup(leg: Leg, code: int = 0, reason: str = "", headers: tuple[tuple[str, str], ...] = ()) -> None:
+    if leg.state == "ended":
+        return
+    prm = pj.CallOpParam()
+    if code:
+        prm.statusCode = code
+    if reason:
+        prm.reason = reason
+    for name, value in headers:
+        prm.txOption.headers.append(header(name, value))
+    try:
+        leg.hangup(prm)
+    except pj.Error as e:
+        log.debug("hangup of leg %s: %s", leg.uid, e.info())
+
+
+def audio_of(leg: Leg) -> Any:
+    """The leg's audio in the bridge, fetched fresh (a cached one can belong to a reused slot)."""
+    try:
+        return leg.getAudioMedia(-1)
+    except pj.Error:
+        return None
+
+
+# ---- a call ----------------------------------------------------------------------------
+
+
+@dataclass
+class Timer:
+    when: float
+    fn: Callable[[], None]
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass
+class RingRun:
+    """The Ring (or Forward) step being carried out."""
+
+    step: Ring | Forward
+    specs: tuple[LegSpec, ...]
+    t0: float
+    started: set[int] = field(default_factory=set)
+    stopped: set[int] = field(default_factory=set)
+    codes: list[int] = field(default_factory=list)
+    placed: int = 0
+
+
+class Session:
+    def __init__(self, b2bua: "B2BUA", a: Leg, direction: str, caller: str, caller_name: str,
+                 dialled: str, trunk: str = "", extension: str = ""):
+        self.b2bua = b2bua
+        self.id = uuid.uuid4().hex[:16]
+        self.a = a
+        self.direction, self.caller, self.caller_name = direction, caller, caller_name
+        self.dialled, self.trunk, self.extension = dialled, trunk, extension
+        self.started_at, self.t0 = now_iso(), time.monotonic()
+        self.answered_at: str | None = None
+        self.t_answer: float | None = None
+        self.answered_by = ""
+        self.peer: Leg | None = None
+        self.legs: dict[int, Leg] = {}
+        self.step: Step | None = None
+        self.routed = False            # steps come from the Router (else: a direct internal call)
+        self.ring: RingRun | None = None
+        self.timers: list[Timer] = []
+        self.a_early = False
+        self.a_answered = False
+        self.ringback = "180"
+        self.sounds: list[Any] = []    # tone generators, players, recorders attached to this call
+        self.digits = ""
+        self.ended = False
+        self.outcome = ""
+        self.end_reason = ""
+        self.path: list[dict] = []
+        self.rung: list[str] = []
+        self.facts: Facts | None = None
+        self.may_use_trunk = direction != "unknown"
+        self.bridged = False
+
+    # -- timers ------------------------------------------------------------------
+
+    def after(self, seconds: float, fn: Callable[[], None]) -> Timer:
+        t = Timer(time.monotonic() + seconds, fn)
+        self.timers.append(t)
+        self.b2bua.add_timer(t)
+        return t
+
+    def cancel_timers(self) -> None:
+        for t in self.timers:
+            t.cancel()
+        self.timers.clear()
+
+    def note(self, kind: str, /, **data: Any) -> None:
+        self.path.append({"t": round(time.monotonic() - self.t0, 3), "kind": kind, **data})
