@@ -98,11 +98,10 @@ class Appliance:
 
         if opts.web:
             self._start_web()
-        if created is not None:
-            created = dict(created)
-            if panel_password:
-                created["panel"] = panel_password
-        return created
+        shown = dict(created or {})
+        if panel_password:
+            shown["panel"] = panel_password
+        return shown or None
 
     def _seed_panel_password(self) -> str | None:
         from werkzeug.security import generate_password_hash

@@ -1,6 +1,11 @@
 """A pjsua2 user agent driven by JSON lines: a desk phone, a mobile, or a provider.
 
     python tests/peers/agent.py --port 5071 --name phone101
+    python tests/peers/agent.py --port 5071 --name 101 --register 127.0.0.1:5060 --password PW
+
+With --register the agent is a desk phone of the appliance: it registers as
+extension NAME with digest auth at that address (the edge) and sends every
+request through it, as a real phone does; "ev": "reg" reports registrations.
 
 Events go to stdout as JSON objects ("ev": incoming, state, cancel, ready...);
 commands come on stdin, one JSON object a line:
@@ -103,9 +108,12 @@ class Acc(pj.Account):
         except Exception as e:  # noqa: BLE001
             say(ev="error", where="onIncomingCall", error=str(e))
 
+    def onRegState(self, prm):
+        say(ev="reg", code=prm.code, expires=prm.expiration)
+
 
 class Agent:
-    def __init__(self, port: int, name: str):
+    def __init__(self, port: int, name: str, register: str = "", password: str = ""):
         self.port, self.name = port, name
         self.calls: dict[int, Call] = {}
         self.ended: list[Call] = []
@@ -146,7 +154,13 @@ class Agent:
         ac = pj.AccountConfig()
         ac.idUri = f"sip:{name}@127.0.0.1:{port}"
         ac.mediaConfig.transportConfig.port = 40000 + (port % 50) * 200  # apart from the engine's 10000+
-        self.acc.create(ac, True)
+        if register:
+            ac.idUri = f"sip:{name}@{register}"
+            ac.regConfig.registrarUri = f"sip:{register}"
+            ac.regConfig.timeoutSec = 300
+            ac.sipConfig.proxies.append(f"sip:{register};lr")
+            ac.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", name, 0, password))
+        self.acc.create(ac, not register)
 
     def next_id(self) -> int:
         self._id += 1
@@ -325,5 +339,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--name", default="agent")
+    ap.add_argument("--register", default="", help="HOST:PORT of the edge to register with as extension NAME")
+    ap.add_argument("--password", default="")
     a = ap.parse_args()
-    Agent(a.port, a.name).loop()
+    Agent(a.port, a.name, a.register, a.password).loop()

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import select
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 
 import pytest
 
-from tests.conftest import free_port
+from tests.system.running import Running
 
 
 def options_request(port: int) -> bytes:
@@ -30,40 +27,6 @@ def options_request(port: int) -> bytes:
         "CSeq: 1 OPTIONS\r\n"
         "Content-Length: 0\r\n\r\n"
     ).encode()
-
-
-def read_until(proc: subprocess.Popen, word: str, timeout: float) -> list[str]:
-    lines, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip("\n"))
-            if word in line:
-                return lines
-        elif proc.poll() is not None:
-            break
-    raise AssertionError(f"no {word!r} within {timeout} s; output:\n" + "\n".join(lines))
-
-
-class Running:
-    def __init__(self, data_dir):
-        self.sip, self.web, self.engine, self.trunk = free_port(), free_port(socket.SOCK_STREAM), free_port(), free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "run", "--data", str(data_dir), "--bind", "127.0.0.1",
-             "--sip-port", str(self.sip), "--web-port", str(self.web), "--engine-port", str(self.engine),
-             "--trunk-port", str(self.trunk)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.banner = read_until(self.proc, "ready", 30)
-
-    def stop(self) -> float:
-        t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=10)
-        return time.monotonic() - t0
 
 
 @pytest.mark.sip

@@ -1,0 +1,58 @@
+"""`pbx run` as a real process, for the system tests."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from tests.conftest import free_port
+
+
+class Running:
+    """The appliance on free loopback ports; its output is read all along (a full pipe would stall it)."""
+
+    def __init__(self, data_dir, ready_timeout: float = 30.0):
+        self.sip, self.web, self.engine, self.trunk = free_port(), free_port(socket.SOCK_STREAM), free_port(), free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "run", "--data", str(data_dir), "--bind", "127.0.0.1",
+             "--sip-port", str(self.sip), "--web-port", str(self.web), "--engine-port", str(self.engine),
+             "--trunk-port", str(self.trunk)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.output: list[str] = []
+        self._lines: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.banner = self.read_until("ready", ready_timeout)
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            self.output.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def read_until(self, word: str, timeout: float) -> list[str]:
+        lines, deadline = [], time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            lines.append(line)
+            if word in line:
+                return lines
+        raise AssertionError(f"no {word!r} within {timeout} s; output:\n" + "\n".join(lines))
+
+    def stop(self) -> float:
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+        return time.monotonic() - t0

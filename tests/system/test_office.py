@@ -1,0 +1,157 @@
+"""A whole office through `pbx run`: desk phones register with the edge, a provider calls in.
+
+Everything is real and on loopback: the appliance as its own process (edge,
+engine, control socket), three pjsua2 desk phones that register with digest
+auth and send everything through the edge, and a pjsua2 provider on an IP
+trunk.  Nothing here talks to the engine directly.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from appliance.configfile import import_config
+from appliance.store import Store
+from tests.conftest import free_port
+from tests.engine import harness
+from tests.system.running import Running
+
+SHOP = "0441234567"
+PASSWORDS = {"101": "desk-101-pass", "102": "desk-102-pass", "103": "desk-103-pass"}
+COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
+
+
+def office_config(provider_port: int) -> str:
+    exts = "".join(f"  - number: {n}\n    name: Desk {n}\n    password: {p}\n" for n, p in PASSWORDS.items())
+    return "version: 1\ntimezone: Europe/Kyiv\nextensions:\n" + exts + textwrap.dedent(f"""\
+        trunks:
+          - name: provider
+            kind: ip
+            host: 127.0.0.1
+            port: {provider_port}
+            addresses: [127.0.0.1]
+            numbers: ["{SHOP}"]
+        routing:
+          groups:
+            sales:
+              name: Sales
+              strategy: ringall
+              members: [101, 102, 103]
+              ring_time: 20
+              on_fail: hangup
+          routes:
+            - name: Shop
+              numbers: ["{SHOP}"]
+              to: group:sales
+          unmatched: hangup
+        """)
+
+
+@pytest.fixture(scope="module")
+def office(tmp_path_factory):
+    data = tmp_path_factory.mktemp("office") / "data"
+    provider_port = free_port()
+    with Store(data) as store:
+        import_config(store, office_config(provider_port))
+    app = Running(data)
+    procs = []
+    try:
+        edge = f"127.0.0.1:{app.sip}"
+        phones = {}
+        for ext, pw in PASSWORDS.items():
+            phones[ext] = harness.Proc([sys.executable, str(harness.AGENT), "--port", str(free_port()), "--name", ext,
+                                        "--register", edge, "--password", pw], ext)
+            procs.append(phones[ext])
+        provider = harness.agent(provider_port, "provider")
+        procs.append(provider)
+        for ext, phone in phones.items():
+            phone.expect(timeout=15, ev="ready")
+            phone.expect(timeout=15, ev="reg", code=200)
+        provider.port = provider_port
+        yield app, data, phones, provider
+    finally:
+        for p in procs:
+            p.stop()
+        app.stop()
+
+
+def pbx(data, *args: str) -> str:
+    res = subprocess.run([sys.executable, "-m", "appliance", *args, "--data", str(data)],
+                         capture_output=True, text=True, timeout=20)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+@pytest.mark.sip
+def test_registered_phones_are_listed(office):
+    app, data, phones, provider = office
+    # The configuration came from a file, so only the panel password is new.
+    banner = "\n".join(app.banner)
+    assert "panel login: owner / " in banner and "extension 101" not in banner
+    deadline = time.monotonic() + 5  # bindings reach SQLite about once a second
+    while True:
+        listing = pbx(data, "phones")
+        rows = [line.split()[0] for line in listing.splitlines()[1:]]
+        if sorted(rows) == ["101", "102", "103"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert sorted(rows) == ["101", "102", "103"], listing
+
+
+@pytest.mark.sip
+def test_customer_call_rings_every_phone_through_the_edge_and_the_second_answers(office, tmp_path):
+    app, data, phones, provider = office
+    provider.send(cmd="call", uri=f"sip:{SHOP}@127.0.0.1:{app.trunk}",
+                  **{"from": f'"Customer" <sip:+380501234567@127.0.0.1:{provider.port}>'})
+    cid = provider.expect(ev="calling")["id"]
+    incoming = {ext: p.expect(timeout=10, ev="incoming") for ext, p in phones.items()}
+    assert all("380501234567" in inc["remote"] for inc in incoming.values())
+    # Whatever came from outside, no X-PBX header reaches a phone.
+    provider.expect(timeout=10, ev="state", id=cid, state="early")
+
+    phones["102"].send(cmd="answer", id=incoming["102"]["id"])
+    provider.expect(timeout=10, ev="state", id=cid, state="confirmed")
+    for ext in ("101", "103"):
+        cancel = phones[ext].expect(timeout=10, ev="cancel")
+        assert cancel["reason"] == COMPLETED_ELSEWHERE
+        phones[ext].expect(timeout=10, ev="state", state="disconnected")
+
+    # Audio both ways: each end sends its own tone and hears the other's.
+    answered = incoming["102"]["id"]
+    provider.send(cmd="tone", id=cid, freq=600)
+    phones["102"].send(cmd="tone", id=answered, freq=1400)
+    at_customer, at_desk = tmp_path / "customer.wav", tmp_path / "desk.wav"
+    provider.send(cmd="record", id=cid, path=str(at_customer))
+    phones["102"].send(cmd="record", id=answered, path=str(at_desk))
+    time.sleep(1.5)
+    provider.send(cmd="stoprecord")
+    phones["102"].send(cmd="stoprecord")
+    provider.send(cmd="hangup", id=cid)
+    phones["102"].expect(timeout=10, ev="state", id=answered, state="disconnected")
+    assert harness.goertzel(at_customer, 1400) > 0.3 > harness.goertzel(at_customer, 600)
+    assert harness.goertzel(at_desk, 600) > 0.3 > harness.goertzel(at_desk, 1400)
+
+    time.sleep(1.2)  # the call record is written behind the call
+    calls = pbx(data, "calls")
+    line = calls.splitlines()[1]
+    assert "inbound" in line and "answered" in line and "102" in line, calls
+
+
+@pytest.mark.sip
+def test_one_desk_phone_calls_another_through_the_edge(office):
+    app, data, phones, provider = office
+    for p in phones.values():
+        p.clear()
+    phones["101"].send(cmd="call", uri=f"sip:103@127.0.0.1:{app.sip}")
+    cid = phones["101"].expect(ev="calling")["id"]
+    inc = phones["103"].expect(timeout=10, ev="incoming")
+    assert "101" in inc["remote"]
+    phones["103"].send(cmd="answer", id=inc["id"])
+    phones["101"].expect(timeout=10, ev="state", id=cid, state="confirmed")
+    phones["101"].send(cmd="hangup", id=cid)
+    phones["103"].expect(timeout=10, ev="state", id=inc["id"], state="disconnected")
