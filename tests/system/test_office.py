@@ -155,3 +155,25 @@ def test_one_desk_phone_calls_another_through_the_edge(office):
     phones["101"].expect(timeout=10, ev="state", id=cid, state="confirmed")
     phones["101"].send(cmd="hangup", id=cid)
     phones["103"].expect(timeout=10, ev="state", id=inc["id"], state="disconnected")
+
+
+@pytest.mark.sip
+def test_a_desk_phone_calls_a_mobile_over_the_trunk_and_may_not_call_abroad(office):
+    app, data, phones, provider = office
+    for p in (*phones.values(), provider):
+        p.clear()
+    phones["101"].send(cmd="call", uri=f"sip:0671234567@127.0.0.1:{app.sip}")
+    cid = phones["101"].expect(ev="calling")["id"]
+    inc = provider.expect(timeout=10, ev="incoming")
+    assert "0671234567" in inc["local"] or "380671234567" in inc["local"]
+    provider.send(cmd="answer", id=inc["id"])
+    phones["101"].expect(timeout=10, ev="state", id=cid, state="confirmed")
+    phones["101"].send(cmd="hangup", id=cid)
+    provider.expect(timeout=10, ev="state", id=inc["id"], state="disconnected")
+
+    # Default dial rules: local and mobile numbers only.
+    phones["102"].send(cmd="call", uri=f"sip:+48221234567@127.0.0.1:{app.sip}")
+    cid = phones["102"].expect(ev="calling")["id"]
+    ended = phones["102"].expect(timeout=10, ev="state", id=cid, state="disconnected")
+    assert ended["code"] == 403 and "International" in ended["reason"]
+    assert provider.all(ev="incoming") == []
