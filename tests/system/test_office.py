@@ -177,3 +177,29 @@ def test_a_desk_phone_calls_a_mobile_over_the_trunk_and_may_not_call_abroad(offi
     ended = phones["102"].expect(timeout=10, ev="state", id=cid, state="disconnected")
     assert ended["code"] == 403 and "International" in ended["reason"]
     assert provider.all(ev="incoming") == []
+
+
+@pytest.mark.sip
+def test_hold_through_the_edge_gives_the_customer_music(office, tmp_path):
+    app, data, phones, provider = office
+    for p in (*phones.values(), provider):
+        p.clear()
+    provider.send(cmd="call", uri=f"sip:{SHOP}@127.0.0.1:{app.trunk}",
+                  **{"from": f"<sip:+380507654321@127.0.0.1:{provider.port}>"})
+    cid = provider.expect(ev="calling")["id"]
+    inc = phones["103"].expect(timeout=10, ev="incoming")
+    phones["103"].send(cmd="answer", id=inc["id"])
+    provider.expect(timeout=10, ev="state", id=cid, state="confirmed")
+    # The re-INVITE for hold follows the dialog's Record-Route through the edge.
+    phones["103"].send(cmd="tone", id=inc["id"], freq=1400)
+    phones["103"].send(cmd="hold", id=inc["id"])
+    time.sleep(0.5)
+    held = tmp_path / "held.wav"
+    provider.send(cmd="record", id=cid, path=str(held))
+    time.sleep(2.0)
+    provider.send(cmd="stoprecord")
+    provider.send(cmd="hangup", id=cid)
+    phones["103"].expect(timeout=10, ev="state", id=inc["id"], state="disconnected")
+    music = sum(harness.goertzel(held, f, skip=0.2) for f in (523.25, 659.25, 783.99, 1046.5))
+    assert music > 0.1, "the customer on hold hears no music"
+    assert harness.goertzel(held, 1400, skip=0.2) < 0.05, "the customer still hears the desk"
