@@ -25,6 +25,20 @@ def open_store(data_dir: Path):
     return Store(data_dir)
 
 
+def tell_running(data_dir: Path) -> None:
+    """If the appliance is running on this data, have it read the configuration again."""
+    from appliance.control import ControlClient, ControlError, socket_path
+
+    if not socket_path(data_dir).exists():
+        return
+    try:
+        with ControlClient(socket_path(data_dir)) as client:
+            known = client.request("engine.reload")
+        click.echo(f"the running appliance uses it now ({known['extensions']} extensions, {known['trunks']} trunks)")
+    except ControlError as e:
+        click.echo(f"the running appliance did not take it yet ({e}); it will after a restart", err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """An office PBX appliance: desk phones, trunks, hunt groups, IVR, night mode."""
@@ -159,6 +173,7 @@ def ext_add(data_dir: Path, number: str, name: str, password: str | None) -> Non
         except ConfigError as e:
             raise click.ClickException(str(e)) from None
     click.echo(f"extension {number} ({name}): user {number}, password {pw}")
+    tell_running(data_dir)
 
 
 @ext.command("list")
@@ -192,6 +207,7 @@ def ext_remove(data_dir: Path, number: str) -> None:
         except ConfigError as e:
             raise click.ClickException(str(e)) from None
     click.echo(f"removed extension {number}")
+    tell_running(data_dir)
 
 
 def _routing_mentions(store, number: str) -> str | None:
@@ -268,6 +284,7 @@ def config_import(data_dir: Path, file) -> None:
             raise click.ClickException(f"{file.name}: {e}; nothing was imported") from None
     click.echo(f"imported {len(cfg.extensions)} extensions, {len(cfg.trunks)} trunks, "
                f"{len(cfg.contacts)} contacts and the routing")
+    tell_running(data_dir)
 
 
 # -- benchmarks ---------------------------------------------------------------------

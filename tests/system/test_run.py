@@ -79,3 +79,15 @@ def test_status_without_a_running_appliance_says_so(data_dir):
                          capture_output=True, text=True, timeout=10)
     assert res.returncode == 1
     assert "not running" in res.stderr
+
+
+@pytest.mark.sip
+def test_changes_from_the_command_line_reach_the_running_appliance(data_dir):
+    app = Running(data_dir)
+    try:
+        res = subprocess.run([sys.executable, "-m", "appliance", "ext", "add", "104", "--name", "Warehouse",
+                              "--data", str(data_dir)], capture_output=True, text=True, timeout=20)
+        assert res.returncode == 0, res.stderr
+        assert "the running appliance uses it now (4 extensions, 0 trunks)" in res.stdout
+    finally:
+        app.stop()
