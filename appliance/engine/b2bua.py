@@ -52,6 +52,7 @@ from .records import Recorder
 from .ringing import RingingMixin
 from .session import Account, Leg, Session, Timer, audio_of, hangup, now_iso
 from .sipmsg import Invite, parse_invite, split_address
+from .transfer import TransferMixin
 from .trunks import TrunksMixin
 
 log = logging.getLogger("appliance.engine.b2bua")
@@ -60,7 +61,7 @@ log = logging.getLogger("appliance.engine.b2bua")
 # ---- the B2BUA ---------------------------------------------------------------------------
 
 
-class B2BUA(TrunksMixin, DeskMixin, RingingMixin, StepsMixin):
+class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
     """Carries out routing on the engine thread.  Create it, then `engine.call(b2bua.start)`."""
 
     def __init__(self, engine: EngineThread, data_dir: str | Path, *,
@@ -84,6 +85,7 @@ class B2BUA(TrunksMixin, DeskMixin, RingingMixin, StepsMixin):
         self.timers: list[Timer] = []
         self.inbox: list[Callable[[], None]] = []
         self.feature_codes: dict[str, Callable[[Session, str], Any]] = {}
+        self.transfers: dict[str, Any] = {}  # probe Call-ID -> Transfer (transfer.py)
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="engine-webhook")
         self.store: Store | None = None
         self.router: Any = None
@@ -207,6 +209,8 @@ class B2BUA(TrunksMixin, DeskMixin, RingingMixin, StepsMixin):
         a = Leg(self, acc, prm.callId, "a")
         self.engine.registry.keep(("leg", a.uid), a)
         a.state = "ringing"
+        if self.probe_arrived(a, inv.header("call-id"), inv.source_host):
+            return
         ext = inv.header("x-pbx-extension")
         if ext and inv.source_host in self.trusted_hosts and ext in self.extensions:
             self._from_phone(a, inv, ext)
@@ -297,6 +301,8 @@ class B2BUA(TrunksMixin, DeskMixin, RingingMixin, StepsMixin):
         """The current step ended with `outcome`: ask routing what comes next."""
         if s.ended:
             return
+        if s.transfer is not None:
+            return self.transfer_target_failed(s, outcome)
         step = s.step
         s.cancel_timers()
         s.ring = None
@@ -372,6 +378,8 @@ class B2BUA(TrunksMixin, DeskMixin, RingingMixin, StepsMixin):
     def leg_state(self, leg: Leg, ci: Any) -> None:
         st = ci.state
         s = leg.session
+        if leg.role == "probe":
+            return self.probe_state(leg, ci)
         if st == pj.PJSIP_INV_STATE_DISCONNECTED:
             leg.state, leg.code, leg.reason = "ended", ci.lastStatusCode, ci.lastReason
             self.engine.registry.done(("leg", leg.uid))
@@ -509,6 +517,8 @@ class B2BUA(TrunksMixin, DeskMixin, RingingMixin, StepsMixin):
         if s.ended:
             return
         s.ended = True
+        if s.transfer is not None:
+            self.transfer_abandoned(s)
         s.cancel_timers()
         s.ring = None
         for snd in s.sounds:

@@ -82,6 +82,8 @@ class Leg(pj.Call):
         self.accepted = False    # a confirming external leg pressed the key
         self.trunk = ""
         self.sounds: list[Any] = []  # prompts played to this leg alone (the press-1 prompt)
+        self.account = acc           # a call that replaces this one must use the same Account
+        self.transfer: Any = None    # a probe leg's transfer (transfer.py)
 
     @guarded
     def onCallState(self, prm: Any) -> None:
@@ -94,6 +96,14 @@ class Leg(pj.Call):
     @guarded
     def onDtmfDigit(self, prm: Any) -> None:
         self.b2bua.leg_digit(self, prm.digit)
+
+    @guarded
+    def onCallTransferRequest(self, prm: Any) -> None:
+        self.b2bua.transfer_request(self, prm)
+
+    @guarded
+    def onCallReplaceRequest(self, prm: Any) -> None:
+        self.b2bua.replace_request(self, prm)
 
 
 def header(name: str, value: str) -> Any:
@@ -183,6 +193,7 @@ class Session:
         self.facts: Facts | None = None
         self.may_use_trunk = direction != "unknown"
         self.bridged = False
+        self.transfer: Any = None      # a blind or attended transfer under way (transfer.py)
 
     # -- timers ------------------------------------------------------------------
 

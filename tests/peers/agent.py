@@ -18,6 +18,7 @@ commands come on stdin, one JSON object a line:
     {"cmd": "dtmf", "id": 1, "digits": "1"}
     {"cmd": "hold", "id": 1}  {"cmd": "unhold", "id": 1}
     {"cmd": "xfer", "id": 1, "uri": "sip:..."}  {"cmd": "xferreplaces", "id": 1, "other": 2}
+        (the transferee's NOTIFYs come back as "ev": "xfer_status" with code and final)
     {"cmd": "quit"}
 
 Received CANCELs are reported with their Reason header ("ev": "cancel"),
@@ -95,6 +96,10 @@ class Call(pj.Call):
 
     def onDtmfDigit(self, prm):
         say(ev="dtmf", id=self.id, digit=prm.digit)
+
+    def onCallTransferStatus(self, prm):
+        # What the transferee's NOTIFYs say about a transfer this call asked for.
+        say(ev="xfer_status", id=self.id, code=int(prm.statusCode), reason=prm.reason, final=bool(prm.finalNotify))
 
 
 class Acc(pj.Account):

@@ -1,0 +1,212 @@
+"""Blind and attended transfer (REFER, Replaces) carried out by the B2BUA, with real pjsua2 peers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.engine import harness
+from tests.engine.test_inbound import wait_call
+
+pytestmark = pytest.mark.sip
+
+CUSTOMER = "+380501234567"
+
+
+def answered_by(world, ext: str) -> tuple[int, dict, str]:
+    """A customer calls the sales number (all phones ring) and `ext` answers.
+
+    Returns the provider's call id, the desk phone's incoming event, the engine's call id."""
+    world.route("ringall")
+    pid = world.ip_call()
+    started = world.engine.expect(kind="CallStarted")
+    rings = {e: p.expect(ev="incoming") for e, p in world.phones.items()}
+    world.phones[ext].send(cmd="answer", id=rings[ext]["id"])
+    world.provider.expect(ev="state", id=pid, state="confirmed")
+    for e in world.phones:
+        if e != ext:
+            world.phones[e].expect(ev="state", id=rings[e]["id"], state="disconnected")
+    world.engine.expect(kind="CallBridged")
+    return pid, rings[ext], started["call_id"]
+
+
+def hears(world, a: harness.Proc, a_id: int, b: harness.Proc, b_id: int, tmp_path) -> tuple[float, float]:
+    """a plays 600 Hz and b 1400 Hz: how much of the other's tone each one records."""
+    a_wav, b_wav = tmp_path / f"{a.name}.wav", tmp_path / f"{b.name}.wav"
+    a.send(cmd="tone", id=a_id, freq=600)
+    b.send(cmd="tone", id=b_id, freq=1400)
+    a.send(cmd="record", id=a_id, path=str(a_wav))
+    b.send(cmd="record", id=b_id, path=str(b_wav))
+    time.sleep(1.5)
+    a.send(cmd="stoprecord")
+    b.send(cmd="stoprecord")
+    time.sleep(0.3)
+    return harness.goertzel(a_wav, 1400), harness.goertzel(b_wav, 600)
+
+
+def xfer_statuses(phone: harness.Proc, call_id: int) -> list[int]:
+    """The sipfrag codes the transferor was told, until the final one."""
+    codes = []
+    while True:
+        st = phone.expect(ev="xfer_status", id=call_id)
+        codes.append(st["code"])
+        if st["final"]:
+            return codes
+
+
+def kinds(row: dict) -> list[str]:
+    return [p["kind"] for p in row["path"]]
+
+
+def test_blind_transfer_to_an_extension_that_answers(world, tmp_path):
+    pid, desk, call_id = answered_by(world, "101")
+    world.phones["101"].send(cmd="xfer", id=desk["id"], uri=f"sip:103@127.0.0.1:{world.sip_port}")
+    inc = world.phones["103"].expect(ev="incoming")
+    assert CUSTOMER in inc["remote"], "the target should see who is being transferred to it"
+    # The customer hears ringback from the engine while 103 rings.
+    ring_wav = tmp_path / "ringback.wav"
+    world.provider.send(cmd="record", id=pid, path=str(ring_wav))
+    time.sleep(1.2)
+    world.provider.send(cmd="stoprecord")
+    time.sleep(0.3)  # the recorder writes the file's header when it is let go
+    world.phones["103"].send(cmd="answer", id=inc["id"])
+    codes = xfer_statuses(world.phones["101"], desk["id"])
+    assert codes[0] == 100 and codes[-1] == 200 and 180 in codes
+    world.phones["101"].expect(ev="state", id=desk["id"], state="disconnected")
+    moved = world.engine.expect(kind="CallTransferred")
+    assert (moved["call_id"], moved["how"], moved["by"], moved["to"]) == (call_id, "blind", "101", "103")
+    assert harness.goertzel(ring_wav, 425, skip=0.2) > 0.3, "no ringback while the target rang"
+
+    heard_by_customer, heard_by_target = hears(world, world.provider, pid, world.phones["103"], inc["id"], tmp_path)
+    assert heard_by_customer > 0.5, "the customer does not hear the target"
+    assert heard_by_target > 0.5, "the target does not hear the customer"
+    assert world.provider.all(ev="state", id=pid, state="disconnected") == []
+
+    world.provider.send(cmd="hangup", id=pid)
+    world.phones["103"].expect(ev="state", id=inc["id"], state="disconnected")
+    row = wait_call(world, call_id)
+    assert row["outcome"] == "answered" and row["answered_by"] == "103"
+    moves = [p for p in row["path"] if p["kind"] in ("transfer", "transferred")]
+    assert moves == [
+        {**moves[0], "kind": "transfer", "by": "101", "to": "103"},
+        {**moves[1], "kind": "transferred", "by": "101", "to": "103"},
+    ]
+
+
+def test_blind_transfer_to_a_busy_extension_returns_to_the_transferor(world, tmp_path):
+    pid, desk, call_id = answered_by(world, "101")
+    world.phones["103"].send(cmd="mode", mode="busy")
+    world.phones["101"].send(cmd="xfer", id=desk["id"], uri=f"sip:103@127.0.0.1:{world.sip_port}")
+    world.phones["103"].expect(ev="incoming")
+    codes = xfer_statuses(world.phones["101"], desk["id"])
+    assert codes[-1] == 486
+    failed = world.engine.expect(kind="TransferFailed")
+    assert (failed["call_id"], failed["to"], failed["outcome"]) == (call_id, "103", "busy")
+
+    heard_by_customer, heard_by_desk = hears(world, world.provider, pid, world.phones["101"], desk["id"], tmp_path)
+    assert heard_by_customer > 0.5 and heard_by_desk > 0.5, "the customer is not back with the transferor"
+    assert not world.phones["101"].all(ev="state", id=desk["id"], state="disconnected")
+
+    world.provider.send(cmd="hangup", id=pid)
+    world.phones["101"].expect(ev="state", id=desk["id"], state="disconnected")
+    row = wait_call(world, call_id)
+    assert row["answered_by"] == "101"
+    assert {"transfer", "transfer_failed", "returned"} <= set(kinds(row))
+
+
+def test_unanswered_transfer_after_the_transferor_left_goes_back_to_routing(world):
+    with world.store() as st:
+        st.set_setting("engine", {"confirm_seconds": 3, "transfer_ring_seconds": 2})
+    world.engine.send(cmd="reload")
+    world.engine.expect(kind="done", cmd="reload")
+    try:
+        pid, desk, call_id = answered_by(world, "101")
+        world.phones["101"].send(cmd="xfer", id=desk["id"], uri=f"sip:102@127.0.0.1:{world.sip_port}")
+        world.phones["102"].expect(ev="incoming")
+        world.phones["101"].expect(ev="xfer_status", id=desk["id"], code=180)
+        world.phones["101"].send(cmd="hangup", id=desk["id"])  # a blind transferor often leaves at once
+        failed = world.engine.expect(kind="TransferFailed")
+        assert (failed["to"], failed["outcome"]) == ("102", "no_answer")
+        # The call goes back to its route: the sales group rings again.
+        again = world.phones["103"].expect(ev="incoming")
+        assert CUSTOMER in again["remote"]
+        world.phones["103"].send(cmd="answer", id=again["id"])
+        world.engine.expect(kind="CallAnswered", by="103")
+        assert world.provider.all(ev="state", id=pid, state="disconnected") == []
+        world.provider.send(cmd="hangup", id=pid)
+        row = wait_call(world, call_id)
+        assert row["answered_by"] == "103"
+        assert {"transfer", "transfer_failed", "fallback"} <= set(kinds(row))
+    finally:
+        with world.store() as st:
+            st.set_setting("engine", {"confirm_seconds": 3})
+        world.engine.send(cmd="reload")
+        world.engine.expect(kind="done", cmd="reload")
+
+
+def test_attended_transfer_joins_the_two_remote_parties(world, tmp_path):
+    pid, desk, call_id = answered_by(world, "102")
+    world.phones["102"].send(cmd="hold", id=desk["id"])
+    world.engine.expect(kind="CallHeld")
+    second = world.phone_call("102", "103")
+    inc = world.phones["103"].expect(ev="incoming")
+    world.phones["103"].send(cmd="answer", id=inc["id"])
+    world.phones["102"].expect(ev="state", id=second, state="confirmed")
+    consult = world.engine.expect(kind="CallStarted", extension="102")["call_id"]
+
+    world.phones["102"].send(cmd="xferreplaces", id=desk["id"], other=second)
+    codes = xfer_statuses(world.phones["102"], desk["id"])
+    assert codes[-1] == 200
+    world.phones["102"].expect(ev="state", id=desk["id"], state="disconnected")
+    world.phones["102"].expect(ev="state", id=second, state="disconnected")
+    moved = world.engine.expect(kind="CallTransferred")
+    assert (moved["call_id"], moved["how"], moved["by"], moved["to"]) == (call_id, "attended", "102", "103")
+
+    heard_by_customer, heard_by_target = hears(world, world.provider, pid, world.phones["103"], inc["id"], tmp_path)
+    assert heard_by_customer > 0.5, "the customer does not hear the target"
+    assert heard_by_target > 0.5, "the target does not hear the customer"
+    assert not world.provider.all(ev="state", id=pid, state="disconnected")
+    assert not world.phones["103"].all(ev="state", id=inc["id"], state="disconnected")
+
+    world.phones["103"].send(cmd="hangup", id=inc["id"])
+    world.provider.expect(ev="state", id=pid, state="disconnected")
+    row = wait_call(world, call_id)
+    assert row["answered_by"] == "103"
+    assert [p for p in row["path"] if p["kind"] == "transferred"][0]["from_call"] == consult
+    other = wait_call(world, consult)
+    assert "transferred" in kinds(other)
+
+
+def test_transfer_to_a_forbidden_international_number_is_refused(world):
+    pid, desk, call_id = answered_by(world, "102")  # 102 may call local and mobile numbers only
+    world.phones["102"].send(cmd="xfer", id=desk["id"], uri=f"sip:00442071234567@127.0.0.1:{world.sip_port}")
+    assert xfer_statuses(world.phones["102"], desk["id"]) == [403]
+    failed = world.engine.expect(kind="TransferFailed")
+    assert failed["reason"] == "International calls are not allowed from extension 102"
+    assert not world.mobile.all(ev="incoming")
+    assert not world.phones["102"].all(ev="state", id=desk["id"], state="disconnected")
+    assert not world.provider.all(ev="state", id=pid, state="disconnected")
+
+    # A mobile number is within 102's rules: the transfer goes out over the trunk.
+    world.phones["102"].send(cmd="xfer", id=desk["id"], uri=f"sip:0671112233@127.0.0.1:{world.sip_port}")
+    out = world.mobile.expect(ev="incoming")
+    assert out["local"].startswith("<sip:0671112233@")
+    world.mobile.send(cmd="answer", id=out["id"])
+    assert xfer_statuses(world.phones["102"], desk["id"])[-1] == 200
+    moved = world.engine.expect(kind="CallTransferred")
+    assert moved["to"] == "+380671112233"
+    world.provider.send(cmd="hangup", id=pid)
+    world.mobile.expect(ev="state", id=out["id"], state="disconnected")
+    row = wait_call(world, call_id)
+    assert row["answered_by"] == "+380671112233"
+    assert "transfer_refused" in kinds(row)
+
+
+def test_transfer_to_another_host_is_refused(world):
+    pid, desk, _ = answered_by(world, "101")
+    world.phones["101"].send(cmd="xfer", id=desk["id"], uri=f"sip:0671112233@127.0.0.1:{world.mobile_port}")
+    assert xfer_statuses(world.phones["101"], desk["id"]) == [403]
+    assert not world.mobile.all(ev="incoming")
+    world.provider.send(cmd="hangup", id=pid)
+    world.phones["101"].expect(ev="state", id=desk["id"], state="disconnected")
