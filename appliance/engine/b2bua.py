@@ -411,8 +411,8 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
                 s.note("confirmed", target=leg.target)
                 self.winner(s, leg, leg.target)
             return
-        if leg is s.a and isinstance(s.step, Menu):
-            self.menu_digit(s, digit)
+        if leg is s.a:
+            self.caller_digit(s, digit)
 
     def answer_a(self, s: Session) -> None:
         s.a_answered = True
@@ -521,6 +521,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             self.transfer_abandoned(s)
         s.cancel_timers()
         s.ring = None
+        self.leave_queue(s)
         for snd in s.sounds:
             media.stop(snd)
         s.sounds.clear()

@@ -26,6 +26,8 @@ class RingingMixin:
 
     def ring(self, s: Session, step: Ring | Forward, specs: tuple[LegSpec, ...]) -> None:
         run = s.ring = RingRun(step, specs, time.monotonic())
+        if s.a_answered and s.peer is None:
+            self.ringback_answered(s)  # after a menu or a queue: the engine's own ringing
         # Stops before starts at the same moment: one-by-one hunting never rings two at once.
         for i, spec in enumerate(specs):
             s.after(spec.stop, lambda i=i: self.leg_stop(s, run, i))
@@ -117,6 +119,8 @@ class RingingMixin:
             return
         if any(l.spec >= 0 for l in s.legs.values()) or len(run.started) < len(run.specs):
             return
+        if isinstance(run.step, Queue):
+            return self.queue_attempt_over(s, run)  # back to waiting in the queue
         if not run.codes or run.placed == 0 and all(c in (480, 403, 503) for c in run.codes):
             outcome = Outcome.UNAVAILABLE
         elif all(c in BUSY_CODES for c in run.codes):
@@ -180,6 +184,8 @@ class RingingMixin:
             if other is not leg:
                 hangup(other, headers=(("Reason", COMPLETED_ELSEWHERE),))
         leg.spec = -1
+        if isinstance(step, Queue):
+            self.queue_answered(s)
         if not s.a_answered:
             self.answer_a(s)
         self.bridge(s)

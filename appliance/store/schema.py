@@ -173,3 +173,6 @@ def m002_binding_instance(db: Database) -> None:
     from appliance.store.migrations_edge import m_edge_001_binding_instance
 
     m_edge_001_binding_instance(db)
+
+
+from appliance.store import migrations_engine  # noqa: E402,F401  (registers the engine's migrations)

@@ -12,9 +12,12 @@ commands come on stdin, one JSON object a line:
 
     {"cmd": "mode", "mode": "ring"|"answer"|"busy", "delay": 0.0, "digits": "1", "digits_after": 1.0}
     {"cmd": "call", "uri": "sip:...", "from": "sip:...", "headers": {"X-PBX-Extension": "101"}}
+        optional "record": "path.wav": record what the call receives from its first media on
+        (early media included) until {"cmd": "stoprecord", "id": 1} or the call ends
     {"cmd": "answer", "id": 1}        {"cmd": "hangup", "id": 1 | "all"}
     {"cmd": "tone", "id": 1, "freq": 600}      play a tone into the call
     {"cmd": "record", "id": 1, "path": "..."}  record what the call receives; {"cmd": "stoprecord"}
+                                                (all; with "id": that call's only)
     {"cmd": "dtmf", "id": 1, "digits": "1"}
     {"cmd": "hold", "id": 1}  {"cmd": "unhold", "id": 1}
     {"cmd": "xfer", "id": 1, "uri": "sip:..."}  {"cmd": "xferreplaces", "id": 1, "other": 2}
@@ -243,6 +246,10 @@ class Agent:
                 h.hName, h.hValue = k, v
                 prm.txOption.headers.append(h)
             self.calls[c.id] = c
+            if cmd.get("record"):
+                rec = pj.AudioMediaRecorder()
+                rec.createRecorder(cmd["record"])
+                self.recorders[c.id] = rec
             say(ev="calling", id=c.id, t=time.monotonic())
             c.makeCall(cmd["uri"], prm)
         elif name == "answer":
@@ -271,7 +278,10 @@ class Agent:
             self.recorders[call.id] = rec
             self.media_changed(call)
         elif name == "stoprecord":
-            self.recorders.clear()
+            if "id" in cmd:
+                self.recorders.pop(cmd["id"], None)
+            else:
+                self.recorders.clear()
         elif name == "dtmf":
             self.dtmf(call, cmd["digits"])
         elif name == "hold":
