@@ -52,7 +52,6 @@ def queue(store):
     q = Queue("support", "Support", opts.pop("strategy", "ringall"), members,
               Exits("ext:102", "hangup", "hangup", "hangup"),
               ring_time=8, retry=1, max_wait=30, announce_every=2, music="default",
-              exit_key="0", exit_to="ext:102", callback=True, callback_key="5",
               availability=Availability(True, True, True, 0, 1))
     q = replace(q, **opts)
     return _router(store, RoutingConfig(
