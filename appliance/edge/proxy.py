@@ -186,6 +186,13 @@ class Proxy:
                 to_uri = req.to.uri
                 hint = to_uri.user_unescaped if isinstance(to_uri, SipURI) else None
                 binding = self.table.find_contact(uri.key(), hint)
+            if binding is None and self.is_our_uri(uri):
+                # The engine calling "EXT@pbx" itself: a transfer's Refer-To from a
+                # phone names us, and pjsua places that call on its own.  Only the
+                # engine may take it, so it goes straight back there.
+                if not self._forward(req, self.engine, self.engine, routes, via_host=self.inner):
+                    return None, "engine unreachable"
+                return self.engine, None
             if binding is None:
                 return None, "no such binding"
             target, extension = binding.flow, binding.extension
