@@ -36,6 +36,53 @@ VOICEMAIL_MAX_SECONDS = 180   # setting engine.voicemail_max
 MEDIA_WAIT = 2.0              # seconds a prompt waits for the caller's audio to come up
 
 
+class Saying:
+    """Prompts played to a caller one after another, on the engine's timers.
+
+    A class rather than nested functions: a closure that schedules itself is
+    a reference cycle, and a player caught in one is freed by the garbage
+    collector on whatever thread runs it, which pjsua does not allow.
+    """
+
+    __slots__ = ("b2bua", "s", "names", "then", "i", "current", "deadline")
+
+    def __init__(self, b2bua: Any, s: Session, names: list[str], then: Callable[[], None] | None):
+        self.b2bua, self.s, self.names, self.then = b2bua, s, names, then
+        self.i = 0
+        self.current: Any = None
+        self.deadline = time.monotonic() + MEDIA_WAIT
+
+    def start(self) -> None:
+        # A caller just answered has no audio until pjsua reports the media
+        # (a moment after the 200 OK): begin when it is there.
+        s = self.s
+        if s.ended:
+            return
+        if not (s.a.media_ok and audio_of(s.a) is not None) and time.monotonic() < self.deadline:
+            s.after(0.02, self.start)
+            return
+        self.next()
+
+    def next(self) -> None:
+        b, s = self.b2bua, self.s
+        if self.current is not None:
+            b.unplug(s, self.current)
+            self.current = None
+        if s.ended:
+            return
+        if self.i >= len(self.names):
+            then, self.then = self.then, None
+            if then is not None:
+                then()
+            return
+        snd, seconds = media.prompt(b.data_dir, self.names[self.i])
+        self.i += 1
+        s.sounds.append(snd)
+        self.current = snd
+        b.connect_sound(snd, s.a)
+        s.after(seconds, self.next)
+
+
 class StepsMixin:
     """Methods of `B2BUA` (see b2bua.py)."""
 
@@ -98,38 +145,7 @@ class StepsMixin:
 
     def say(self, s: Session, names: Iterable[str], then: Callable[[], None] | None = None) -> None:
         """Play prompts to the caller one after another, then call `then`."""
-        names = [n for n in names if n]
-        playing: list[Any] = []
-
-        def play(i: int) -> None:
-            for snd in playing:
-                self.unplug(s, snd)
-            playing.clear()
-            if s.ended:
-                return
-            if i >= len(names):
-                if then is not None:
-                    then()
-                return
-            snd, seconds = media.prompt(self.data_dir, names[i])
-            s.sounds.append(snd)
-            playing.append(snd)
-            self.connect_sound(snd, s.a)
-            s.after(seconds, lambda: play(i + 1))
-
-        # A caller just answered has no audio until pjsua reports the media
-        # (a moment after the 200 OK): start when it is there.
-        deadline = time.monotonic() + MEDIA_WAIT
-
-        def start() -> None:
-            if s.ended:
-                return
-            if (s.a.media_ok and audio_of(s.a) is not None) or time.monotonic() > deadline:
-                play(0)
-            else:
-                s.after(0.02, start)
-
-        start()
+        Saying(self, s, [n for n in names if n], then).start()
 
     def ringback_answered(self, s: Session) -> None:
         """A caller already answered (after a menu, a queue) hears ringing while legs ring."""
