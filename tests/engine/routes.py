@@ -70,3 +70,28 @@ def webhook(store) -> Router:
     return _router(store, RoutingConfig(
         routes=(Route("sales", "webhook:crm", numbers=(SALES_NUMBER,)),),
         webhooks={"crm": Webhook("crm", "CRM", url, fallback="ext:103", exits=HANGUP, timeout=1.0)}))
+
+
+def _tiered(store, strategy: str, ring_time: int, widen_after: int = 2) -> Router:
+    members = tuple(Member(n, tier=t) for n, t in (("101", 1), ("102", 2), ("103", 3)))
+    group = Group("sales", "Sales", strategy, members, HANGUP, ring_time=ring_time, widen_after=widen_after)
+    return _router(store, RoutingConfig(
+        routes=(Route("sales", "group:sales", numbers=(SALES_NUMBER,)),), groups={"sales": group}))
+
+
+def tiers(store) -> Router:
+    """Tier 1 (101) at once, 102 after 2 s, 103 after 4 s; nobody stops ringing."""
+    return _tiered(store, "tiers", 10)
+
+
+def escalation(store) -> Router:
+    """101 alone for 2 s, then 102 alone, then 103 alone."""
+    return _tiered(store, "escalation", 2)
+
+
+def random_order(store) -> Router:
+    return _groups(store, "random", 2)
+
+
+def longest_idle(store) -> Router:
+    return _groups(store, "longest_idle", 2)
