@@ -23,6 +23,7 @@ routing loop, media and bridging, and the end of a call with its record.
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import socket
@@ -31,12 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
-from zoneinfo import ZoneInfo
 
 import pjsua2 as pj
 
 from appliance.routing.facts import Call as CallFacts
-from appliance.routing.facts import Contact, Facts, Presence, State, contacts_by_number
+from appliance.routing.facts import Facts, Presence, State
 from appliance.routing.numbers import normalise
 from appliance.routing.steps import (
     AskWebhook, Connected, Decision, Forward, Hangup, Leg as LegSpec, Menu, Outcome, Play, Queue, Ring,
@@ -48,9 +48,10 @@ from . import media
 from .core import EngineThread
 from .desk import DeskMixin
 from .ivr import StepsMixin
+from .lookups import Lookups
 from .records import Recorder
 from .ringing import RingingMixin
-from .session import Account, Leg, Session, Timer, audio_of, hangup, now_iso
+from .session import Account, Leg, Session, Timer, audio_of, call_op, hangup, now_iso
 from .sipmsg import Invite, parse_invite, split_address
 from .transfer import TransferMixin
 from .trunks import TrunksMixin
@@ -80,9 +81,10 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         self.trunk_port = engine.config.trunk_port if trunk_port is None else trunk_port
         self._emit = emit or engine.on_event
         self.recorder = Recorder(self.data_dir)
+        self.lookups = Lookups(self.data_dir)  # bindings, contacts, timezone in memory
         self.sessions: dict[str, Session] = {}
         self.accounts: dict[str, Account] = {}
-        self.timers: list[Timer] = []
+        self.timers: list[Timer] = []  # a heap by time (heapq)
         self.inbox: list[Callable[[], None]] = []
         self.feature_codes: dict[str, Callable[[Session, str], Any]] = {}
         self.transfers: dict[str, Any] = {}  # probe Call-ID -> Transfer (transfer.py)
@@ -102,7 +104,8 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         """Engine thread: open the store, create accounts, hook into the loop."""
         self.recorder.start()
         self.store = Store(self.data_dir)
-        self.reload()
+        self.reload()  # also fills the lookups
+        self.lookups.start()
         self.music = media.Music(self.data_dir)
         self._create_accounts()
         self.engine.on_turn(self._turn)
@@ -120,6 +123,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             "learned": store.routing_state("learned", {}) or {},
         }
         self.settings = store.get_setting("engine", {}) or {}
+        self.lookups.refresh(store)
         trunks = {t["name"]: t for t in store.trunks() if t.get("enabled", 1)}
         self.trunk_ips = {}
         for name, t in trunks.items():
@@ -139,22 +143,35 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         ac = pj.AccountConfig()
         ac.idUri = f"sip:pbx@{cfg.sip_host}:{cfg.sip_port}"
         ac.sipConfig.transportId = local
-        self._media_ports(ac)
+        self._media_ports(ac, "phones")
         if self.edge:
             ac.sipConfig.proxies.append(f"sip:{self.edge[0]}:{self.edge[1]};lr")
         acc.create(ac, True)
         self.accounts["phones"] = acc
         self._create_trunk_accounts()
 
-    def _media_ports(self, ac: Any) -> None:
-        # RTP from `rtp_port` up (an even port per leg, RTCP next to it).
-        ac.mediaConfig.transportConfig.port = int(self.settings.get("rtp_port", 10000))
-        ac.mediaConfig.transportConfig.portRange = int(self.settings.get("rtp_ports", 4000))
+    def _media_ports(self, ac: Any, side: str = "trunk") -> None:
+        # RTP from `rtp_port` up (an even port per leg, RTCP next to it).  Each
+        # pjsua account counts its ports on its own: two accounts on one range
+        # collide on every call (a failed bind and an error line per leg), so
+        # the phones' legs take the lower half and the trunks' the upper half.
+        base = int(self.settings.get("rtp_port", 10000))
+        half = int(self.settings.get("rtp_ports", 4000)) // 4 * 2
+        ac.mediaConfig.transportConfig.port = base if side == "phones" else base + half
+        ac.mediaConfig.transportConfig.portRange = half
 
     def _shutdown(self) -> None:
+        # Calls were hung up before this hook; drop every path to a leg
+        # (sessions, timers' and jobs' closures) so none outlives libDestroy.
         for s in list(self.sessions.values()):
             s.ended = True
+            s.cancel_timers()
+            s.legs.clear()
+            s.peer = None
+            s.a = None  # type: ignore[assignment]
         self.sessions.clear()
+        self.timers.clear()
+        self.inbox.clear()
         for acc in self.accounts.values():
             try:
                 acc.shutdown()
@@ -165,6 +182,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             self.music.close()
         self.music = None
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.lookups.stop()
         if self.store:
             self.store.close()
         self.recorder.stop()
@@ -176,17 +194,16 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             jobs, self.inbox = self.inbox, []
             for job in jobs:
                 job()
-        if self.timers:
-            due = [t for t in self.timers if t.when <= now]
-            if due:
-                self.timers = [t for t in self.timers if t.when > now and not t.cancelled]
-                for t in sorted(due, key=lambda t: t.when):
-                    if not t.cancelled:
-                        t.cancelled = True
-                        t.fn()
+        timers = self.timers  # a heap: only the due ones are looked at
+        while timers and timers[0].when <= now:
+            t = heapq.heappop(timers)
+            if not t.cancelled:
+                fn = t.fn
+                t.cancel()
+                fn()
 
     def add_timer(self, t: Timer) -> None:
-        self.timers.append(t)
+        heapq.heappush(self.timers, t)
 
     def later(self, fn: Callable[[], None]) -> None:
         """Any thread: run fn on the engine thread at its next turn."""
@@ -206,8 +223,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
 
     def incoming(self, acc: Account, prm: Any) -> None:
         inv = parse_invite(prm.rdata.wholeMsg, prm.rdata.srcAddress)
-        a = Leg(self, acc, prm.callId, "a")
-        self.engine.registry.keep(("leg", a.uid), a)
+        a = Leg(self, acc, prm.callId, "a")  # kept by the registry until DISCONNECTED
         a.state = "ringing"
         if self.probe_arrived(a, inv.header("call-id"), inv.source_host):
             return
@@ -256,7 +272,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
     def facts(self, s: Session) -> Facts:
         import random
 
-        tz = ZoneInfo(self.store.timezone)
+        tz = self.lookups.snapshot.timezone
         if s.facts is None:
             s.facts = Facts(CallFacts(s.caller, s.dialled, s.trunk), datetime.now(tz), random.Random())
         else:
@@ -264,7 +280,9 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         return s.facts
 
     def state(self) -> State:
-        bound = {b["extension"] for b in self.store.bindings()}
+        """What routing knows of the office now, from memory (see lookups.py): no SQLite here."""
+        snap = self.lookups.snapshot
+        bound = snap.bindings
         busy: dict[str, int] = {}
         for o in self.sessions.values():
             if o.ended:
@@ -281,10 +299,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
                 registered=ext in bound, dnd=bool(row.get("dnd")), calls=busy.get(ext, 0),
                 last_call_end=datetime.fromisoformat(last) if last else None,
                 calls_today=mem.get("calls_today", 0) if mem.get("day") == today else 0)
-        contacts = contacts_by_number(
-            (c["number"], Contact(c.get("name") or "", c.get("manager"), bool(c.get("vip"))))
-            for c in self.store.contacts())
-        return State(presence=presence, contacts=contacts, learned=self.strategy_state["learned"],
+        return State(presence=presence, contacts=snap.routing_contacts, learned=self.strategy_state["learned"],
                      positions=self.strategy_state["positions"])
 
     def _route_first(self, s: Session) -> None:
@@ -381,8 +396,12 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         if leg.role == "probe":
             return self.probe_state(leg, ci)
         if st == pj.PJSIP_INV_STATE_DISCONNECTED:
-            leg.state, leg.code, leg.reason = "ended", ci.lastStatusCode, ci.lastReason
-            self.engine.registry.done(("leg", leg.uid))
+            if leg.state == "ended" and leg.session is None:
+                return  # reported twice (a re-entrant hang-up): the first one counted
+            # State first: hanging up the other legs below can run their
+            # DISCONNECTED callbacks before hangup() returns.
+            leg.code, leg.reason = ci.lastStatusCode, ci.lastReason
+            leg.finished()
             leg.session = None
             if s is not None:
                 self.leg_ended(s, leg)
@@ -416,10 +435,8 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
 
     def answer_a(self, s: Session) -> None:
         s.a_answered = True
-        prm = pj.CallOpParam()
-        prm.statusCode = 200
         try:
-            s.a.answer(prm)
+            s.a.answer(call_op(200))
         except pj.Error as e:
             log.warning("call %s: could not answer the caller: %s", s.id, e.info())
 
@@ -537,9 +554,8 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
                 hangup(s.a, code or 480, reason, hdrs)
         self.sessions.pop(s.id, None)
         self.record(s)
-        # Let go of the legs now: a Call object freed late (a timer's closure
-        # kept this session) can hang up a new call that reuses its call id.
-        self.timers = [t for t in self.timers if not t.cancelled]
+        # Let go of the legs now (the registry holds them until pjsua is done);
+        # the session's timers were cancelled above and dropped their closures.
         s.legs.clear()
         s.peer = None
         s.a = None  # type: ignore[assignment]
@@ -569,8 +585,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         missed = s.outcome in ("missed", "voicemail") and s.direction in ("inbound", "internal", "unknown")
         manager = None
         if missed and s.facts is not None:
-            st_contacts = {c["number"]: c for c in self.store.contacts()}
-            manager = (st_contacts.get(s.caller) or {}).get("manager")
+            manager = (self.lookups.snapshot.contacts.get(s.caller) or {}).get("manager")
 
         def write(store: Store) -> None:
             with store.db.atomic():

@@ -27,6 +27,7 @@ from appliance.store import Store
 
 SIZES = (10, 25, 50, 100)
 NUMBER = "+380440000000"
+ENGINE_RTP_PORT = 46000
 
 
 def router(store: Store) -> Any:
@@ -45,11 +46,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _proc(args: list[str]) -> subprocess.Popen:
+def _proc(args: list[str], name: str) -> subprocess.Popen:
+    """A bench process; with PBX_BENCH_LOG=PATH its stderr goes to PATH.NAME (one file per process)."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(os.environ.get("PBX_BENCH_LOG", os.devnull), "a"),
-                            text=True, env=env)
+    log = os.environ.get("PBX_BENCH_LOG")
+    with open(f"{log}.{name}" if log else os.devnull, "a") as err:
+        return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
 
 
 def _until(p: subprocess.Popen, test: Callable[[str], bool], timeout: float = 60) -> str:
@@ -113,17 +116,20 @@ def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str],
                 "registered_at": time.time()})
             store.put_trunk({"name": "bench", "kind": "ip", "host": "127.0.0.1", "port": caller_port,
                              "addresses": ["127.0.0.1"], "numbers": [NUMBER]})
+            # RTP apart from the peers' (20000, 30000, 40000 up) and from an engine
+            # another test run may have on the default 10000.
+            store.set_setting("engine", {"rtp_port": ENGINE_RTP_PORT, "rtp_ports": 1000})
         procs: list[subprocess.Popen] = []
         try:
-            phone = _proc([py, "-m", "appliance.engine.benchpeer", "answer", str(phone_port)])
+            phone = _proc([py, "-m", "appliance.engine.benchpeer", "answer", str(phone_port)], "phone")
             procs.append(phone)
             _until(phone, lambda s: s == "ready")
             caller = _proc([py, "-m", "appliance.engine.benchpeer", "call", str(caller_port),
-                            f"sip:{NUMBER}@127.0.0.1:{trunk_port}"])
+                            f"sip:{NUMBER}@127.0.0.1:{trunk_port}"], "caller")
             procs.append(caller)
             _until(caller, lambda s: s == "ready")
             direct = _proc([py, "-m", "appliance.engine.benchpeer", "call", str(_free_port()),
-                            f"sip:101@127.0.0.1:{phone_port}", "40000"])
+                            f"sip:101@127.0.0.1:{phone_port}", "40000"], "direct")
             procs.append(direct)
             _until(direct, lambda s: s == "ready")
             base = _round(direct, 25, 0.5, None)
@@ -131,7 +137,8 @@ def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str],
             echo(f"baseline (no engine, 25 calls): INVITE->180 p50 {percentile(base['delays_ms'], 50):.2f} ms,"
                  f" p99 {percentile(base['delays_ms'], 99):.2f} ms")
             engine = _proc([py, *(os.environ.get("PBX_BENCH_ENGINE", "-m appliance.engine.runner").split()), "--data", str(data), "--sip-port", str(sip_port),
-                            "--trunk-port", str(trunk_port), "--router", "appliance.engine.bench:router", "--quiet"])
+                            "--trunk-port", str(trunk_port), "--router", "appliance.engine.bench:router", "--quiet",
+                            "--pj-log-level", os.environ.get("PBX_BENCH_PJLOG", "2")], "engine")
             procs.append(engine)
             ready = json.loads(_until(engine, lambda s: '"ready"' in s))
             pid = ready["pid"]
@@ -139,26 +146,37 @@ def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str],
             idle0 = _cpu_seconds(pid)
             time.sleep(2.0)
             echo(f"engine idle: {(_cpu_seconds(pid) - idle0) / 2 * 100:.1f} % of a core, {_rss_mb(pid):.0f} MB")
-            echo(f"{'calls':>6} {'bridged':>8} {'cpu %':>7} {'rss MB':>7} {'pdd p50':>8} {'pdd p99':>8}"
-                 f" {'added p50':>10} {'added p99':>10}")
+            echo("cpu: the engine process, % of one core while the calls are held (user + system)")
+            echo("pdd: post-dial delay, the caller's INVITE to its 180; added: minus the direct call's")
+            echo("turn: the engine loop's longest turn during the round (about 5 ms when idle)")
+            echo(f"{'calls':>6} {'bridged':>8} {'cpu %':>6} {'rss MB':>7} {'pdd p50':>8} {'pdd p99':>8}"
+                 f" {'added p50':>10} {'added p99':>10} {'turn ms':>8}")
+            base50, base99 = percentile(base["delays_ms"], 50), percentile(base["delays_ms"], 99)
             for n in sizes:
                 r = _round(caller, n, hold, pid)
                 d = r["delays_ms"]
                 r.update(n=n, p50=percentile(d, 50), p99=percentile(d, 99),
-                         added50=percentile(d, 50) - percentile(base["delays_ms"], 50),
-                         added99=percentile(d, 99) - percentile(base["delays_ms"], 99))
+                         added50=percentile(d, 50) - base50, added99=percentile(d, 99) - base99)
                 engine.stdin.write('{"cmd": "stats"}\n')
                 engine.stdin.flush()
                 st = json.loads(_until(engine, lambda s: '"stats"' in s))
                 inside = st["post_dial_ms"]
-                r.update(inside50=percentile(inside, 50), inside99=percentile(inside, 99), live=st["live"])
+                r.update(inside50=percentile(inside, 50), inside99=percentile(inside, 99), live=st["live"],
+                         leaked=st.get("leaked", 0), turn=st.get("longest_turn_ms", float("nan")))
                 results.append(r)
-                echo(f"{n:>6} {r['still_up']:>8} {r['cpu']:>7.1f} {r['rss']:>7.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}"
-                     f" {r['added50']:>10.2f} {r['added99']:>10.2f}")
+                echo(f"{n:>6} {r['still_up']:>8} {r['cpu']:>6.1f} {r['rss']:>7.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}"
+                     f" {r['added50']:>10.2f} {r['added99']:>10.2f} {r['turn']:>8.1f}")
                 echo(f"       inside the engine (INVITE handled to 180 sent): p50 {r['inside50']:.2f} ms,"
                      f" p99 {r['inside99']:.2f} ms")
+                problems = []
                 if r["errors"]:
-                    echo(f"       errors: {r['errors']}")
+                    problems.append(f"errors: {r['errors']}")
+                if r.get("not_ended"):
+                    problems.append(f"{r['not_ended']} calls did not end")
+                if r["live"] or r["leaked"]:
+                    problems.append(f"after hang-up the engine still holds {r['live']} legs, {r['leaked']} leaked")
+                if problems:
+                    echo("       " + "; ".join(problems))
                 time.sleep(1.0)
             engine.stdin.write('{"cmd": "quit"}\n')
             engine.stdin.flush()
@@ -168,9 +186,12 @@ def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str],
                 try:
                     if p.stdin and not p.stdin.closed:
                         p.stdin.close()
-                    p.wait(5)
-                except Exception:  # noqa: BLE001
+                    p.wait(10)
+                except Exception:  # noqa: BLE001 - a process that would not stop is killed
                     p.kill()
+                    p.wait(5)
+                if p.stdout:
+                    p.stdout.close()
     return results
 
 

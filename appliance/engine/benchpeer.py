@@ -1,6 +1,6 @@
 """The far ends for `pbx bench calls`: a provider that places calls and a phone that answers.
 
-    python -m appliance.engine.benchpeer answer PORT
+    python -m appliance.engine.benchpeer answer PORT             then stdin: "hangup" hangs up every call
     python -m appliance.engine.benchpeer call PORT URI          then stdin: N HOLD_SECONDS per line
 
 The caller places N calls (paced, 50 a second, as calls arrive from a real
@@ -11,6 +11,7 @@ hangs up and prints a JSON summary.  One pjsua2 Endpoint per process.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -97,13 +98,18 @@ def answer(port: int) -> None:
     while True:
         ep.libHandleEvents(5)
         acc.calls = [c for c in acc.calls if c.state != "disconnected"]
-        if select.select([sys.stdin], [], [], 0)[0] and not sys.stdin.readline():
-            break
+        if select.select([sys.stdin], [], [], 0)[0]:
+            line = sys.stdin.readline()
+            if not line:
+                break
+            if line.strip() == "hangup":  # the phone's side hangs up every call it has
+                ep.hangupAllCalls()
     ep.hangupAllCalls()
     end = time.monotonic() + 1
     while time.monotonic() < end:
         ep.libHandleEvents(5)
     acc.calls.clear()
+    gc.collect()
     acc.shutdown()
     ep.libDestroy()
 
@@ -126,35 +132,45 @@ def call(port: int, uri: str) -> None:
         if not line.strip():
             break
         n, hold = line.split()
-        n, hold = int(n), float(hold)
-        calls, errors = [], []
-        for i in range(n):
-            c = Call(acc)
-            c.sent = time.monotonic()
-            try:
-                c.makeCall(uri, pj.CallOpParam(True))
-                calls.append(c)
-            except pj.Error as e:
-                errors.append(e.info())
-            pump(ep, PACE)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(c.state == "new" for c in calls):
-            ep.libHandleEvents(5)
-        up = sum(1 for c in calls if c.state == "confirmed")
-        print(json.dumps({"held": up}), flush=True)
-        pump(ep, hold)
-        still = sum(1 for c in calls if c.state == "confirmed")
-        delays = sorted((c.ringing - c.sent) * 1000 for c in calls if c.ringing)
-        ep.hangupAllCalls()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(c.state != "disconnected" for c in calls):
-            ep.libHandleEvents(5)
-        calls.clear()
-        pump(ep, 0.5)
-        print(json.dumps({"placed": n, "answered": up, "still_up": still, "delays_ms": delays,
-                          "errors": errors[:3]}), flush=True)
+        print(json.dumps(one_round(ep, acc, uri, int(n), float(hold))), flush=True)
+    # Every Call object must be gone before libDestroy: one freed afterwards
+    # aborts the process (pjsua_call_set_user_data asserts on its stale id).
+    gc.collect()
     acc.shutdown()
     ep.libDestroy()
+
+
+def one_round(ep: pj.Endpoint, acc: pj.Account, uri: str, n: int, hold: float) -> dict:
+    """Place n calls, hold them, hang them all up; the Call objects die with this frame."""
+    calls, errors = [], []
+    c = None
+    for _ in range(n):
+        c = Call(acc)
+        c.sent = time.monotonic()
+        try:
+            c.makeCall(uri, pj.CallOpParam(True))
+            calls.append(c)
+        except pj.Error as e:
+            errors.append(e.info())
+        pump(ep, PACE)
+    del c
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(c.state == "new" for c in calls):
+        ep.libHandleEvents(5)
+    up = sum(1 for c in calls if c.state == "confirmed")
+    print(json.dumps({"held": up}), flush=True)
+    pump(ep, hold)
+    still = sum(1 for c in calls if c.state == "confirmed")
+    delays = sorted((c.ringing - c.sent) * 1000 for c in calls if c.ringing)
+    ep.hangupAllCalls()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(c.state != "disconnected" for c in calls):
+        ep.libHandleEvents(5)
+    left = sum(1 for c in calls if c.state != "disconnected")
+    calls.clear()
+    pump(ep, 0.5)
+    return {"placed": n, "answered": up, "still_up": still, "delays_ms": delays, "errors": errors[:3],
+            "not_ended": left}
 
 
 if __name__ == "__main__":

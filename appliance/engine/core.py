@@ -73,39 +73,76 @@ class EngineConfig:
 
 
 class Registry:
-    """Live pj objects by key, released a loop turn after pjsua is done with them."""
+    """Live pj objects by key, let go of only when that can no longer hurt a call.
+
+    The rules (measured with pjsua2 2.17, see PJSUA2-NOTES):
+    - a `Call` whose last reference goes while pjsua still has its call hangs
+      that call up, so every call object is kept here from the moment it is
+      created (`keep`) until pjsua reports it DISCONNECTED (`done`);
+    - pjsua2 never forgets a disconnected `Call`'s id: its destructor clears the
+      user data of that id and hangs up whatever call is active there.  Once
+      pjsua has given the id to a new call, freeing the old object cuts the new
+      call loose (it never sees DISCONNECTED again) and hangs it up.  So a done
+      object is freed only while no live call holds its id; if one does, it
+      waits until that call is done too;
+    - objects are never freed inside a pjsua callback (`release_done` runs
+      between pieces of engine work, see `EngineThread._loop`).
+    """
 
     def __init__(self) -> None:
         self._live: dict[Any, Any] = {}
-        self._done: list[Any] = []
+        self._ids: dict[int, Any] = {}          # pjsua call id -> key of the live object holding it
+        self._done: list[tuple[Any, int]] = []  # (object, the call id it had or -1)
         self._released: list[weakref.ref] = []
 
     def keep(self, key: Any, obj: Any) -> None:
         self._live[key] = obj
+        self.holds(key)
+
+    def holds(self, key: Any) -> None:
+        """Note the call id of live object `key` (an outgoing call has one only after makeCall)."""
+        call_id = _call_id(self._live.get(key))
+        if call_id >= 0:
+            self._ids[call_id] = key
 
     def get(self, key: Any) -> Any:
         return self._live.get(key)
 
     def done(self, key: Any) -> None:
-        """pjsua is finished with this object; let it go on the next turn."""
+        """pjsua is finished with this object; let it go once that is safe."""
         obj = self._live.pop(key, None)
-        if obj is not None:
-            self._done.append(obj)
+        if obj is None:
+            return
+        call_id = _call_id(obj)
+        if call_id >= 0 and self._ids.get(call_id) == key:
+            del self._ids[call_id]
+        self._done.append((obj, call_id))
 
     def release_done(self) -> int:
-        n = len(self._done)
-        for obj in self._done:
+        """Engine thread, outside any callback: drop done objects whose call id nobody else holds."""
+        if not self._done:
+            return 0
+        waiting, n = [], 0
+        for obj, call_id in self._done:
+            if call_id >= 0 and (call_id in self._ids or obj.isActive()):
+                waiting.append((obj, call_id))  # the id belongs to a newer call now
+                continue
             try:
                 self._released.append(weakref.ref(obj))
             except TypeError:
                 pass
-        self._done.clear()
+            n += 1
+        self._done = waiting
         return n
 
     def leaked(self) -> int:
         """Released objects something still holds on to (a cycle, a stray reference)."""
         self._released = [r for r in self._released if r() is not None]
         return len(self._released)
+
+    def waiting(self) -> int:
+        """Done objects not yet freed (their call id was reused by a live call)."""
+        return len(self._done)
 
     def __len__(self) -> int:
         return len(self._live)
@@ -114,8 +151,46 @@ class Registry:
         return list(self._live)
 
     def clear(self) -> None:
+        """Shutdown: let go of everything (calls are hung up by now); `leaked()` tells what stayed."""
+        for obj in [*self._live.values(), *(o for o, _ in self._done)]:
+            try:
+                self._released.append(weakref.ref(obj))
+            except TypeError:
+                pass
         self._live.clear()
+        self._ids.clear()
         self._done.clear()
+
+
+def _call_id(obj: Any) -> int:
+    """pjsua's call id of a Call (kept by pjsua2 even after DISCONNECTED), else -1."""
+    get = getattr(obj, "getId", None)
+    if get is None:
+        return -1
+    try:
+        return int(get())
+    except Exception:  # noqa: BLE001 - not a call after all
+        return -1
+
+
+class TurnStats:
+    """How long loop turns take.  A turn is about POLL_MS when idle; a long one
+    means requests waited (a SIP peer retransmits its INVITE after 500 ms)."""
+
+    SLOW = 0.050
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def add(self, seconds: float) -> None:
+        if seconds > self.longest:
+            self.longest = seconds
+        if seconds > self.SLOW:
+            self.slow += 1
+
+    def reset(self) -> None:
+        self.longest = 0.0
+        self.slow = 0
 
 
 _STOP = object()
@@ -143,6 +218,7 @@ class EngineThread:
         self._shutdown_hooks: list[Callable[[], None]] = []
         self.transports: dict[str, int] = {}  # "local", "trunk" -> pjsua transport id
         self.loop_turns = 0
+        self.turns = TurnStats()
 
     # -- other threads --------------------------------------------------------
 
@@ -234,6 +310,13 @@ class EngineThread:
         cfg.medConfig.channelCount = 1
         cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0  # legs are bridged, not played to a speaker
+        # RTP is read on this thread too (the SIP ioqueue, polled by
+        # libHandleEvents), not by a media worker thread: that thread could be
+        # inside a leg's RTP callback while a hang-up here destroyed the leg's
+        # media transport, and pjmedia aborted (pj_sockaddr_get_len assertion
+        # in on_rx_rtp) when BYEs crossed on many calls at once.
+        cfg.medConfig.hasIoqueue = False
+        cfg.medConfig.threadCnt = 0
         self._log_writer = _make_log_writer(pj)
         cfg.logConfig.writer = self._log_writer
         cfg.logConfig.level = self.config.log_level
@@ -259,16 +342,21 @@ class EngineThread:
 
     def _loop(self) -> None:
         ep = self.ep
+        registry = self.registry
         last_beat = 0.0
         while True:
+            t0 = time.perf_counter()
             ep.libHandleEvents(POLL_MS)
             self.loop_turns += 1
-            self.registry.release_done()
+            # Objects pjsua finished with are let go after each piece of work,
+            # before the next one can give their call ids to new calls.
+            registry.release_done()
             for hook in self._turn_hooks:
                 try:
                     hook()
                 except Exception:  # noqa: BLE001 - a hook must not stop the engine
                     log.exception("engine turn hook failed")
+                registry.release_done()
             while True:
                 try:
                     item = self._commands.get_nowait()
@@ -283,6 +371,8 @@ class EngineThread:
                     fut.set_result(fn(*args, **kwargs))
                 except BaseException as e:  # noqa: BLE001 - handed to the caller
                     fut.set_exception(e)
+                registry.release_done()
+            self.turns.add(time.perf_counter() - t0)
             now = time.monotonic()
             if now - last_beat >= 1.0:
                 last_beat = now
@@ -321,6 +411,10 @@ class EngineThread:
     def _destroy(self) -> None:
         sys.last_type = sys.last_value = sys.last_traceback = None
         gc.collect()
+        leaked = self.registry.leaked()
+        if leaked:
+            # Each would abort the process when freed after libDestroy.
+            log.error("%d pjsua objects are still referenced at libDestroy", leaked)
         if self.ep is not None:
             try:
                 self.ep.libDestroy()

@@ -15,7 +15,7 @@ from appliance.routing.steps import Connected, Decision, Forward, Leg as LegSpec
 
 from . import dialplan, media
 from .session import (
-    BUSY_CODES, COMPLETED_ELSEWHERE, CONFIRM_SECONDS, Account, Leg, RingRun, Session, hangup, now_iso,
+    BUSY_CODES, COMPLETED_ELSEWHERE, CONFIRM_SECONDS, Account, Leg, RingRun, Session, call_op, hangup, now_iso,
 )
 
 log = logging.getLogger("appliance.engine.b2bua")
@@ -66,7 +66,7 @@ class RingingMixin:
             local = f"<sip:{from_user}@{domain}>"
             self.place(s, run, i, acc, uri, local, confirm=spec.confirm, trunk=trunk["name"])
         else:
-            bindings = self.store.bindings(spec.target)
+            bindings = self.lookups.bindings_for(self.store, spec.target)
             if not bindings:
                 run.codes.append(480)
                 s.note("skip", target=spec.target, why="not registered")
@@ -81,18 +81,14 @@ class RingingMixin:
               confirm: bool = False, trunk: str = "") -> Leg | None:
         spec = run.specs[i]
         leg = Leg(self, acc, pj.PJSUA_INVALID_ID, "b", spec.target, i, confirm)
-        leg.session, leg.trunk = s, trunk
-        prm = pj.CallOpParam(True)
+        leg.trunk = trunk
+        prm = call_op()
         prm.txOption.localUri = local
-        try:
-            leg.makeCall(uri, prm)
-        except pj.Error as e:
-            log.warning("call %s: could not call %s: %s", s.id, uri, e.info())
-            run.codes.append(500)
-            leg.session = None
+        if not leg.dial(uri, prm):
+            log.warning("call %s: could not call %s: %s %s", s.id, uri, leg.code, leg.reason)
+            run.codes.append(leg.code or 500)
             return None
-        leg.state = "calling"
-        self.engine.registry.keep(("leg", leg.uid), leg)
+        leg.session = s
         s.legs[leg.uid] = leg
         run.placed += 1
         self.emit("LegStarted", s.id, target=spec.target, uri=uri, leg=leg.uid)
@@ -137,8 +133,7 @@ class RingingMixin:
         if s.a_early or s.a_answered:
             return
         s.a_early = True
-        prm = pj.CallOpParam()
-        prm.statusCode = 180 if s.ringback == "180" else 183
+        prm = call_op(180 if s.ringback == "180" else 183)
         try:
             s.a.answer(prm)
         except pj.Error as e:

@@ -8,16 +8,18 @@ engine event is printed on stdout as one JSON object; commands come on stdin:
 
     {"cmd": "reload"}                               read extensions, trunks, routing again
     {"cmd": "router", "factory": "module:function"} route with function(store) -> Router
-    {"cmd": "stats"}                                live calls, legs, post-dial delays
+    {"cmd": "stats"}                                live calls, legs, post-dial delays, longest loop turn
     {"cmd": "flush"}                                wait until records are written
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import json
 import logging
+import signal
 import sys
 import threading
 from typing import Any
@@ -50,14 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--router", default="", help="module:function(store) returning a Router")
     ap.add_argument("--allow-unknown", action="store_true")
     ap.add_argument("--log-level", default="WARNING")
+    ap.add_argument("--pj-log-level", type=int, default=2, help="pjsua's log level on stderr (1 errors .. 5 trace)")
     ap.add_argument("--quiet", action="store_true", help="do not print events")
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # `kill -USR1 PID` prints every thread's Python stack on stderr (a stalled loop, a hang).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    if args.pj_log_level > 2:
+        logging.getLogger("appliance.engine.pjsua").setLevel(logging.DEBUG)
 
     emit = (lambda e: None) if args.quiet else say
     engine = EngineThread(EngineConfig(sip_host=args.host, sip_port=args.sip_port,
-                                       trunk_host=args.trunk_host, trunk_port=args.trunk_port, log_level=2),
+                                       trunk_host=args.trunk_host, trunk_port=args.trunk_port,
+                                       log_level=args.pj_log_level),
                           on_event=emit)
     edge = None
     if args.edge:
@@ -67,6 +75,17 @@ def main(argv: list[str] | None = None) -> int:
                   allow_unknown=args.allow_unknown, emit=emit)
     engine.start()
     engine.call(b2bua.start)
+
+    def stats() -> dict:
+        """Engine thread: what is alive, and the figures since the last stats."""
+        out = {"sessions": len(b2bua.sessions), "live": len(engine.registry),
+               "waiting": engine.registry.waiting(), "leaked": engine.registry.leaked(),
+               "timers": len(b2bua.timers), "post_dial_ms": list(b2bua.stats["post_dial_ms"]),
+               "longest_turn_ms": round(engine.turns.longest * 1000, 2), "slow_turns": engine.turns.slow}
+        b2bua.stats["post_dial_ms"] = []
+        engine.turns.reset()
+        return out
+
     say({"kind": "ready", "pid": __import__("os").getpid()})
     try:
         for line in sys.stdin:
@@ -87,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                     b2bua.reload()
                 engine.call(swap)
             elif name == "stats":
-                say({"kind": "stats", **engine.call(lambda: {
-                    "sessions": len(b2bua.sessions), "live": len(engine.registry),
-                    "post_dial_ms": list(b2bua.stats["post_dial_ms"])})})
-                b2bua.stats["post_dial_ms"] = []
+                say({"kind": "stats", **engine.call(stats)})
                 continue
             elif name == "flush":
                 b2bua.recorder.flush()

@@ -65,12 +65,21 @@ class Account(pj.Account):
 
 
 class Leg(pj.Call):
-    """One call leg.  `role` is "a" (the caller's) or "b" (placed by the engine)."""
+    """One call leg.  `role` is "a" (the caller's) or "b" (placed by the engine).
+
+    Its life cycle is kept here and in the engine's `Registry`, nowhere else:
+    a leg is in the registry from the moment it exists (an incoming call's leg
+    is created with pjsua's call id; a placed leg gets one from `dial`), and it
+    leaves through `finished()`, called once, when pjsua reports DISCONNECTED or
+    when `dial` fails.  Nothing else may hold a leg after that (sessions drop
+    theirs when they end); the registry frees it when no newer call has its id.
+    """
 
     def __init__(self, b2bua: "B2BUA", acc: Account, call_id: int, role: str, target: str = "",
                  spec: int = -1, confirm: bool = False):
         super().__init__(acc, call_id)
         self.uid = next(_uids)
+        self.key = ("leg", self.uid)
         self.b2bua = b2bua
         self.session: Session | None = None
         self.role, self.target, self.spec, self.confirm = role, target, spec, confirm
@@ -84,6 +93,32 @@ class Leg(pj.Call):
         self.sounds: list[Any] = []  # prompts played to this leg alone (the press-1 prompt)
         self.account = acc           # a call that replaces this one must use the same Account
         self.transfer: Any = None    # a probe leg's transfer (transfer.py)
+        b2bua.engine.registry.keep(self.key, self)
+
+    def dial(self, uri: str, prm: Any) -> bool:
+        """Place this leg (makeCall).  False if it could not be placed or ended at once.
+
+        The leg has no session while pjsua works on it: a DISCONNECTED reported
+        from inside makeCall only marks the leg ended, it does not reach routing
+        in the middle of placing legs.
+        """
+        self.state = "calling"
+        try:
+            self.makeCall(uri, prm)
+        except pj.Error as e:
+            self.code, self.reason = 500, e.info()
+            self.finished()
+            return False
+        if self.state == "ended":
+            return False
+        self.b2bua.engine.registry.holds(self.key)
+        return True
+
+    def finished(self) -> None:
+        """pjsua is done with this leg (or never started it): hand it back to the registry, once."""
+        if self.state != "ended":
+            self.state = "ended"
+        self.b2bua.engine.registry.done(self.key)
 
     @guarded
     def onCallState(self, prm: Any) -> None:
@@ -110,6 +145,23 @@ def header(name: str, value: str) -> Any:
     h = pj.SipHeader()
     h.hName, h.hValue = name, value
     return h
+
+
+def call_op(code: int = 0) -> Any:
+    """Parameters for placing or answering a leg: one audio stream and nothing else.
+
+    pjsua 2.17 offers and accepts a real-time text stream (RFC 4103, m=text) on
+    every call by default.  Each text stream runs a clock thread of its own that
+    hanging up joins, which held the engine thread up to 300 ms per leg (a
+    round of hang-ups stalled the loop for seconds).  The PBX carries voice.
+    """
+    prm = pj.CallOpParam(True)
+    prm.opt.audioCount = 1
+    prm.opt.videoCount = 0
+    prm.opt.textCount = 0
+    if code:
+        prm.statusCode = code
+    return prm
 
 
 def hangup(leg: Leg, code: int = 0, reason: str = "", headers: tuple[tuple[str, str], ...] = ()) -> None:
@@ -142,11 +194,17 @@ def audio_of(leg: Leg) -> Any:
 @dataclass
 class Timer:
     when: float
-    fn: Callable[[], None]
+    fn: Callable[[], None] | None
     cancelled: bool = False
 
     def cancel(self) -> None:
+        # The closure goes at once: a cancelled timer waits in the B2BUA's heap
+        # until its time, and must not keep a session or a leg alive meanwhile.
         self.cancelled = True
+        self.fn = None
+
+    def __lt__(self, other: "Timer") -> bool:
+        return self.when < other.when
 
 
 @dataclass
