@@ -9,6 +9,7 @@ does when it runs as a separate service.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import resource
 import signal
@@ -132,7 +133,11 @@ class Appliance:
             self.loop.call_soon_threadsafe(self._emit, event)
 
     def _emit(self, event: Any) -> None:
-        data = event if isinstance(event, dict) else event.as_dict()
+        """Loop thread: an event of any part (a dict from the engine, a dataclass from the edge) to subscribers."""
+        if isinstance(event, dict):
+            data = event
+        else:
+            data = {"kind": type(event).__name__, **dataclasses.asdict(event)}
         if self.control:
             self.control.publish(data)
 

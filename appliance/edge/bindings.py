@@ -68,6 +68,7 @@ class BindingTable:
     def __init__(self) -> None:
         self.by_extension: dict[str, dict[str, Binding]] = {}
         self.by_uri: dict[tuple, list[Binding]] = {}
+        self.by_host: dict[str, int] = {}  # source address -> bindings registered from it
         self._dirty: dict[tuple[str, str], Binding | None] = {}
 
     def __len__(self) -> int:
@@ -91,6 +92,7 @@ class BindingTable:
                 self._dirty[(old.extension, old.contact)] = None
         self.by_extension.setdefault(binding.extension, {})[binding.key] = binding
         self.by_uri.setdefault(binding.uri_key, []).append(binding)
+        self.by_host[binding.flow.host] = self.by_host.get(binding.flow.host, 0) + 1
         if persist:
             self._dirty[(binding.extension, binding.contact)] = binding
         return old
@@ -104,7 +106,16 @@ class BindingTable:
             self._unindex(binding)
             self._dirty[(binding.extension, binding.contact)] = None
 
+    def phones_at(self, host: str) -> int:
+        """How many bindings were registered from this address (an office behind one NAT has many)."""
+        return self.by_host.get(host, 0)
+
     def _unindex(self, binding: Binding) -> None:
+        n = self.by_host.get(binding.flow.host, 0) - 1
+        if n > 0:
+            self.by_host[binding.flow.host] = n
+        else:
+            self.by_host.pop(binding.flow.host, None)
         lst = self.by_uri.get(binding.uri_key)
         if lst is not None:
             lst[:] = [b for b in lst if b is not binding]

@@ -50,8 +50,13 @@ class Guard:
             return False
         return True
 
-    def request_seen(self, address: str, now: float) -> tuple[float, str] | None:
-        """Count a request for the flood limit; returns a new ban when this one crosses it."""
+    def request_seen(self, address: str, now: float, phones: int = 0) -> tuple[float, str] | None:
+        """Count a request for the flood limit; returns a new ban when this one crosses it.
+
+        An address that `phones` registered phones use (an office behind one NAT)
+        gets the limit once per phone: their calls are many messages, and banning
+        the address would cut off every phone there.
+        """
         if address in self.trusted:
             return None
         w = self._windows.get(address)
@@ -59,7 +64,7 @@ class Guard:
             self._windows[address] = [now, 1]
             return None
         w[1] += 1
-        if w[1] > self.policy.flood_requests:
+        if w[1] > self.policy.flood_requests * max(1, phones):
             del self._windows[address]
             return self._ban(address, now + self.policy.flood_ban, "flood")
         return None

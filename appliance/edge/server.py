@@ -114,6 +114,7 @@ class Edge:
         self.tcp_server: asyncio.base_events.Server | None = None
         self.connections: dict[tuple[str, int], "TcpConnection"] = {}
         self._ticker: asyncio.Task | None = None
+        self._soon: asyncio.TimerHandle | None = None
         self.counters = {"received": 0, "dropped": 0, "refused": 0}
 
     def _policy_from_store(self) -> GuardPolicy:
@@ -169,6 +170,9 @@ class Edge:
         log.info("edge listening on %s:%d (udp%s), engine at %s", self.host, port, "+tcp" if self.use_tcp else "", self.engine)
 
     async def stop(self) -> None:
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
         if self._ticker:
             self._ticker.cancel()
             try:
@@ -186,6 +190,18 @@ class Edge:
             await self.tcp_server.wait_closed()
             self.tcp_server = None
         self.flush()
+
+    def flush_soon(self, delay: float = 0.05) -> None:
+        """Write new and removed bindings within `delay`: the engine rings only phones it can read.
+
+        Refreshes of known bindings wait for the regular flush; a new phone
+        (or one gone) is written almost at once, a batch at a time.
+        """
+        if self._soon is None:
+            def run() -> None:
+                self._soon = None
+                self.flush()
+            self._soon = asyncio.get_running_loop().call_later(delay, run)
 
     def flush(self) -> None:
         for b in self.table.flush(self.store.db):
@@ -273,7 +289,7 @@ class Edge:
             if self.guard.banned(flow.host, now):
                 self.counters["dropped"] += 1
                 return
-            ban = self.guard.request_seen(flow.host, now)
+            ban = self.guard.request_seen(flow.host, now, self.table.phones_at(flow.host))
             if ban:
                 self._ban(flow.host, ban)
                 return
@@ -441,6 +457,8 @@ class Edge:
         for b, reason in result.removed:
             self._emit(ev.BindingRemoved(b.extension, b.contact, reason))
         self.send(flow, result.response.to_bytes())
+        if result.added or result.removed:
+            self.flush_soon()
 
     # -- requests from the engine -------------------------------------------
 

@@ -109,3 +109,14 @@ def test_udp_noise_and_keepalives_are_ignored(running):
         s.sendto(junk, ("127.0.0.1", running.edge.port))
     s.close()
     assert options(SipClient(running.edge.port)).status == 200
+
+
+def test_an_address_with_registered_phones_gets_the_flood_limit_once_per_phone():
+    from appliance.edge.guard import Guard, GuardPolicy
+
+    guard = Guard(GuardPolicy(flood_requests=30, flood_window=2.0), trusted=frozenset())
+    # Three phones behind one address: 80 messages in a window is their normal traffic.
+    assert all(guard.request_seen("198.51.100.7", 100.0 + i * 0.01, phones=3) is None for i in range(80))
+    # A stranger at another address is banned past 30.
+    results = [guard.request_seen("203.0.113.9", 100.0 + i * 0.01) for i in range(31)]
+    assert results[:30] == [None] * 30 and results[30] is not None
