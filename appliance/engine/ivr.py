@@ -223,7 +223,7 @@ class StepsMixin:
                 raise RuntimeError("the caller has no audio")
             am.startTransmit(rec)
         except (pj.Error, RuntimeError) as e:
-            log.warning("call %s: cannot record voicemail in %s: %s", s.id, path, getattr(e, "info", lambda: e)())
+            log.warning("call %s: cannot record voicemail in %s: %s", s.id, path, e.info() if isinstance(e, pj.Error) else e)
             s.end_reason = "voicemail could not record"
             return self.end(s)
         s.sounds.append(rec)
