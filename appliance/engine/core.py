@@ -195,6 +195,21 @@ class TurnStats:
 
 _STOP = object()
 
+
+def collect_garbage() -> None:
+    """Python's cycle collection, run here, on the thread that owns pjsua2.
+
+    While the engine runs, the automatic collector is off (see
+    EngineThread.start): it runs on whichever thread happens to allocate, and
+    a pjsua2 object in a reference cycle freed on a thread pjsua does not
+    know aborts the process.  This does what the automatic collector would,
+    by the same counters and thresholds, on the engine thread.
+    """
+    c0, c1, c2 = gc.get_count()
+    t0, t1, t2 = gc.get_threshold()
+    if t0 and c0 > t0:
+        gc.collect(2 if c2 > t2 else 1 if c1 > t1 else 0)
+
 # pjsua is one library per process: a second Endpoint alive at the same time
 # aborts the process, so a second engine is refused before it gets that far.
 _ONE_PER_PROCESS = threading.Lock()
@@ -225,6 +240,9 @@ class EngineThread:
     def start(self, timeout: float = 10.0) -> None:
         if not _ONE_PER_PROCESS.acquire(blocking=False):
             raise RuntimeError("another engine is running in this process; pjsua2 allows one")
+        # Cycles are collected on the engine thread only (collect_garbage).
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
         self._thread.start()
         self._ready.result(timeout)
 
@@ -283,7 +301,7 @@ class EngineThread:
                 e = RuntimeError(f"{e.title}: {e.reason} (status {e.status})")
             log.error("engine failed to start: %s", e)
             self._destroy()
-            _ONE_PER_PROCESS.release()
+            self._let_go()
             self._ready.set_exception(e)
             return
         self._ready.set_result(True)
@@ -293,7 +311,13 @@ class EngineThread:
             self._loop()
         finally:
             self._shutdown()
-            _ONE_PER_PROCESS.release()
+            self._let_go()
+
+    def _let_go(self) -> None:
+        """The library is gone: the collector may run anywhere again, and another engine may start."""
+        if self._gc_was_enabled:
+            gc.enable()
+        _ONE_PER_PROCESS.release()
 
     def _create(self) -> None:
         import pjsua2 as pj
@@ -371,7 +395,10 @@ class EngineThread:
                     fut.set_result(fn(*args, **kwargs))
                 except BaseException as e:  # noqa: BLE001 - handed to the caller
                     fut.set_exception(e)
+                # The loop's locals must not keep the last result (a pj object) alive.
+                item = fut = fn = args = kwargs = None
                 registry.release_done()
+            collect_garbage()
             self.turns.add(time.perf_counter() - t0)
             now = time.monotonic()
             if now - last_beat >= 1.0:

@@ -108,3 +108,42 @@ def test_registry_releases_on_the_next_turn_and_sees_leaks():
     assert reg.leaked() == 1  # the test still holds b
     del b
     assert reg.leaked() == 0
+
+
+def test_reference_cycles_with_pj_objects_are_freed_on_the_engine_thread(engine):
+    """A cycle freed by the collector on another thread would destroy its pj object there (abort)."""
+    import gc
+    import weakref
+
+    assert not gc.isenabled()  # the automatic collector could run on any thread
+    freed_on = []
+
+    class Holder:
+        def __init__(self):
+            self.me = self  # a cycle: only the collector frees it
+            import pjsua2
+
+            self.tone = pjsua2.ToneGenerator()  # built on the engine thread (Holder is)
+
+        def __del__(self):
+            freed_on.append(threading.get_ident())
+
+    engine_thread = engine.call(threading.get_ident)
+    ref = weakref.ref(engine.call(Holder))
+    # Allocate from this thread until the engine's collector has run.
+    junk = []
+    deadline = time.monotonic() + 5
+    while ref() is not None and time.monotonic() < deadline:
+        junk.append([[] for _ in range(100)])  # kept: the counters only grow
+        time.sleep(0.001)
+    assert ref() is None
+    assert freed_on == [engine_thread]
+
+
+def test_the_collector_runs_by_itself_again_after_stop():
+    import gc
+
+    e = EngineThread(EngineConfig(sip_port=free_port(), log_level=1))
+    e.start()
+    e.stop()
+    assert gc.isenabled()

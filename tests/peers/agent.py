@@ -31,6 +31,7 @@ read from pjsua's message log.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import queue
 import re
@@ -39,6 +40,8 @@ import threading
 import time
 
 import pjsua2 as pj
+
+from appliance.engine.core import collect_garbage
 
 _out = threading.Lock()
 
@@ -133,6 +136,8 @@ class Agent:
         self.recorders: dict[int, object] = {}
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
 
+        # pj objects must die on this thread: cycles are collected here only (loop).
+        gc.disable()
         ep = self.ep = pj.Endpoint()
         ep.libCreate()
         cfg = pj.EpConfig()
@@ -306,6 +311,7 @@ class Agent:
         say(ev="ready", port=self.port)
         while True:
             self.ep.libHandleEvents(5)
+            collect_garbage()
             now = time.monotonic()
             due = [t for t in self.timers if t[0] <= now]
             if due:
@@ -345,7 +351,6 @@ class Agent:
         self.ep.libHandleEvents(20)
         self.acc.shutdown()
         self.acc = None
-        import gc
         gc.collect()
         self.ep.libDestroy()
 
