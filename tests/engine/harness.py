@@ -47,8 +47,13 @@ class Proc:
             self.stderr.append(line)
 
     def send(self, **cmd) -> None:
-        self.p.stdin.write(json.dumps(cmd) + "\n")
-        self.p.stdin.flush()
+        try:
+            self.p.stdin.write(json.dumps(cmd) + "\n")
+            self.p.stdin.flush()
+        except BrokenPipeError:
+            self.p.wait(timeout=5)
+            raise AssertionError(f"{self.name} is gone (exit code {self.p.returncode}); its last words:\n"
+                                 + "".join(self.stderr[-30:])) from None
 
     def drain(self) -> list[dict]:
         while True:
