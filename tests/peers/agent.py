@@ -128,6 +128,7 @@ class Agent:
         self.port, self.name = port, name
         self.calls: dict[int, Call] = {}
         self.ended: list[Call] = []
+        self.finished: list[Call] = []
         self._id = 0
         self.mode, self.delay = "ring", 0.0
         self.digits, self.digits_after = "", 1.0
@@ -321,11 +322,14 @@ class Agent:
                         fn()
                     except Exception as e:  # noqa: BLE001
                         say(ev="error", where="timer", error=str(e))
-            # Drop ended calls a turn after they ended (pjsua2 lifetime rule).
+            # Ended calls leave the table a turn after they ended, but their
+            # objects are kept until close(): a pjsua2 Call freed after pjsua
+            # gave its id to a newer call cuts that call off its callbacks.
             for c in self.ended:
                 self.calls.pop(c.id, None)
                 self.tones.pop(c.id, None)
                 self.recorders.pop(c.id, None)
+                self.finished.append(c)
             self.ended.clear()
             while True:
                 try:
@@ -348,6 +352,7 @@ class Agent:
         self.tones.clear()
         self.recorders.clear()
         self.ended.clear()
+        self.finished.clear()  # every call is over: freeing them now cuts nothing off
         self.ep.libHandleEvents(20)
         self.acc.shutdown()
         self.acc = None
