@@ -15,30 +15,7 @@ import time
 
 import pjsua2 as pj
 
-
-def endpoint(port: int) -> pj.Endpoint:
-    ep = pj.Endpoint()
-    ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.uaConfig.maxCalls = 512
-    cfg.medConfig.clockRate = 8000
-    cfg.medConfig.sndClockRate = 8000
-    cfg.medConfig.noVad = True
-    cfg.medConfig.ecTailLen = 0
-    cfg.logConfig.level = 1
-    cfg.logConfig.consoleLevel = 1
-    ep.libInit(cfg)
-    t = pj.TransportConfig()
-    t.port = port
-    t.boundAddress = "127.0.0.1"
-    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, t)
-    ep.audDevManager().setNullDev()
-    ep.libStart()
-    for c in ep.codecEnum2():
-        ep.codecSetPriority(c.codecId, 254 if c.codecId.startswith("PCMU/") else 0)
-    return ep
+from appliance.engine.benchpeer import endpoint  # the same plain 512-call user agent
 
 
 class Call(pj.Call):
