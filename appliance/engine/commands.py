@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-
-def _data_dir(data: str | None) -> Path:
-    return Path(data or os.environ.get("PBX_DATA") or "./data")
+from appliance.clickutil import data_option
 
 
 @click.command("calls")
-@click.option("--data", "data", default=None, metavar="DIR", help="Data directory (default: $PBX_DATA or ./data).")
+@data_option
 @click.option("--limit", default=20, show_default=True, help="How many calls, newest first.")
 @click.option("--path", "show_path", is_flag=True, help="Show each call's path, step by step.")
-def calls(data: str | None, limit: int, show_path: bool) -> None:
+def calls(data_dir: Path, limit: int, show_path: bool) -> None:
     """List recent calls: who called whom, who answered, how long they waited and talked.
 
     Example: pbx calls --data /var/lib/pbx --limit 10
     """
     from appliance.store import Store
 
-    with Store(_data_dir(data)) as store:
+    with Store(data_dir) as store:
         rows = store.recent_calls(limit)
     if not rows:
         click.echo("no calls yet")
