@@ -28,7 +28,12 @@ class Running:
         self.output: list[str] = []
         self._lines: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=self._read, daemon=True).start()
-        self.banner = self.read_until("ready", ready_timeout)
+        try:
+            self.banner = self.read_until("ready", ready_timeout)
+        except BaseException:
+            self.proc.kill()  # never leave an appliance behind a failed start
+            self.proc.wait(timeout=10)
+            raise
 
     def _read(self) -> None:
         for line in self.proc.stdout:
