@@ -55,6 +55,12 @@ class Proc:
             raise AssertionError(f"{self.name} is gone (exit code {self.p.returncode}); its last words:\n"
                                  + "".join(self.stderr[-30:])) from None
 
+    def mode(self, **settings) -> None:
+        """Set how the agent answers, and wait until it has: a call arriving
+        meanwhile would otherwise meet the old mode."""
+        self.send(cmd="mode", **settings)
+        self.expect(ev="ok", cmd="mode")
+
     def drain(self) -> list[dict]:
         while True:
             try:

@@ -80,7 +80,7 @@ def ringing_for(world, ext: str, caller: str, timeout: float = 8.0) -> dict:
 @pytest.mark.sip
 def test_caller_hears_music_and_position_then_an_agent_answers(world, queue, tmp_path):
     queue()
-    world.phones["103"].send(cmd="mode", mode="answer", delay=4.0)
+    world.phones["103"].mode(mode="answer", delay=4.0)
     wav = tmp_path / "first.wav"
     pid, joined = call(world, wav=wav)
     cid = joined["call_id"]
@@ -161,7 +161,7 @@ def test_vip_caller_goes_ahead_and_is_answered_first(world, queue):
 @pytest.mark.sip
 def test_max_wait_goes_to_on_no_answer(world, queue):
     queue(max_wait=3)
-    world.phones["103"].send(cmd="mode", mode="busy")
+    world.phones["103"].mode(mode="busy")
     pid, joined = call(world)
     cid = joined["call_id"]
     world.phones["103"].expect(ev="incoming")

@@ -103,7 +103,7 @@ def test_fewest_calls_rings_the_least_busy_first(world):
 
 def test_forward_to_mobile_that_presses_1_is_bridged(world):
     world.route("forward_mobile")
-    world.mobile.send(cmd="mode", mode="answer", delay=0.3, digits="1", digits_after=0.7)
+    world.mobile.mode(mode="answer", delay=0.3, digits="1", digits_after=0.7)
     pid = world.ip_call()
     inc = world.mobile.expect(ev="incoming")
     assert inc["local"].startswith("<sip:0671112233@")  # national format on the trunk
@@ -121,7 +121,7 @@ def test_forward_to_mobile_that_presses_1_is_bridged(world):
 
 def test_forward_to_mobile_that_does_not_press_is_no_answer(world):
     world.route("forward_mobile")
-    world.mobile.send(cmd="mode", mode="answer", delay=0.3)  # its voicemail picks up, nobody presses
+    world.mobile.mode(mode="answer", delay=0.3)  # its voicemail picks up, nobody presses
     pid = world.ip_call()
     world.mobile.expect(ev="incoming")
     world.engine.expect(kind="LegConfirming")

@@ -96,7 +96,7 @@ def test_blind_transfer_to_an_extension_that_answers(world, tmp_path):
 
 def test_blind_transfer_to_a_busy_extension_returns_to_the_transferor(world, tmp_path):
     pid, desk, call_id = answered_by(world, "101")
-    world.phones["103"].send(cmd="mode", mode="busy")
+    world.phones["103"].mode(mode="busy")
     world.phones["101"].send(cmd="xfer", id=desk["id"], uri=f"sip:103@127.0.0.1:{world.sip_port}")
     world.phones["103"].expect(ev="incoming")
     codes = xfer_statuses(world.phones["101"], desk["id"])
