@@ -1,12 +1,18 @@
 """The far ends for `pbx bench calls`: a provider that places calls and a phone that answers.
 
     python -m appliance.engine.benchpeer answer PORT             then stdin: "hangup" hangs up every call
-    python -m appliance.engine.benchpeer call PORT URI          then stdin: N HOLD_SECONDS per line
+    python -m appliance.engine.benchpeer call PORT URI [RTP_PORT [DIRECT_URI]]
+                                                                then stdin: N HOLD_SECONDS per line
 
 The caller places N calls (paced, 50 a second, as calls arrive from a real
 trunk rather than all in one packet burst), times each INVITE to its 180,
 waits until all are answered, says "held" and holds them HOLD_SECONDS, then
 hangs up and prints a JSON summary.  One pjsua2 Endpoint per process.
+
+With DIRECT_URI (the phone itself) it also places, half a pace after each
+call, a call straight to the phone, times it the same way and hangs it up
+once answered: the delay of the same call without the engine, measured
+under the same load as the call before it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,14 @@ def endpoint(port: int) -> pj.Endpoint:
     cfg.medConfig.sndClockRate = 8000
     cfg.medConfig.noVad = True
     cfg.medConfig.ecTailLen = 0
+    # RTP read on this thread's poll, as in the engine (core.py): a media
+    # worker thread could be inside a call's RTP callback while a hang-up
+    # here destroys its transport (pj_sockaddr_get_addr assertion).
+    cfg.medConfig.hasIoqueue = False
+    cfg.medConfig.threadCnt = 0
+    # As in the engine: closing the idle sound device stalls the poll for
+    # about 17 ms, which would be timed as the first call's delay.
+    cfg.medConfig.sndAutoCloseTime = -1
     cfg.logConfig.level = 1
     cfg.logConfig.consoleLevel = 1
     ep.libInit(cfg)
@@ -52,6 +66,7 @@ class Call(pj.Call):
         self.state = "new"
         self.sent = 0.0
         self.ringing = 0.0
+        self.hung = False
 
     def onCallState(self, prm):
         try:
@@ -120,7 +135,7 @@ def pump(ep: pj.Endpoint, seconds: float) -> None:
         ep.libHandleEvents(5)
 
 
-def call(port: int, uri: str) -> None:
+def call(port: int, uri: str, direct: str = "") -> None:
     ep = endpoint(port)
     acc = pj.Account()
     cfg = pj.AccountConfig()
@@ -132,7 +147,7 @@ def call(port: int, uri: str) -> None:
         if not line.strip():
             break
         n, hold = line.split()
-        print(json.dumps(one_round(ep, acc, uri, int(n), float(hold))), flush=True)
+        print(json.dumps(one_round(ep, acc, uri, int(n), float(hold), direct)), flush=True)
     # Every Call object must be gone before libDestroy: one freed afterwards
     # aborts the process (pjsua_call_set_user_data asserts on its stale id).
     gc.collect()
@@ -140,20 +155,42 @@ def call(port: int, uri: str) -> None:
     ep.libDestroy()
 
 
-def one_round(ep: pj.Endpoint, acc: pj.Account, uri: str, n: int, hold: float) -> dict:
+def place(acc: pj.Account, uri: str, errors: list) -> Call | None:
+    c = Call(acc)
+    c.sent = time.monotonic()
+    prm = pj.CallOpParam(True)
+    # No m=text (pjsua2 offers it by default): hanging up a call with a text
+    # stream joins a thread and held the poll for about 300 ms.
+    prm.opt.audioCount, prm.opt.videoCount, prm.opt.textCount = 1, 0, 0
+    try:
+        c.makeCall(uri, prm)
+        return c
+    except pj.Error as e:
+        errors.append(e.info())
+        return None
+
+
+def one_round(ep: pj.Endpoint, acc: pj.Account, uri: str, n: int, hold: float, direct: str = "") -> dict:
     """Place n calls, hold them, hang them all up; the Call objects die with this frame."""
     calls, errors = [], []
-    c = None
+    straight: list[Call] = []  # the direct calls, hung up once answered
     for _ in range(n):
-        c = Call(acc)
-        c.sent = time.monotonic()
-        try:
-            c.makeCall(uri, pj.CallOpParam(True))
+        c = place(acc, uri, errors)
+        if c is not None:
             calls.append(c)
-        except pj.Error as e:
-            errors.append(e.info())
-        pump(ep, PACE)
-    del c
+        if direct:
+            pump(ep, PACE / 2)
+            d = place(acc, direct, errors)
+            if d is not None:
+                straight.append(d)
+            pump(ep, PACE / 2)
+            for d in straight:
+                if d.state == "confirmed" and not d.hung:
+                    d.hung = True
+                    d.hangup(pj.CallOpParam())
+        else:
+            pump(ep, PACE)
+    c = d = None
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and any(c.state == "new" for c in calls):
         ep.libHandleEvents(5)
@@ -161,20 +198,22 @@ def one_round(ep: pj.Endpoint, acc: pj.Account, uri: str, n: int, hold: float) -
     print(json.dumps({"held": up}), flush=True)
     pump(ep, hold)
     still = sum(1 for c in calls if c.state == "confirmed")
-    delays = sorted((c.ringing - c.sent) * 1000 for c in calls if c.ringing)
+    delays = [(c.ringing - c.sent) * 1000 for c in calls if c.ringing]  # in the order placed
+    direct_delays = [(c.ringing - c.sent) * 1000 for c in straight if c.ringing]
     ep.hangupAllCalls()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(c.state != "disconnected" for c in calls):
+    while time.monotonic() < deadline and any(c.state != "disconnected" for c in calls + straight):
         ep.libHandleEvents(5)
     left = sum(1 for c in calls if c.state != "disconnected")
     calls.clear()
+    straight.clear()
     pump(ep, 0.5)
-    return {"placed": n, "answered": up, "still_up": still, "delays_ms": delays, "errors": errors[:3],
-            "not_ended": left}
+    return {"placed": n, "answered": up, "still_up": still, "delays_ms": delays, "direct_ms": direct_delays,
+            "errors": errors[:3], "not_ended": left}
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "answer":
         answer(int(sys.argv[2]))
     else:
-        call(int(sys.argv[2]), sys.argv[3])
+        call(int(sys.argv[2]), sys.argv[3], sys.argv[5] if len(sys.argv) > 5 else "")

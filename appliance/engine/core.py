@@ -334,6 +334,11 @@ class EngineThread:
         cfg.medConfig.channelCount = 1
         cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0  # legs are bridged, not played to a speaker
+        # The null sound device clocks the conference bridge.  pjsua closes it
+        # after 1 s without calls and reopens it for the next one; closing joins
+        # its clock thread, which held this thread for about 17 ms and delayed
+        # the first call after a quiet second.  It stays open.
+        cfg.medConfig.sndAutoCloseTime = -1
         # RTP is read on this thread too (the SIP ioqueue, polled by
         # libHandleEvents), not by a media worker thread: that thread could be
         # inside a leg's RTP callback while a hang-up here destroyed the leg's

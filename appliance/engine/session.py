@@ -54,6 +54,7 @@ class Account(pj.Account):
         self.b2bua, self.name, self.trunk = b2bua, name, trunk
         self.registered = False
         self.failures = 0
+        self.config: Any = None  # the pj.AccountConfig it was created with (media address updates)
 
     @guarded
     def onIncomingCall(self, prm: Any) -> None:

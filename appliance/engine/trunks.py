@@ -54,6 +54,7 @@ class TrunksMixin:
                 ac.idUri = f"sip:{number}@{public if public not in ('0.0.0.0', '') else '127.0.0.1'}"
                 ac.regConfig.registerOnAdd = False
             acc.create(ac, False)
+            acc.config = ac
             self.accounts[f"trunk:{name}"] = acc
             self.emit("TrunkConfigured", trunk=name, type=t["kind"])
 

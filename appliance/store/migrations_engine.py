@@ -32,3 +32,23 @@ def m_engine_001_callbacks(db: Database) -> None:
         if_not_exists=True,
     )
     db["callbacks"].create_index(["status", "requested_at"], if_not_exists=True)
+
+
+WATCHED = ("bindings", "contacts", "settings")
+
+
+@migrations()
+def m_engine_002_changes(db: Database) -> None:
+    """A counter per table the engine keeps in memory, moved by triggers on every write.
+
+    The engine re-reads bindings, contacts or settings only when their own
+    counter moves; SQLite's `data_version` moves with every commit of any
+    connection, the engine's own call records included."""
+    db["changes"].create({"name": str, "n": int}, pk="name", if_not_exists=True)
+    for table in WATCHED:
+        db.execute("insert or ignore into changes (name, n) values (?, 0)", [table])
+        for op in ("insert", "update", "delete"):
+            db.execute(
+                f"create trigger if not exists {table}_{op}_counts after {op} on {table} "
+                f"begin update changes set n = n + 1 where name = '{table}'; end"
+            )

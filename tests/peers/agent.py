@@ -149,6 +149,11 @@ class Agent:
         cfg.medConfig.sndClockRate = 8000
         cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0
+        # RTP read on this thread's poll, as in the engine (core.py): a media
+        # worker thread could be inside a call's RTP callback while a hang-up
+        # here destroys its transport (pj_sockaddr_get_addr assertion).
+        cfg.medConfig.hasIoqueue = False
+        cfg.medConfig.threadCnt = 0
         self.logs = Logs()
         cfg.logConfig.writer = self.logs
         cfg.logConfig.level = 4
