@@ -403,7 +403,13 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         s.note("step", step=kind.lower(), dest=getattr(step, "dest", ""), name=getattr(step, "name", ""))
         if isinstance(step, Ring):
             s.ringback = self.ringback_for(step.dest)
-            self.ring(s, step, step.legs)
+            if step.announce:
+                # The group's greeting first ("you are calling Sales, please hold"),
+                # then the ringing; the step's timings start once it has been heard.
+                self.greet(s)
+                self.say(s, [step.announce], then=lambda: self._ring_after_announce(s, step))
+            else:
+                self.ring(s, step, step.legs)
         elif isinstance(step, Forward):
             s.ringback = self.ringback_for(step.dest)
             self.ring(s, step, (LegSpec(step.number, 0, step.for_seconds, external=True, confirm=step.confirm),))
@@ -424,6 +430,10 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             self.queue(s, step)
         else:  # pragma: no cover - a new kind of step
             raise TypeError(f"the engine cannot carry out {kind}")
+
+    def _ring_after_announce(self, s: Session, step: Ring) -> None:
+        if not s.ended and s.step is step:
+            self.ring(s, step, step.legs)
 
     def ringback_for(self, dest: str) -> str:
         rb = self.settings.get("ringback", {})

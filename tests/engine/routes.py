@@ -95,3 +95,10 @@ def random_order(store) -> Router:
 
 def longest_idle(store) -> Router:
     return _groups(store, "longest_idle", 2)
+
+
+def announced(store) -> Router:
+    """Ring all, after the group's greeting (the prompt `sales-hello`)."""
+    group = replace(_group("ringall", 20), announce="sales-hello")
+    return _router(store, RoutingConfig(
+        routes=(Route("sales", "group:sales", numbers=(SALES_NUMBER,)),), groups={"sales": group}))

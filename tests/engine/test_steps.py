@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import array
 import json
+import math
 import threading
 import time
+import wave
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from tests.conftest import free_port
-from tests.engine import routes
+from tests.engine import harness, routes
 
 pytestmark = pytest.mark.sip
 
@@ -195,3 +198,31 @@ def test_webhook_timeout_falls_back(world, webhook):
     world.provider.send(cmd="hangup", id=pid)
     world.engine.expect(kind="CallEnded")
     assert inc["remote"].startswith('"Customer"')
+
+
+def test_a_group_greets_the_caller_before_its_phones_ring(world, tmp_path):
+    prompts = world.data / "prompts"
+    prompts.mkdir(exist_ok=True)
+    with wave.open(str(prompts / "sales-hello.wav"), "wb") as w:  # one second of 1000 Hz
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(array.array("h", (int(8000 * math.sin(2 * math.pi * 1000 * i / 8000))
+                                        for i in range(8000))).tobytes())
+    world.route("announced")
+    heard = tmp_path / "caller.wav"
+    world.provider.send(cmd="call", uri=f"sip:{routes.SALES_NUMBER}@127.0.0.1:{world.trunk_port}",
+                        record=str(heard), **{"from": f'"Customer" <sip:+380501234567@127.0.0.1:{world.provider_port}>'})
+    pid = world.provider.expect(ev="calling")["id"]
+    answered = world.provider.expect(ev="state", id=pid, state="confirmed")  # answered to be greeted
+    rings = {e: p.expect(ev="incoming") for e, p in world.phones.items()}
+    first_ring = min(r["t"] for r in rings.values())
+    assert first_ring - answered["t"] > 0.9, "the phones rang before the greeting was over"
+    world.phones["102"].send(cmd="answer", id=rings["102"]["id"])
+    world.engine.expect(kind="CallBridged")
+    world.provider.send(cmd="stoprecord")
+    time.sleep(0.3)  # the recorder writes the file's header when it is let go
+    assert harness.goertzel(heard, 1000, skip=0.1) > 0.3, "the caller did not hear the greeting"
+    world.provider.send(cmd="hangup", id=pid)
+    row = world.engine.expect(kind="CallEnded")
+    assert row["outcome"] == "answered"
