@@ -14,9 +14,10 @@ line and the reason.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,8 +27,13 @@ from appliance.errors import ConfigError, format_path
 from appliance.store import Store, ha1, validate_extension_number
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("version", "timezone", "sip", "extensions", "trunks", "contacts", "routing")
+TOP_KEYS = ("version", "timezone", "sip", "calls", "extensions", "trunks", "contacts", "routing")
+RINGBACKS = ("180", "tone", "music")
 DIAL_CLASSES = ("local", "mobile", "international", "premium")
+# calls: whole-number keys and their (lowest, highest) values
+CALL_INTS = {"confirm_seconds": (3, 120), "transfer_ring_seconds": (5, 300), "voicemail_max": (10, 3600),
+             "rtp_port": (1024, 64000), "rtp_ports": (100, 20000)}
+CALL_KEYS = (*CALL_INTS, "confirm_key", "ringback", "media_address", "trunk_public")
 
 
 class _Loader(yaml.SafeLoader):
@@ -283,6 +289,53 @@ class ParsedConfig:
     trunks: list[dict]
     contacts: list[dict]
     routing: dict
+    calls: dict = field(default_factory=dict)
+
+
+def _parse_ringback(value: Any, path: tuple) -> str:
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if text not in RINGBACKS:
+        raise ConfigError(f"ringback must be one of {', '.join(RINGBACKS)}, not {value!r}", path)
+    return text
+
+
+def _parse_calls(item: Any) -> dict:
+    """The `calls` section: how the engine carries calls out (stored as the `engine` setting)."""
+    path = ("calls",)
+    if item is None:
+        return {}
+    if not isinstance(item, dict):
+        raise ConfigError("calls must be a mapping", path)
+    _check_keys(item, set(CALL_KEYS), path, "calls")
+    out: dict[str, Any] = {}
+    for key, (low, high) in CALL_INTS.items():
+        if key in item:
+            out[key] = _as_int(item[key], (*path, key), key, low, high)
+    if "rtp_port" in out and out["rtp_port"] % 2:
+        raise ConfigError("rtp_port must be even (RTCP takes the odd port above it)", (*path, "rtp_port"))
+    if "confirm_key" in item:
+        key = item["confirm_key"]
+        key = str(key) if isinstance(key, int) and not isinstance(key, bool) else key
+        if not isinstance(key, str) or len(key) != 1 or key not in "0123456789*#":
+            raise ConfigError("confirm_key must be one key: 0-9, * or #", (*path, "confirm_key"))
+        out["confirm_key"] = key
+    for key in ("media_address", "trunk_public"):
+        if key in item:
+            value = _as_str(item[key], (*path, key), key)
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ConfigError(f"{key} must be an IP address such as 192.168.1.10, not {value!r}",
+                                  (*path, key)) from None
+            out[key] = value
+    if "ringback" in item:
+        rb = item["ringback"]
+        if isinstance(rb, dict):
+            out["ringback"] = {_as_str(k, (*path, "ringback"), "a destination"): _parse_ringback(v, (*path, "ringback", k))
+                               for k, v in rb.items()}
+        else:
+            out["ringback"] = _parse_ringback(rb, (*path, "ringback"))
+    return out
 
 
 def parse_document(doc: Any) -> ParsedConfig:
@@ -316,7 +369,8 @@ def parse_document(doc: Any) -> ParsedConfig:
         routing = dump_routing(parse_routing(routing_doc, {e["number"]: e["name"] for e in extensions}, timezone=tz))
     except ConfigError as e:
         raise e.at("routing") from None
-    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing)
+    calls = _parse_calls(doc.get("calls"))
+    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls)
 
 
 def load_text(text: str) -> ParsedConfig:
@@ -343,6 +397,7 @@ def import_config(store: Store, text: str) -> ParsedConfig:
     with db.atomic():
         store.set_setting("timezone", cfg.timezone)
         store.set_setting("sip_realm", cfg.realm)
+        store.set_setting("engine", cfg.calls)
         keep = [e["number"] for e in cfg.extensions]
         marks = ",".join("?" * len(keep)) or "''"
         db.execute(f"delete from bindings where extension not in ({marks})", keep)
@@ -368,6 +423,7 @@ def export_config(store: Store) -> str:
         "version": FORMAT_VERSION,
         "timezone": store.timezone,
         "sip": {"realm": store.realm},
+        "calls": {k: v for k, v in (store.get_setting("engine", {}) or {}).items() if k in CALL_KEYS},
         "extensions": [],
         "trunks": [],
         "contacts": [],

@@ -36,6 +36,12 @@ def office_yaml(routing: str = ROUTING) -> str:
         timezone: Europe/Kyiv
         sip:
           realm: office
+        calls:
+          confirm_seconds: 20
+          ringback:
+            default: 180
+            group:sales: music
+          media_address: 192.168.1.10
         extensions:
           - number: 101
             name: Reception
@@ -78,6 +84,8 @@ def test_export_import_export_is_lossless(tmp_path):
         assert export_config(b) == first
         ext = b.extension("102")
         assert ext["realm"] == "office"
+        assert b.get_setting("engine") == {"confirm_seconds": 20, "media_address": "192.168.1.10",
+                                           "ringback": {"default": "180", "group:sales": "music"}}
         main = next(t for t in b.trunks() if t["name"] == "main")
         assert main["numbers"] == ["0441234567", "+380442222222"]
 
@@ -131,6 +139,10 @@ def line_of(text: str, needle: str) -> int:
         (("kind: ip", "kind: sip"), "kind: sip", "kind must be register or ip"),
         (("timezone: Europe/Kyiv", "timezone: Europe/Kiyv"), "timezone: Europe/Kiyv", "unknown timezone"),
         (("    password: sales-pass-2\n", ""), "number: 103", "needs a password"),
+        (("confirm_seconds: 20", "confirm_seconds: 2"), "confirm_seconds: 2", "between 3 and 120"),
+        (("group:sales: music", "group:sales: loud"), "group:sales: loud", "ringback must be one of"),
+        (("media_address: 192.168.1.10", "media_address: pbx.lan"), "media_address: pbx.lan",
+         "must be an IP address"),
     ],
 )
 def test_an_invalid_file_is_refused_with_line_and_reason_and_nothing_changes(tmp_path, change, needle, reason):
