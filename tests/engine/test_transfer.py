@@ -210,3 +210,18 @@ def test_transfer_to_another_host_is_refused(world):
     assert not world.mobile.all(ev="incoming")
     world.provider.send(cmd="hangup", id=pid)
     world.phones["101"].expect(ev="state", id=desk["id"], state="disconnected")
+
+
+def test_a_provider_cannot_transfer_a_call(world):
+    """A REFER from the trunk side would let an outsider send the call anywhere: refused."""
+    pid, desk, call_id = answered_by(world, "101")
+    world.provider.send(cmd="xfer", id=pid, uri=f"sip:+380671112233@127.0.0.1:{world.trunk_port}")
+    codes = xfer_statuses(world.provider, pid)
+    assert codes[-1] == 403
+    refused = world.engine.expect(kind="TransferFailed")
+    assert refused["call_id"] == call_id and refused["status"] == 403
+    assert world.mobile.all(ev="incoming") == []
+    # The call goes on as it was.
+    assert not world.phones["101"].all(ev="state", id=desk["id"], state="disconnected")
+    world.provider.send(cmd="hangup", id=pid)
+    world.phones["101"].expect(ev="state", id=desk["id"], state="disconnected")
