@@ -104,7 +104,33 @@ def _round(caller: subprocess.Popen, n: int, hold: float, engine_pid: int | None
     return summary
 
 
-def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str], None] = print) -> list[dict]:
+def _rounds(caller: subprocess.Popen, engine: subprocess.Popen, n: int, hold: float, pid: int,
+            rounds: int) -> dict:
+    """`rounds` rounds of n calls, their delays pooled (a p99 of 100 calls is nearly their maximum)."""
+    out: dict[str, Any] = {"delays_ms": [], "direct_ms": [], "inside_ms": [], "errors": [], "not_ended": 0,
+                           "cpus": [], "rss": 0.0, "still_up": n, "turn": 0.0}
+    for _ in range(rounds):
+        r = _round(caller, n, hold, pid)
+        engine.stdin.write('{"cmd": "stats"}\n')
+        engine.stdin.flush()
+        st = json.loads(_until(engine, lambda s: '"stats"' in s))
+        out["delays_ms"] += r["delays_ms"]
+        out["direct_ms"] += r["direct_ms"]
+        out["inside_ms"] += st["post_dial_ms"]
+        out["errors"] += r["errors"]
+        out["not_ended"] += r.get("not_ended", 0)
+        out["cpus"].append(r["cpu"])
+        out["rss"] = max(out["rss"], r["rss"])
+        out["still_up"] = min(out["still_up"], r["still_up"])
+        out["turn"] = max(out["turn"], st.get("longest_turn_ms", float("nan")))
+        out["live"], out["leaked"] = st["live"], st.get("leaked", 0)
+        time.sleep(1.0)
+    out["cpu"] = sum(out["cpus"]) / len(out["cpus"])
+    return out
+
+
+def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str], None] = print,
+        rounds: int = 3) -> list[dict]:
     py = sys.executable
     results = []
     with tempfile.TemporaryDirectory(prefix="pbx-bench-") as tmp:
@@ -144,21 +170,17 @@ def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str],
             echo("cpu: the engine process, % of one core while the calls are held (user + system)")
             echo("pdd: post-dial delay, the caller's INVITE to its 180 through the engine;"
                  " direct: the same straight to the phone, under the same load; added: pdd minus direct")
-            echo("turn: the engine loop's longest turn during the round (about 5 ms when idle)")
+            echo(f"each size: {rounds} rounds, their delays pooled; turn: the engine loop's longest turn"
+                 " (about 5 ms when idle)")
             echo(f"{'calls':>6} {'bridged':>8} {'cpu %':>6} {'rss MB':>7} {'pdd p50':>8} {'pdd p99':>8}"
                  f" {'direct p50':>10} {'direct p99':>10} {'added p50':>10} {'added p99':>10} {'turn ms':>8}")
             for n in sizes:
-                r = _round(caller, n, hold, pid)
-                d, base = r["delays_ms"], r["direct_ms"]
+                r = _rounds(caller, engine, n, hold, pid, rounds)
+                d, base, inside = r["delays_ms"], r["direct_ms"], r["inside_ms"]
                 r.update(n=n, p50=percentile(d, 50), p99=percentile(d, 99),
-                         direct50=percentile(base, 50), direct99=percentile(base, 99))
+                         direct50=percentile(base, 50), direct99=percentile(base, 99),
+                         inside50=percentile(inside, 50), inside99=percentile(inside, 99))
                 r.update(added50=r["p50"] - r["direct50"], added99=r["p99"] - r["direct99"])
-                engine.stdin.write('{"cmd": "stats"}\n')
-                engine.stdin.flush()
-                st = json.loads(_until(engine, lambda s: '"stats"' in s))
-                inside = st["post_dial_ms"]
-                r.update(inside50=percentile(inside, 50), inside99=percentile(inside, 99), live=st["live"],
-                         leaked=st.get("leaked", 0), turn=st.get("longest_turn_ms", float("nan")))
                 results.append(r)
                 echo(f"{n:>6} {r['still_up']:>8} {r['cpu']:>6.1f} {r['rss']:>7.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}"
                      f" {r['direct50']:>10.2f} {r['direct99']:>10.2f} {r['added50']:>10.2f} {r['added99']:>10.2f}"
@@ -174,7 +196,6 @@ def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str],
                     problems.append(f"after hang-up the engine still holds {r['live']} legs, {r['leaked']} leaked")
                 if problems:
                     echo("       " + "; ".join(problems))
-                time.sleep(1.0)
             engine.stdin.write('{"cmd": "quit"}\n')
             engine.stdin.flush()
             engine.wait(10)

@@ -40,11 +40,12 @@ def calls(data_dir: Path, limit: int, show_path: bool) -> None:
 @click.command("calls")
 @click.option("--sizes", default="10,25,50,100", show_default=True, help="Concurrent call counts to measure.")
 @click.option("--hold", default=5.0, show_default=True, help="Seconds each size is held while CPU is sampled.")
-def bench_calls(sizes: str, hold: float) -> None:
+@click.option("--rounds", default=3, show_default=True, help="Rounds per size; their delays are pooled.")
+def bench_calls(sizes: str, hold: float, rounds: int) -> None:
     """Bridged PCMU calls through the engine: its CPU, memory, and the post-dial delay it adds.
 
     Example: pbx bench calls --sizes 10,25,50,100
     """
     from appliance.engine import bench
 
-    bench.run(tuple(int(s) for s in sizes.split(",") if s.strip()), hold=hold, echo=click.echo)
+    bench.run(tuple(int(s) for s in sizes.split(",") if s.strip()), hold=hold, echo=click.echo, rounds=rounds)
