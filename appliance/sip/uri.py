@@ -168,8 +168,24 @@ def parse_host(text: str, *, where: str) -> tuple[str, int | None]:
     return host, port
 
 
+# The same URIs come again and again (a phone's contact, the PBX's own
+# address): parsed once, kept while the cache stays small.  URIs are frozen.
+_PARSED: dict[str, "URI"] = {}
+_PARSED_MAX = 4096
+
+
 def parse_uri(text: str, *, where: str = "URI") -> URI:
     """Parse a URI; sip and sips in full, any other scheme as `OtherURI`."""
+    uri = _PARSED.get(text)
+    if uri is None:
+        uri = _parse_uri(text, where)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[text] = uri
+    return uri
+
+
+def _parse_uri(text: str, where: str) -> URI:
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME.match(scheme) or not rest:
         raise SipError(400, f"bad URI in {where}")
