@@ -106,6 +106,11 @@ def _child(transport: str, answer: int, bind: str) -> None:  # pragma: no cover 
     cfg.logConfig.level = 0
     cfg.logConfig.consoleLevel = 0
     cfg.medConfig.noVad = True
+    # RTP read on this thread's poll, as in the engine: a media worker thread
+    # inside a call's RTP callback while a hang-up here destroys its transport
+    # aborts the process (pj_sockaddr_get_addr assertion).
+    cfg.medConfig.hasIoqueue = False
+    cfg.medConfig.threadCnt = 0
     ep.libInit(cfg)
     tcfg = pj.TransportConfig()
     tcfg.boundAddress = bind
