@@ -14,6 +14,11 @@
 /* Every call leg holds an RTP and an RTCP socket; SIP transports add more. */
 #define PJ_IOQUEUE_MAX_HANDLES     4096
 #define PJ_IOQUEUE_HAS_SAFE_UNREG  1
+/* One thread polls each ioqueue (the engine's), so plain level-triggered
+ * epoll is enough.  The default (EPOLLEXCLUSIVE|EPOLLONESHOT, for several
+ * polling threads) re-arms a socket after every packet with EPOLL_CTL_DEL
+ * and EPOLL_CTL_ADD: two system calls per RTP packet. */
+#define PJ_IOQUEUE_DEFAULT_EPOLL_FLAGS 0
 
 /* Many transactions in flight while groups ring. */
 #define PJSIP_MAX_TSX_COUNT        (64 * 1024 - 1)
