@@ -638,11 +638,14 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         if missed and s.facts is not None:
             manager = (self.lookups.snapshot.contacts.get(s.caller) or {}).get("manager")
 
+        # The closure runs on the recorder's thread: it takes plain values, not the session.
+        sid, caller, dialled = s.id, s.caller, s.dialled
+
         def write(store: Store) -> None:
             with store.db.atomic():
                 store.record_call(row)
                 if missed:
-                    store.add_missed(s.id, s.caller, s.dialled, ended_at, manager)
+                    store.add_missed(sid, caller, dialled, ended_at, manager)
 
         self.recorder.submit(write)
         if s.answered_by in self.extensions:
