@@ -27,6 +27,22 @@ import pjsua2 as pj
 PACE = 0.02
 
 
+def peer_media(cfg: pj.EpConfig) -> None:
+    """Media settings of every user agent the tests and benchmarks run against the appliance."""
+    m = cfg.medConfig
+    m.clockRate = m.sndClockRate = 8000
+    m.noVad = True
+    m.ecTailLen = 0
+    # As in the engine: closing the idle sound device stalls the poll for
+    # about 17 ms, which would be timed as the next call's delay.
+    m.sndAutoCloseTime = -1
+    # RTP read on the poll thread, as in the engine (core.py): a media worker
+    # thread could be inside a call's RTP callback while a hang-up destroys
+    # its transport (pj_sockaddr_get_addr assertion, the process aborts).
+    m.hasIoqueue = False
+    m.threadCnt = 0
+
+
 def endpoint(port: int) -> pj.Endpoint:
     ep = pj.Endpoint()
     ep.libCreate()
@@ -34,18 +50,7 @@ def endpoint(port: int) -> pj.Endpoint:
     cfg.uaConfig.threadCnt = 0
     cfg.uaConfig.mainThreadOnly = True
     cfg.uaConfig.maxCalls = 512
-    cfg.medConfig.clockRate = 8000
-    cfg.medConfig.sndClockRate = 8000
-    cfg.medConfig.noVad = True
-    cfg.medConfig.ecTailLen = 0
-    # RTP read on this thread's poll, as in the engine (core.py): a media
-    # worker thread could be inside a call's RTP callback while a hang-up
-    # here destroys its transport (pj_sockaddr_get_addr assertion).
-    cfg.medConfig.hasIoqueue = False
-    cfg.medConfig.threadCnt = 0
-    # As in the engine: closing the idle sound device stalls the poll for
-    # about 17 ms, which would be timed as the first call's delay.
-    cfg.medConfig.sndAutoCloseTime = -1
+    peer_media(cfg)
     cfg.logConfig.level = 1
     cfg.logConfig.consoleLevel = 1
     ep.libInit(cfg)

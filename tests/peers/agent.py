@@ -41,6 +41,7 @@ import time
 
 import pjsua2 as pj
 
+from appliance.engine.benchpeer import peer_media
 from appliance.engine.core import collect_garbage
 
 _out = threading.Lock()
@@ -145,15 +146,7 @@ class Agent:
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
         cfg.uaConfig.maxCalls = 256
-        cfg.medConfig.clockRate = 8000
-        cfg.medConfig.sndClockRate = 8000
-        cfg.medConfig.noVad = True
-        cfg.medConfig.ecTailLen = 0
-        # RTP read on this thread's poll, as in the engine (core.py): a media
-        # worker thread could be inside a call's RTP callback while a hang-up
-        # here destroys its transport (pj_sockaddr_get_addr assertion).
-        cfg.medConfig.hasIoqueue = False
-        cfg.medConfig.threadCnt = 0
+        peer_media(cfg)
         self.logs = Logs()
         cfg.logConfig.writer = self.logs
         cfg.logConfig.level = 4

@@ -94,6 +94,8 @@ class Phone:
 def _child(transport: str, answer: int, bind: str) -> None:  # pragma: no cover - runs in the subprocess
     import pjsua2 as pj
 
+    from appliance.engine.benchpeer import peer_media
+
     def emit(**event) -> None:
         sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
@@ -105,12 +107,7 @@ def _child(transport: str, answer: int, bind: str) -> None:  # pragma: no cover 
     cfg.uaConfig.mainThreadOnly = True
     cfg.logConfig.level = 0
     cfg.logConfig.consoleLevel = 0
-    cfg.medConfig.noVad = True
-    # RTP read on this thread's poll, as in the engine: a media worker thread
-    # inside a call's RTP callback while a hang-up here destroys its transport
-    # aborts the process (pj_sockaddr_get_addr assertion).
-    cfg.medConfig.hasIoqueue = False
-    cfg.medConfig.threadCnt = 0
+    peer_media(cfg)
     ep.libInit(cfg)
     tcfg = pj.TransportConfig()
     tcfg.boundAddress = bind
