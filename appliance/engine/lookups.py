@@ -93,7 +93,9 @@ class Lookups:
 
     def _main(self) -> None:
         store = Store(self.path)
-        seen = store.changes()
+        # Nothing seen yet: the first look reads everything again, so a write
+        # between the first refresh() and this thread's start is not missed.
+        seen: dict[str, int] = {}
         last = time.monotonic()
         try:
             while not self._stop.wait(self.period):
