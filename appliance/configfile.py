@@ -313,6 +313,10 @@ def _parse_calls(item: Any) -> dict:
             out[key] = _as_int(item[key], (*path, key), key, low, high)
     if "rtp_port" in out and out["rtp_port"] % 2:
         raise ConfigError("rtp_port must be even (RTCP takes the odd port above it)", (*path, "rtp_port"))
+    first, count = out.get("rtp_port", 10000), out.get("rtp_ports", 4000)
+    if first + count > 65536:
+        key = "rtp_ports" if "rtp_ports" in out else "rtp_port"
+        raise ConfigError(f"rtp_port {first} with {count} ports runs past port 65535", (*path, key))
     if "confirm_key" in item:
         key = item["confirm_key"]
         key = str(key) if isinstance(key, int) and not isinstance(key, bool) else key

@@ -143,6 +143,7 @@ def line_of(text: str, needle: str) -> int:
         (("group:sales: music", "group:sales: loud"), "group:sales: loud", "ringback must be one of"),
         (("media_address: 192.168.1.10", "media_address: pbx.lan"), "media_address: pbx.lan",
          "must be an IP address"),
+        (("confirm_seconds: 20", "rtp_port: 64000\n  rtp_ports: 2000"), "rtp_ports: 2000", "runs past port 65535"),
     ],
 )
 def test_an_invalid_file_is_refused_with_line_and_reason_and_nothing_changes(tmp_path, change, needle, reason):
