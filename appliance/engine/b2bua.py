@@ -587,12 +587,8 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         s.ended = True
         if s.transfer is not None:
             self.transfer_abandoned(s)
-        s.cancel_timers()
-        s.ring = None
+        self.still(s)
         self.leave_queue(s)
-        for snd in s.sounds:
-            media.stop(snd)
-        s.sounds.clear()
         for leg in list(s.legs.values()):
             hangup(leg)
         if s.peer is not None and s.peer.uid not in s.legs:
@@ -610,6 +606,14 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         s.legs.clear()
         s.peer = None
         s.a = None  # type: ignore[assignment]
+
+    def still(self, s: Session) -> None:
+        """Stop what the call is doing: its timers, its ringing, the sounds attached to it."""
+        s.cancel_timers()
+        s.ring = None
+        for snd in s.sounds:
+            media.stop(snd)
+        s.sounds.clear()
 
     def record(self, s: Session) -> None:
         ended_at = now_iso()

@@ -27,6 +27,24 @@ import pjsua2 as pj
 PACE = 0.02
 
 
+def peer_config(max_calls: int | None = 512) -> pj.EpConfig:
+    """Library settings of every user agent the tests and benchmarks run against the appliance:
+    polled from the thread that created it, and the media set-up below."""
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    if max_calls is not None:  # None: the library's own limit
+        cfg.uaConfig.maxCalls = max_calls
+    peer_media(cfg)
+    return cfg
+
+
+def pcmu_only(ep: pj.Endpoint) -> None:
+    """Offer PCMU alone, as the appliance's trunks and phones do in the tests."""
+    for c in ep.codecEnum2():
+        ep.codecSetPriority(c.codecId, 254 if c.codecId.startswith("PCMU/") else 0)
+
+
 def peer_media(cfg: pj.EpConfig) -> None:
     """Media settings of every user agent the tests and benchmarks run against the appliance."""
     m = cfg.medConfig
@@ -46,11 +64,7 @@ def peer_media(cfg: pj.EpConfig) -> None:
 def endpoint(port: int) -> pj.Endpoint:
     ep = pj.Endpoint()
     ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
-    cfg.uaConfig.maxCalls = 512
-    peer_media(cfg)
+    cfg = peer_config()
     cfg.logConfig.level = 1
     cfg.logConfig.consoleLevel = 1
     ep.libInit(cfg)
@@ -60,8 +74,7 @@ def endpoint(port: int) -> pj.Endpoint:
     ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, t)
     ep.audDevManager().setNullDev()
     ep.libStart()
-    for c in ep.codecEnum2():
-        ep.codecSetPriority(c.codecId, 254 if c.codecId.startswith("PCMU/") else 0)
+    pcmu_only(ep)
     return ep
 
 

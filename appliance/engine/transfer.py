@@ -259,11 +259,7 @@ class TransferMixin:
         """step_done while a blind transfer rings its target: it did not answer."""
         t = s.transfer
         s.transfer = None
-        s.cancel_timers()
-        s.ring = None
-        for snd in s.sounds:
-            media.stop(snd)
-        s.sounds.clear()
+        self.still(s)
         code = FAIL_CODES.get(outcome, 503)
         s.note("transfer_failed", to=t.target, outcome=outcome.value)
         self.emit("TransferFailed", s.id, by=t.by, to=t.target, outcome=outcome.value, status=code)
@@ -328,11 +324,7 @@ class TransferMixin:
     def _end_quietly(self, o: Session) -> None:
         """End a session whose legs have all moved elsewhere: its record, no hang-ups."""
         o.ended = True
-        o.cancel_timers()
-        o.ring = None
-        for snd in o.sounds:
-            media.stop(snd)
-        o.sounds.clear()
+        self.still(o)
         self.sessions.pop(o.id, None)
         self.record(o)
         o.legs.clear()

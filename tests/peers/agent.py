@@ -41,7 +41,7 @@ import time
 
 import pjsua2 as pj
 
-from appliance.engine.benchpeer import peer_media
+from appliance.engine.benchpeer import pcmu_only, peer_config
 from appliance.engine.core import collect_garbage
 
 _out = threading.Lock()
@@ -142,11 +142,7 @@ class Agent:
         gc.disable()
         ep = self.ep = pj.Endpoint()
         ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = 256
-        peer_media(cfg)
+        cfg = peer_config(max_calls=256)
         self.logs = Logs()
         cfg.logConfig.writer = self.logs
         cfg.logConfig.level = 4
@@ -160,8 +156,7 @@ class Agent:
         ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, t)
         ep.audDevManager().setNullDev()
         ep.libStart()
-        for c in ep.codecEnum2():
-            ep.codecSetPriority(c.codecId, 254 if c.codecId.startswith("PCMU/") else 0)
+        pcmu_only(ep)
         self.acc = Acc(self)
         ac = pj.AccountConfig()
         ac.idUri = f"sip:{name}@127.0.0.1:{port}"

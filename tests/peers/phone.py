@@ -94,7 +94,7 @@ class Phone:
 def _child(transport: str, answer: int, bind: str) -> None:  # pragma: no cover - runs in the subprocess
     import pjsua2 as pj
 
-    from appliance.engine.benchpeer import peer_media
+    from appliance.engine.benchpeer import peer_config
 
     def emit(**event) -> None:
         sys.stdout.write(json.dumps(event) + "\n")
@@ -102,12 +102,9 @@ def _child(transport: str, answer: int, bind: str) -> None:  # pragma: no cover 
 
     ep = pj.Endpoint()
     ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = True
+    cfg = peer_config(max_calls=None)
     cfg.logConfig.level = 0
     cfg.logConfig.consoleLevel = 0
-    peer_media(cfg)
     ep.libInit(cfg)
     tcfg = pj.TransportConfig()
     tcfg.boundAddress = bind

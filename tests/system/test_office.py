@@ -121,6 +121,14 @@ def pbx(data, *args: str) -> str:
 
 
 @pytest.mark.sip
+def customer_calls(app, provider, number: str, name: str = "") -> int:
+    """The provider brings a customer's call to the shop's number; the provider's call id."""
+    display = f'"{name}" ' if name else ""
+    provider.send(cmd="call", uri=f"sip:{SHOP}@127.0.0.1:{app.trunk}",
+                  **{"from": f"{display}<sip:{number}@127.0.0.1:{provider.port}>"})
+    return provider.expect(ev="calling")["id"]
+
+
 def test_registered_phones_are_listed(office):
     app, data, phones, provider = office
     # The configuration came from a file, so only the panel password is new.
@@ -139,9 +147,7 @@ def test_registered_phones_are_listed(office):
 @pytest.mark.sip
 def test_customer_call_rings_every_phone_through_the_edge_and_the_second_answers(office, tmp_path):
     app, data, phones, provider = office
-    provider.send(cmd="call", uri=f"sip:{SHOP}@127.0.0.1:{app.trunk}",
-                  **{"from": f'"Customer" <sip:+380501234567@127.0.0.1:{provider.port}>'})
-    cid = provider.expect(ev="calling")["id"]
+    cid = customer_calls(app, provider, "+380501234567", "Customer")
     incoming = {ext: p.expect(timeout=10, ev="incoming") for ext, p in phones.items()}
     assert all("380501234567" in inc["remote"] for inc in incoming.values())
     # Whatever came from outside, no X-PBX header reaches a phone.
@@ -217,9 +223,7 @@ def test_hold_through_the_edge_gives_the_customer_music(office, tmp_path):
     app, data, phones, provider = office
     for p in (*phones.values(), provider):
         p.clear()
-    provider.send(cmd="call", uri=f"sip:{SHOP}@127.0.0.1:{app.trunk}",
-                  **{"from": f"<sip:+380507654321@127.0.0.1:{provider.port}>"})
-    cid = provider.expect(ev="calling")["id"]
+    cid = customer_calls(app, provider, "+380507654321")
     inc = phones["103"].expect(timeout=10, ev="incoming")
     phones["103"].send(cmd="answer", id=inc["id"])
     provider.expect(timeout=10, ev="state", id=cid, state="confirmed")
@@ -242,9 +246,7 @@ def test_blind_transfer_from_a_desk_phone_behind_the_edge(office, tmp_path):
     app, data, phones, provider = office
     for p in (*phones.values(), provider):
         p.clear()
-    provider.send(cmd="call", uri=f"sip:{SHOP}@127.0.0.1:{app.trunk}",
-                  **{"from": f"<sip:+380509990000@127.0.0.1:{provider.port}>"})
-    cid = provider.expect(ev="calling")["id"]
+    cid = customer_calls(app, provider, "+380509990000")
     incoming = {ext: p.expect(timeout=10, ev="incoming") for ext, p in phones.items()}
     phones["101"].send(cmd="answer", id=incoming["101"]["id"])
     provider.expect(timeout=10, ev="state", id=cid, state="confirmed")
