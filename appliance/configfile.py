@@ -422,6 +422,23 @@ def import_config(store: Store, text: str) -> ParsedConfig:
 # -- writing ------------------------------------------------------------------
 
 
+def _routing_in_use(store: Store) -> dict:
+    """The routing the appliance follows, written out even before any was saved.
+
+    An appliance that has never run (or got its extensions by command before
+    its first run) keeps no routing, and then hangs up every call.  The file
+    says so in words an import accepts, where an empty section would be
+    refused as a flow that leaves calls nowhere to go.
+    """
+    document = store.routing_document()
+    if document:
+        return document
+    from appliance.routing.config import dump, parse
+
+    extensions = {e["number"]: e["name"] for e in store.extensions()}
+    return dump(parse({"unmatched": "hangup"}, extensions, timezone=store.timezone))
+
+
 def export_config(store: Store) -> str:
     doc: dict[str, Any] = {
         "version": FORMAT_VERSION,
@@ -431,7 +448,7 @@ def export_config(store: Store) -> str:
         "extensions": [],
         "trunks": [],
         "contacts": [],
-        "routing": store.routing_document(),
+        "routing": _routing_in_use(store),
     }
     for e in store.extensions():
         doc["extensions"].append(

@@ -101,14 +101,48 @@ def test_phone_numbers_stay_text_and_passwords_become_digests(tmp_path):
     assert '"0441234567"' in text  # quoted, so any YAML reader keeps the leading zero
 
 
+def assert_round_trips(store: Store, fresh: Path) -> str:
+    """Export, import into the same store and into a fresh one: every export after is the same text."""
+    text = export_config(store)
+    import_config(store, text)
+    assert export_config(store) == text
+    with Store(fresh) as other:
+        import_config(other, text)
+        assert export_config(other) == text
+    return text
+
+
 def test_a_fresh_appliance_exports_a_file_that_imports_back(tmp_path):
     with Store(tmp_path / "a") as a:
         a.seed_defaults()
-        text = export_config(a)
+        assert_round_trips(a, tmp_path / "b")
     with Store(tmp_path / "b") as b:
-        import_config(b, text)
-        assert export_config(b) == text
         assert b.routing_document()["unmatched"] == "group:office"
+
+
+def test_an_appliance_that_never_ran_exports_a_file_that_imports_back(tmp_path):
+    # No routing is saved until the first run seeds it; the router then hangs
+    # up every call, and the file says so, since an empty routing is refused.
+    with Store(tmp_path / "a") as a:
+        text = assert_round_trips(a, tmp_path / "b")
+    assert "unmatched: hangup" in text
+
+
+def test_extensions_added_before_the_first_run_still_export_a_file_that_imports_back(tmp_path):
+    # With an extension already there, the first run seeds no default routing.
+    with Store(tmp_path / "a") as a:
+        a.add_extension("104", "Warehouse", "warehouse-pass")
+        a.seed_defaults()
+        assert a.routing_document() == {}
+        text = assert_round_trips(a, tmp_path / "b")
+    assert 'number: "104"' in text and "unmatched: hangup" in text
+
+
+def test_the_example_office_round_trips(tmp_path):
+    with Store(tmp_path / "a") as a:
+        import_config(a, (EXAMPLE / "office.yaml").read_text())
+        text = assert_round_trips(a, tmp_path / "b")
+    assert load_text(text).routing == load_text((EXAMPLE / "office.yaml").read_text()).routing
 
 
 def test_routing_errors_point_at_their_line(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from appliance.cli import _register_parts, cli
@@ -67,3 +68,45 @@ def test_config_import_refuses_a_bad_file_and_says_nothing_was_imported(tmp_path
     res = CliRunner().invoke(cli, ["config", "import", str(bad), "--data", str(tmp_path / "d")])
     assert res.exit_code == 1
     assert "line 3" in res.output and "nothing was imported" in res.output
+
+
+def export_text(runner: CliRunner, data: Path) -> str:
+    res = runner.invoke(cli, ["config", "export", "--data", str(data)])
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def assert_cli_round_trips(runner: CliRunner, data: Path, fresh: Path) -> None:
+    """pbx config export -o FILE, then pbx config import FILE here and on a fresh appliance: same export after."""
+    saved = data.parent / f"{data.name}.yaml"
+    assert runner.invoke(cli, ["config", "export", "-o", str(saved), "--data", str(data)]).exit_code == 0
+    text = saved.read_text(encoding="utf-8")
+    for target in (data, fresh):
+        res = runner.invoke(cli, ["config", "import", str(saved), "--data", str(target)])
+        assert res.exit_code == 0, res.output
+        assert export_text(runner, target) == text
+
+
+@pytest.mark.parametrize("ran", [True, False], ids=["after-first-run", "never-ran"])
+def test_config_round_trips_after_ext_commands(tmp_path, ran):
+    from appliance.store import Store
+
+    runner = CliRunner()
+    data = tmp_path / "pbx"
+    if ran:
+        with Store(data) as store:
+            store.seed_defaults()
+    assert_cli_round_trips(runner, data, tmp_path / "fresh0")
+    steps = [["ext", "add", "104", "--name", "Склад"], ["ext", "passwd", "104"], ["ext", "remove", "104"]]
+    for i, step in enumerate(steps, 1):
+        res = runner.invoke(cli, [*step, "--data", str(data)])
+        assert res.exit_code == 0, res.output
+        assert_cli_round_trips(runner, data, tmp_path / f"fresh{i}")
+
+
+def test_config_import_reads_stdin(tmp_path):
+    runner = CliRunner()
+    text = export_text(runner, tmp_path / "a")
+    res = runner.invoke(cli, ["config", "import", "-", "--data", str(tmp_path / "b")], input=text.encode())
+    assert res.exit_code == 0, res.output
+    assert export_text(runner, tmp_path / "b") == text
