@@ -254,7 +254,8 @@ def config() -> None:
 
 @config.command("export")
 @data_option
-@click.option("-o", "--output", type=click.File("w"), default="-", help="File to write (default: stdout).")
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-",
+              help="File to write (default: stdout).")
 def config_export(data_dir: Path, output) -> None:
     """Write the configuration as YAML.
 
@@ -268,20 +269,21 @@ def config_export(data_dir: Path, output) -> None:
 
 @config.command("import")
 @data_option
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 def config_import(data_dir: Path, file) -> None:
     """Replace the configuration with a YAML file's; nothing changes if it is invalid.
 
     Example: pbx config import office.yaml
     """
-    from appliance.configfile import ConfigFileError, import_config
+    from appliance.configfile import ConfigFileError, import_config, read_file
 
-    text = file.read()
-    with open_store(data_dir) as store:
-        try:
+    # Bytes, so that the size limit and UTF-8 are checked before anything is decoded.
+    try:
+        text = read_file(file)
+        with open_store(data_dir) as store:
             cfg = import_config(store, text)
-        except ConfigFileError as e:
-            raise click.ClickException(f"{file.name}: {e}; nothing was imported") from None
+    except ConfigFileError as e:
+        raise click.ClickException(f"{getattr(file, 'name', '<stdin>')}: {e}; nothing was imported") from None
     click.echo(f"imported {len(cfg.extensions)} extensions, {len(cfg.trunks)} trunks, "
                f"{len(cfg.contacts)} contacts and the routing")
     tell_running(data_dir)
@@ -298,12 +300,13 @@ def bench() -> None:
 def _register_parts() -> None:
     """Commands that live with the parts they belong to."""
     from appliance.edge.bench import edge as bench_edge
-    from appliance.edge.commands import phones
+    from appliance.edge.commands import guard, phones
     from appliance.engine.commands import bench_calls, calls
     from appliance.routing.commands import bench_routing, trace
 
     cli.add_command(trace)
     cli.add_command(phones)
+    cli.add_command(guard)
     cli.add_command(calls)
     bench.add_command(bench_routing)
     bench.add_command(bench_edge)

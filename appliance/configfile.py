@@ -10,15 +10,22 @@ describes every key.
 An import is all or nothing: the whole file is parsed and validated before
 anything is written, and then written in one transaction.  An error names the
 line and the reason.
+
+A file is read within bounds, so that a small file cannot make the reader
+build something huge: at most MAX_FILE_BYTES of UTF-8 text, at most
+MAX_ALIASES aliases standing for at most MAX_ALIAS_VALUES values, nesting at
+most MAX_DEPTH levels deep, and no YAML tags but !!str.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -36,19 +43,114 @@ CALL_INTS = {"confirm_seconds": (3, 120), "transfer_ring_seconds": (5, 300), "vo
 CALL_KEYS = (*CALL_INTS, "confirm_key", "ringback", "media_address", "trunk_public")
 
 
+# A real configuration is tens of kilobytes; this leaves room for about
+# 10,000 contacts and bounds an import's time (the pure-Python YAML reader
+# takes about 8 s for 1 MiB on a desktop x86 CPU).
+MAX_FILE_BYTES = 1024 * 1024
+# Aliases let a 2 KB file stand for a billion values ("billion laughs"); an
+# exported file has none, and a hand-written one needs a few.
+MAX_ALIASES = 100
+MAX_ALIAS_VALUES = 10_000
+# The routing nests about 7 levels; the bound keeps every recursive walk of
+# the document far from Python's recursion limit.
+MAX_DEPTH = 50
+STR_TAG = "tag:yaml.org,2002:str"
+
+
+class ConfigFileError(Exception):
+    """A configuration file refused, with the line (1-based, or None) and the reason."""
+
+    def __init__(self, line: int | None, reason: str, column: int | None = None):
+        super().__init__(line, reason)
+        self.line = line
+        self.reason = reason
+        self.column = column
+
+    def __str__(self) -> str:
+        if self.line and self.column:
+            return f"line {self.line}, column {self.column}: {self.reason}"
+        return f"line {self.line}: {self.reason}" if self.line else self.reason
+
+
+def _refuse_at(mark: yaml.Mark, reason: str) -> ConfigFileError:
+    return ConfigFileError(mark.line + 1, reason, mark.column + 1)
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    """SafeLoader with strict types (below) and bounds on what the document may stand for."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+        self.alias_values = 0  # values the aliases stand for, as if each were copied out
+        self._depth = 0
+        self._open: set[str] = set()  # anchors of the nodes being composed
+        self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> _measure(node)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._count_alias(event)
+            return super().compose_node(parent, index)
+        if event.tag not in (None, "!", STR_TAG):
+            # Only the types the resolvers below give are read; a tag would let
+            # `!!int x` or `!!timestamp x` fail inside the constructor.
+            tag = event.tag.replace("tag:yaml.org,2002:", "!!")
+            raise _refuse_at(event.start_mark, f"the YAML tag {tag} is not read: write the value plainly")
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _refuse_at(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
+        if event.anchor is not None:
+            self._open.add(event.anchor)
+        node = super().compose_node(parent, index)
+        self._open.discard(event.anchor)
+        self._depth -= 1
+        return node
+
+    def _count_alias(self, event: yaml.AliasEvent) -> None:
+        node = self.anchors.get(event.anchor)
+        if node is None:
+            return  # the composer reports the undefined alias
+        if event.anchor in self._open:
+            raise _refuse_at(event.start_mark, f"the YAML alias *{event.anchor} is inside its own anchor")
+        values, levels = self._measure(node)
+        self.aliases += 1
+        self.alias_values += values
+        if self.aliases > MAX_ALIASES or self.alias_values > MAX_ALIAS_VALUES:
+            raise _refuse_at(event.start_mark, f"too many YAML aliases ({self.aliases}, standing for "
+                             f"{self.alias_values} values); a file may have {MAX_ALIASES} standing for "
+                             f"{MAX_ALIAS_VALUES}")
+        if self._depth + levels > MAX_DEPTH:
+            raise _refuse_at(event.start_mark, f"nested more than {MAX_DEPTH} levels deep (through *{event.anchor})")
+
+    def _measure(self, node: yaml.Node) -> tuple[int, int]:
+        """(values, levels) of a finished node with every alias in it copied out, each node measured once."""
+        known = self._measured.get(id(node))
+        if known is not None:
+            return known
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+        parts = [self._measure(child) for child in children]
+        result = (1 + sum(v for v, _ in parts), 1 + max((lv for _, lv in parts), default=0))
+        self._measured[id(node)] = result
+        return result
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        # An export never uses aliases, so it always reads back within MAX_ALIASES.
+        return True
 
 
-# Replace YAML 1.1's implicit types with the few we want.
+# Replace YAML 1.1's implicit types with the few we want.  Whole numbers stop
+# at 18 digits: Python refuses to convert much longer digit strings, and no
+# setting needs one; a longer run of digits stays text.
 _Loader.yaml_implicit_resolvers = {}
 _Dumper.yaml_implicit_resolvers = {}
 for _cls in (_Loader, _Dumper):
-    _cls.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:0|-?[1-9][0-9]*)$"), list("-0123456789"))
+    _cls.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:0|-?[1-9][0-9]{0,17})$"), list("-0123456789"))
     _cls.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^-?(?:0|[1-9][0-9]*)\.[0-9]+$"), list("-0123456789"))
     _cls.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|false)$"), list("tf"))
     _cls.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|)$"), ["~", "n", ""])
@@ -62,22 +164,19 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
+def _represent_float(dumper: yaml.SafeDumper, value: float) -> yaml.Node:
+    # Plain decimals (1e-05 as 0.00001): the only form of float the loader reads untagged.
+    if not math.isfinite(value):
+        return dumper.represent_float(value)
+    text = format(Decimal(repr(value)), "f")
+    return dumper.represent_scalar("tag:yaml.org,2002:float", text if "." in text else f"{text}.0")
+
+
 _Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(float, _represent_float)
 
 
-class ConfigFileError(Exception):
-    """A configuration file refused, with the line (1-based, or None) and the reason."""
-
-    def __init__(self, line: int | None, reason: str):
-        super().__init__(line, reason)
-        self.line = line
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}" if self.line else self.reason
-
-
-def _line_map(text: str) -> dict[tuple, int]:
+def _line_map(root: yaml.Node | None) -> dict[tuple, int]:
     """Path of keys/indexes -> the 1-based line where that node starts."""
     lines: dict[tuple, int] = {}
 
@@ -93,10 +192,6 @@ def _line_map(text: str) -> dict[tuple, int]:
             for i, item in enumerate(node.value):
                 walk(item, (*path, i))
 
-    try:
-        root = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError:
-        return lines
     if root is not None:
         walk(root, ())
     return lines
@@ -377,21 +472,77 @@ def parse_document(doc: Any) -> ParsedConfig:
     return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls)
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+TOO_LARGE = f"larger than {MAX_FILE_BYTES // 1024 // 1024} MiB ({MAX_FILE_BYTES} bytes), the limit for a configuration file"
+
+
+def decode(data: bytes) -> str:
+    """A file's bytes as text, refused when over MAX_FILE_BYTES or not UTF-8."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigFileError(None, TOO_LARGE)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigFileError(line, f"not UTF-8 text: byte {data[e.start]:#04x} at offset {e.start}") from None
+
+
+def read_file(stream: BinaryIO) -> str:
+    """A file's text; one byte past the limit is enough to refuse it, so a huge file is never read whole."""
+    return decode(stream.read(MAX_FILE_BYTES + 1))
+
+
+def _unreadable(text: str, e: yaml.YAMLError) -> ConfigFileError:
+    """A one-line ConfigFileError, with line and column, for what the YAML reader refused."""
+    if isinstance(e, yaml.MarkedYAMLError) and (e.problem_mark or e.context_mark):
+        return _refuse_at(e.problem_mark or e.context_mark, f"not valid YAML: {_one_line(e.problem or e.context)}")
+    if isinstance(e, yaml.reader.ReaderError):
+        # Control characters: pyyaml gives only the character's index in the text.
+        start = text.rfind("\n", 0, e.position) + 1
+        return ConfigFileError(text.count("\n", 0, e.position) + 1,
+                               f"not valid YAML: character U+{e.character:04X} is not allowed",
+                               e.position - start + 1)
+    return ConfigFileError(None, f"not valid YAML: {_one_line(e)}")
+
+
+def _read_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """The document and its root node (which carries the line numbers)."""
+    try:
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+            return (None if root is None else loader.construct_document(root)), root
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        raise _unreadable(text, e) from None
+
+
+def _not_a_mapping(root: yaml.Node | None) -> ConfigFileError:
+    keys = ", ".join(TOP_KEYS)
+    if root is None:
+        return ConfigFileError(None, f"the file is empty: a configuration is a mapping with keys {keys}")
+    kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
+    return _refuse_at(root.start_mark, f"not a configuration: the file is {kind}, not a mapping with keys {keys}")
+
+
 def load_text(text: str) -> ParsedConfig:
     """Parse and validate a configuration file's text, or raise ConfigFileError."""
-    try:
-        doc = yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise ConfigFileError(mark.line + 1 if mark else None, f"not valid YAML: {e.problem or e.context}") from None
-    except yaml.YAMLError as e:
-        raise ConfigFileError(None, f"not valid YAML: {e}") from None
+    if len(text) > MAX_FILE_BYTES:
+        # Characters, not bytes: a text this long is over the limit in UTF-8 too.
+        raise ConfigFileError(None, TOO_LARGE)
+    doc, root = _read_yaml(text)
+    if not isinstance(doc, dict):
+        raise _not_a_mapping(root)
     try:
         return parse_document(doc)
     except ConfigError as e:
         where = format_path(e.path)
         reason = f"{e.message} (at {where})" if where else e.message
-        raise ConfigFileError(line_of(_line_map(text), e.path), reason) from None
+        raise ConfigFileError(line_of(_line_map(root), e.path), reason) from None
 
 
 def import_config(store: Store, text: str) -> ParsedConfig:

@@ -110,3 +110,42 @@ def test_config_import_reads_stdin(tmp_path):
     res = runner.invoke(cli, ["config", "import", "-", "--data", str(tmp_path / "b")], input=text.encode())
     assert res.exit_code == 0, res.output
     assert export_text(runner, tmp_path / "b") == text
+
+
+def alias_bomb() -> bytes:
+    """Eight levels of ten aliases each: 10**8 values from 400 bytes."""
+    lines = [b"a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [b"%c: &%c [%s]" % (c, c, b", ".join([b"*%c" % (c - 1)] * 10)) for c in b"bcdefgh"]
+    return b"\n".join(lines) + b"\n"
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda: b"version: 1\nname: caf\xe9\n", "line 2: not UTF-8 text: byte 0xe9 at offset 20"),
+    (lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "line 1: not UTF-8 text: byte 0x89 at offset 0"),
+    (lambda: b"version: 1\nextensions: [a\n", "line 3, column 1: not valid YAML"),
+    (lambda: b"- a list\n", "line 1, column 1: not a configuration: the file is a list"),
+    (alias_bomb, "too many YAML aliases ("),
+    (lambda: b"# " + b"x" * (15 * 1024 * 1024), "larger than 1 MiB (1048576 bytes)"),
+], ids=["latin1", "binary", "syntax", "list", "alias-bomb", "15MB"])
+def test_config_import_refuses_a_bad_file_in_one_line_and_changes_nothing(tmp_path, make, reason):
+    from appliance.store import Store
+
+    data = tmp_path / "pbx"
+    with Store(data) as store:
+        store.seed_defaults()
+    runner = CliRunner()
+    before = export_text(runner, data)
+    bad = tmp_path / "office.yaml"
+    bad.write_bytes(make())
+    res = runner.invoke(cli, ["config", "import", str(bad), "--data", str(data)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    (line,) = res.output.splitlines()
+    assert line.startswith(f"Error: {bad}: ") and reason in line
+    assert line.endswith("; nothing was imported")
+    assert export_text(runner, data) == before
+
+
+def test_config_import_from_stdin_says_where_it_read(tmp_path):
+    res = CliRunner().invoke(cli, ["config", "import", "-", "--data", str(tmp_path)], input=b"\xff")
+    assert res.exit_code == 1
+    assert res.output.startswith("Error: <stdin>: line 1: not UTF-8 text")
