@@ -47,6 +47,7 @@ CALL_KEYS = (*CALL_INTS, "confirm_key", "ringback", "media_address", "trunk_publ
 # 10,000 contacts and bounds an import's time (the pure-Python YAML reader
 # takes about 8 s for 1 MiB on a desktop x86 CPU).
 MAX_FILE_BYTES = 1024 * 1024
+TOO_LARGE = f"larger than {MAX_FILE_BYTES // 1024 // 1024} MiB ({MAX_FILE_BYTES} bytes), the limit for a configuration file"
 # Aliases let a 2 KB file stand for a billion values ("billion laughs"); an
 # exported file has none, and a hand-written one needs a few.
 MAX_ALIASES = 100
@@ -474,9 +475,6 @@ def parse_document(doc: Any) -> ParsedConfig:
 
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
-
-
-TOO_LARGE = f"larger than {MAX_FILE_BYTES // 1024 // 1024} MiB ({MAX_FILE_BYTES} bytes), the limit for a configuration file"
 
 
 def decode(data: bytes) -> str:
