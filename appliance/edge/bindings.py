@@ -209,3 +209,19 @@ def save_ban(db: Database, address: str, banned_at: float, until: float, reason:
         "INSERT OR REPLACE INTO bans (address, reason, banned_at, until) VALUES (?, ?, ?, ?)",
         [address, reason, banned_at, until],
     )
+
+
+def bans_in_force(db: Database, now: float) -> list[dict]:
+    """The bans not yet over, soonest to end first (only reads: never waits for a writer)."""
+    sql = "SELECT address, reason, banned_at, until FROM bans WHERE until > ? ORDER BY until, address"
+    return [dict(zip(("address", "reason", "banned_at", "until"), r)) for r in db.execute(sql, [now]).fetchall()]
+
+
+def delete_ban(db: Database, address: str) -> bool:
+    """Lift a ban; False when there was none.  A running edge sees it at its next tick (`bans_version`)."""
+    return db.execute("DELETE FROM bans WHERE address = ?", [address]).rowcount > 0
+
+
+def bans_version(db: Database) -> int:
+    """Changes whenever another connection to the file committed (SQLite's data_version): the cue to read the bans again."""
+    return db.execute("PRAGMA data_version").fetchone()[0]
