@@ -1,8 +1,10 @@
 """The SIP edge: UDP and TCP listeners, the door guard, digest auth, registrar and proxy.
 
-This is the I/O layer.  It reads datagrams and stream messages, asks the
-guard whether the source may speak, parses (a SipError becomes the status it
-hints, or silence when too little parsed), and hands each request to the
+This is the I/O layer.  It reads datagrams and stream messages, lets the
+guard drop what a banned source sends that cannot get past its ban, parses
+(a SipError becomes the status it hints, or silence when too little parsed),
+works out what a request proves (a dialog of ours, credentials that verify,
+or nothing), asks the guard whether to act on it, and hands it to the
 registrar or the proxy.  Every exception stops at `handle()`: a message can
 be refused, never the edge.
 """
@@ -15,15 +17,17 @@ import logging
 import secrets
 import socket
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 from appliance.edge import events as ev
-from appliance.edge.bindings import Binding, BindingTable, Flow, load_bans, save_ban
-from appliance.edge.guard import Guard, GuardPolicy, is_scanner
+from appliance.edge.bindings import Binding, BindingTable, Flow, bans_in_force, bans_version, load_bans, save_ban
+from appliance.edge.guard import Guard, GuardPolicy, Proof, is_address, is_scanner, trunk_hosts
 from appliance.edge.proxy import DIALOG_CREATING, Proxy
 from appliance.edge.registrar import Registrar, uri_key
 from appliance.sip.message import parse_head
 from appliance.sip import (
+    Credentials,
     NonceSigner,
     Request,
     Response,
@@ -50,7 +54,39 @@ _SETTINGS = {
     "flood_requests": ("edge_flood_requests", int),
     "flood_window": ("edge_flood_window", float),
     "flood_ban": ("edge_flood_ban", float),
+    "flood_per_phone": ("edge_flood_per_phone", int),
+    "flood_trickle": ("edge_flood_trickle", int),
+    "trunk_refresh": ("edge_trunk_refresh", float),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a phone's request proves about itself."""
+
+    proof: Proof = Proof.NONE
+    extension: str | None = None  # whose dialog, INVITE or credentials
+    stale: bool = False  # credentials on an expired nonce of ours: challenge again with stale=true
+    failed: str | None = None  # the username whose credentials did not verify
+
+
+NOTHING = Shown()
+# Requests from phones with a handler of their own; the rest go to `_phone_request`.
+_PHONE_HANDLERS = {"REGISTER": "_register", "ACK": "_ack_from_phone", "CANCEL": "_cancel_from_phone"}
+
+
+def lookup_trunks(names: frozenset[str], known: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    """Each trunk host's addresses (blocking: runs in an executor); a name that fails keeps what it had."""
+    found: dict[str, frozenset[str]] = {}
+    for name in names:
+        if is_address(name):
+            found[name] = frozenset([name])
+            continue
+        try:
+            found[name] = frozenset(info[4][0] for info in socket.getaddrinfo(name, None, type=socket.SOCK_DGRAM))
+        except OSError:
+            found[name] = known.get(name, frozenset())
+    return found
 
 
 def primary_address() -> str:
@@ -113,6 +149,11 @@ class Edge:
         self.udp: asyncio.DatagramTransport | None = None
         self.tcp_server: asyncio.base_events.Server | None = None
         self.connections: dict[tuple[str, int], "TcpConnection"] = {}
+        self.trunk_addresses: dict[str, frozenset[str]] = {}  # trunk host -> its addresses (trusted)
+        self._trunk_names: frozenset[str] = frozenset()
+        self._trunks_at = 0.0  # monotonic time of the last lookup
+        self._lookups: set[asyncio.Task] = set()
+        self._db_version: int | None = None
         self._ticker: asyncio.Task | None = None
         self._soon: asyncio.TimerHandle | None = None
         self.counters = {"received": 0, "dropped": 0, "refused": 0}
@@ -139,7 +180,9 @@ class Edge:
         loop = asyncio.get_running_loop()
         now = self.clock()
         self.table.load(self.store.db, now, uri_key)
-        self.guard.bans.update(load_bans(self.store.db, now))
+        self._db_version = bans_version(self.store.db)
+        self.guard.replace_bans(load_bans(self.store.db, now))  # and drops the rows of bans that are over
+        self._trust_trunks(time.monotonic(), again=True)
         for attempt in range(20):
             self.udp, _ = await loop.create_datagram_endpoint(
                 lambda: UdpProtocol(self), local_addr=(self.host, self.port), reuse_port=False
@@ -180,6 +223,8 @@ class Edge:
             except asyncio.CancelledError:
                 pass
             self._ticker = None
+        for task in list(self._lookups):
+            task.cancel()
         if self.udp:
             self.udp.close()
             self.udp = None
@@ -217,12 +262,55 @@ class Edge:
                 for b in self.table.expire(now):
                     self._emit(ev.BindingRemoved(b.extension, b.contact, "expired"))
                 self.flush()
-                self.guard.sweep(now)
                 mono = time.monotonic()
+                self._read_store(now, mono)
+                self.guard.sweep(now)
                 self.proxy.sweep(mono - last)
                 last = mono
             except Exception:  # the edge keeps serving; the next tick retries
                 log.exception("edge housekeeping failed")
+
+    def _read_store(self, now: float, mono: float) -> None:
+        """Take bans and trunks as stored, when another connection changed the file.
+
+        `pbx guard unban` only deletes the row: the store stays the one record
+        of bans, the command works the same whether or not the appliance runs,
+        and no control command has to be kept in step with it.  SQLite's
+        data_version changes only when another connection committed, so a
+        quiet tick costs one PRAGMA, and an unban takes effect within a tick.
+        Only reads here: in WAL mode they never wait for another writer.
+        """
+        version = bans_version(self.store.db)
+        if version != self._db_version:
+            self._db_version = version
+            self.guard.replace_bans({r["address"]: (r["until"], r["reason"] or "") for r in bans_in_force(self.store.db, now)})
+            self._trust_trunks(mono, again=False)
+        if mono - self._trunks_at >= self.policy.trunk_refresh:
+            self._trust_trunks(mono, again=True)
+
+    def _trust_trunks(self, mono: float, *, again: bool) -> None:
+        """Trust the trunks' addresses: literal ones at once, host names once looked up.
+
+        The lookup runs in an executor (DNS may hang, the loop must not), at
+        start, when the trunks change, and every `trunk_refresh` seconds.
+        """
+        names = trunk_hosts(self.store.trunks())
+        if names == self._trunk_names and not again:
+            return
+        self._trunk_names, self._trunks_at = names, mono
+        known = {n: a for n, a in self.trunk_addresses.items() if n in names}
+        self.trunk_addresses = {**known, **{n: frozenset([n]) for n in names if is_address(n)}}
+        self.guard.trusted = frozenset().union(*self.trunk_addresses.values())
+        if any(not is_address(n) for n in names):
+            task = asyncio.get_running_loop().create_task(self._look_up(names, dict(self.trunk_addresses)))
+            self._lookups.add(task)
+            task.add_done_callback(self._lookups.discard)
+
+    async def _look_up(self, names: frozenset[str], known: dict[str, frozenset[str]]) -> None:
+        found = await asyncio.get_running_loop().run_in_executor(None, lookup_trunks, names, known)
+        if names == self._trunk_names:  # not overtaken by a newer set of trunks
+            self.trunk_addresses = found
+            self.guard.trusted = frozenset().union(*found.values())
 
     # -- what the engine and the panel read ---------------------------------
 
@@ -285,36 +373,43 @@ class Edge:
         self.counters["received"] += 1
         from_engine = flow == self.engine
         now = self.clock()
-        if not from_engine:
-            if self.guard.banned(flow.host, now):
-                self.counters["dropped"] += 1
-                return
-            ban = self.guard.request_seen(flow.host, now, self.table.phones_at(flow.host))
-            if ban:
-                self._ban(flow.host, ban)
-                return
+        if not from_engine and not self.guard.worth_parsing(flow.host, now, data):
+            self.counters["dropped"] += 1
+            return
         if not data.strip(b"\r\n\x00 "):
             return  # a keep-alive
         try:
             msg = parse(data, max_size=self.max_message, stream=stream)
         except SipError as e:
-            self._refuse(e, flow)
+            if from_engine or self._admit(flow, now, Proof.NONE):
+                self._refuse(e, flow)
             return
         if isinstance(msg, Response):
-            self.proxy.response(msg, flow)
-            return
-        if not from_engine and is_scanner(msg.headers.get("user-agent")):
-            self.counters["dropped"] += 1
+            # Relayed only when it answers our Via; anything else counts towards the flood limit.
+            if not self.proxy.response(msg, flow) and not from_engine:
+                self._admit(flow, now, Proof.NONE)
             return
         try:
             if from_engine:
                 self._from_engine(msg, now)
+            elif is_scanner(msg.headers.get("user-agent")):
+                self._admit(flow, now, Proof.NONE)
+                self.counters["dropped"] += 1
             else:
                 self._from_phone(msg, flow, now)
         except SipError as e:
             if e.message is None:
                 e.message = msg
             self._refuse(e, flow)
+
+    def _admit(self, flow: Flow, now: float, proof: Proof) -> bool:
+        """Ask the guard whether to act on a message from outside; store and announce a ban it causes."""
+        act, ban = self.guard.admit(flow.host, now, proof, self.table.phones_at(flow.host))
+        if ban:
+            self._ban(flow.host, ban)
+        if not act:
+            self.counters["dropped"] += 1
+        return act
 
     def _refuse(self, err: SipError, flow: Flow) -> None:
         msg = err.message
@@ -346,46 +441,61 @@ class Edge:
     # -- requests from phones -----------------------------------------------
 
     def _from_phone(self, req: Request, flow: Flow, now: float) -> None:
+        shown = self._shown(req, flow, now)
+        act = self._admit(flow, now, shown.proof)
+        if shown.failed is not None:
+            self._auth_failed(req, flow, now, shown.failed, answer=act)
+        elif act:
+            getattr(self, _PHONE_HANDLERS.get(req.method, "_phone_request"))(req, flow, now, shown)
+
+    def _shown(self, req: Request, flow: Flow, now: float) -> Shown:
+        """What a phone's request proves: a dialog or INVITE we relayed for it, credentials, or nothing."""
+        extension = self._dialog_of(req, flow)
+        if extension is not None:
+            return Shown(Proof.DIALOG, extension)
+        if req.method in ("ACK", "CANCEL") or not self.guard.passes(flow.host, now, Proof.CREDENTIALS):
+            # ACK and CANCEL cannot be challenged; a silenced address gets no password checks at all.
+            return NOTHING
+        return self._credentials_shown(req, flow, now)
+
+    def _dialog_of(self, req: Request, flow: Flow) -> str | None:
+        """The extension whose record-routed dialog, or relayed INVITE, this request belongs to."""
         method = req.method
-        if method == "REGISTER":
-            self._register(req, flow, now)
-            return
-        if method == "ACK":
-            self._ack_from_phone(req, flow)
-            return
-        if method == "CANCEL":
+        if method == "REGISTER" or (method == "ACK" and req.to.tag == self._tag(req)):
+            return None  # a registration always authenticates; the ACK of our own 4xx belongs to nothing relayed
+        _, token = self.proxy.split_routes(req)
+        if token is not None and token.flow.host == flow.host and (method == "ACK" or req.to.tag is not None):
+            return token.extension
+        if method in ("ACK", "CANCEL"):
             invite = self.proxy.remembered_invite(req, flow)
-            if invite is None:
-                self._reply(req, flow, 481)
-            else:
-                self.proxy.to_engine(req, flow, invite.extension, record_route=False)
-            return
-        if method == "OPTIONS" and self._for_us(req):
+            return invite.extension if invite is not None else None
+        return None
+
+    def _phone_request(self, req: Request, flow: Flow, now: float, shown: Shown) -> None:
+        if req.method == "OPTIONS" and self._for_us(req):
             self._check_require(req, "require")
             self._reply(req, flow, 200, [("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "")])
             return
         self._check_require(req, "proxy-require")
-        _, token = self.proxy.split_routes(req)
-        if token is not None and req.to.tag is not None and token.flow.host == flow.host:
+        if shown.proof is Proof.DIALOG:
             # In a dialog we record-routed for this phone: no new challenge.
-            self.proxy.to_engine(req, flow, token.extension, record_route=False)
-            return
-        extension = self._authenticate(req, flow, now, proxy=True)
-        if extension is None:
-            return
-        dialog = method in DIALOG_CREATING and req.to.tag is None
-        self.proxy.to_engine(req, flow, extension, record_route=dialog)
+            self.proxy.to_engine(req, flow, shown.extension, record_route=False)
+        elif shown.proof is Proof.CREDENTIALS:
+            dialog = req.method in DIALOG_CREATING and req.to.tag is None
+            self.proxy.to_engine(req, flow, shown.extension, record_route=dialog)
+        else:
+            self._challenge(req, flow, now, proxy=True, stale=shown.stale)
 
-    def _ack_from_phone(self, req: Request, flow: Flow) -> None:
-        if req.to.tag == self._tag(req):
-            return  # the ACK of our own 407/403/4xx: absorbed here
-        _, token = self.proxy.split_routes(req)
-        if token is not None and token.flow.host == flow.host:
-            self.proxy.to_engine(req, flow, token.extension, record_route=False)
-            return
-        invite = self.proxy.remembered_invite(req, flow)
-        if invite is not None:
-            self.proxy.to_engine(req, flow, invite.extension, record_route=False)
+    def _ack_from_phone(self, req: Request, flow: Flow, now: float, shown: Shown) -> None:
+        if shown.extension is not None:
+            self.proxy.to_engine(req, flow, shown.extension, record_route=False)
+        # Otherwise the ACK of our own 407/403/4xx, or of nothing we relayed: absorbed here.
+
+    def _cancel_from_phone(self, req: Request, flow: Flow, now: float, shown: Shown) -> None:
+        if shown.extension is None:
+            self._reply(req, flow, 481)
+        else:
+            self.proxy.to_engine(req, flow, shown.extension, record_route=False)
 
     def _for_us(self, req: Request) -> bool:
         try:
@@ -408,46 +518,60 @@ class Edge:
         headers = [(name, challenge(self.realm, nonce, alg, stale=stale)) for alg in self.algorithms]
         self._reply(req, flow, 407 if proxy else 401, headers)
 
-    def _authenticate(self, req: Request, flow: Flow, now: float, proxy: bool) -> str | None:
-        """The extension that authenticated this request, or None after answering it."""
-        header = "proxy-authorization" if proxy else "authorization"
-        best = None
-        for value in req.headers.get_all(header):
-            cred = parse_credentials(value)
-            if cred.realm != self.realm or cred.algorithm not in self.algorithms:
-                continue
-            if best is None or (cred.algorithm == "SHA-256" and best.algorithm != "SHA-256"):
-                best = cred
+    def _credentials_shown(self, req: Request, flow: Flow, now: float) -> Shown:
+        """Check the request's digest credentials (Authorization for REGISTER, else Proxy-Authorization)."""
+        header = "authorization" if req.method == "REGISTER" else "proxy-authorization"
+        best = self._usable_credentials(req.headers.get_all(header))
         if best is None:
-            self._challenge(req, flow, now, proxy)
-            return None
+            return NOTHING
         state = self.nonces.check(best.nonce, now, flow.host)
         if state != "ok":
-            self._challenge(req, flow, now, proxy, stale=state == "stale")
-            return None
+            return Shown(stale=state == "stale")
         column = "ha1_sha256" if best.algorithm == "SHA-256" else "ha1_md5"
         row = self.store.db.execute(f"SELECT {column} FROM extensions WHERE number = ?", [best.username]).fetchone()
         ha1 = row[0] if row and row[0] else _DUMMY[best.algorithm]
         if verify(best, req.method, req.uri, ha1) and row is not None:
-            return best.username
-        log.info("authentication failed for %r from %s", best.username, flow)
-        self._emit(ev.AuthFailed(flow.host, best.username))
+            return Shown(Proof.CREDENTIALS, best.username)
+        return Shown(failed=best.username)
+
+    def _usable_credentials(self, values: list[str]) -> Credentials | None:
+        """The Digest credentials for our realm and algorithms, SHA-256 preferred; None if there are none.
+
+        Another scheme (RFC 4475 3.3.7), realm or algorithm, and broken Digest
+        parameters, are passed over: the answer is then a fresh challenge.
+        """
+        best = None
+        for value in values:
+            try:
+                cred = parse_credentials(value)
+            except SipError:
+                continue
+            if cred is None or cred.realm != self.realm or cred.algorithm not in self.algorithms:
+                continue
+            if best is None or (cred.algorithm == "SHA-256" and best.algorithm != "SHA-256"):
+                best = cred
+        return best
+
+    def _auth_failed(self, req: Request, flow: Flow, now: float, username: str, *, answer: bool) -> None:
+        log.info("authentication failed for %r from %s", username, flow)
+        self._emit(ev.AuthFailed(flow.host, username))
         ban = self.guard.auth_failed(flow.host, now)
-        self._reply(req, flow, 403)
+        if answer:
+            self._reply(req, flow, 403)
         if ban:
             self._ban(flow.host, ban)
-        return None
 
     # -- registrar ----------------------------------------------------------
 
-    def _register(self, req: Request, flow: Flow, now: float) -> None:
+    def _register(self, req: Request, flow: Flow, now: float, shown: Shown) -> None:
         self._check_require(req, "require")
         to_uri = req.to.uri
         if not isinstance(to_uri, SipURI) or not to_uri.user:
             raise SipError(400, "To must name an extension", req)
-        extension = self._authenticate(req, flow, now, proxy=False)
-        if extension is None:
+        if shown.proof is not Proof.CREDENTIALS:
+            self._challenge(req, flow, now, proxy=False, stale=shown.stale)
             return
+        extension = shown.extension
         if to_uri.user_unescaped != extension:
             self._reply(req, flow, 403, reason="Not your extension")
             return
@@ -500,7 +624,9 @@ class TcpConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1])
-        if self.edge.guard.banned(self.peer[0], self.edge.clock()):
+        # A flood ban may be a spoofer's doing, so it refuses no connection (TCP
+        # cannot be spoofed); an address silenced for failed passwords opens nothing new.
+        if not self.edge.guard.passes(self.peer[0], self.edge.clock(), Proof.CREDENTIALS):
             transport.abort()
             return
         self.edge.connections[self.peer] = self
@@ -512,7 +638,8 @@ class TcpConnection(asyncio.Protocol):
         except SipError as e:
             # The stream cannot be resynchronised: answer what we can and close.
             e.message = parse_head(bytes(self.framer.buffer[: self.edge.max_message]))
-            self.edge._refuse(e, flow)
+            if self.edge._admit(flow, self.edge.clock(), Proof.NONE):
+                self.edge._refuse(e, flow)
             log.info("closing tcp from %s: %s", flow, e)
             self.transport.close()
             return

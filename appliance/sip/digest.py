@@ -53,11 +53,16 @@ class Credentials:
     opaque: str | None = None
 
 
+def scheme_of(value: str) -> str:
+    """The authentication scheme an Authorization or WWW-Authenticate value starts with, in lower case."""
+    return value.strip().split(None, 1)[0].lower() if value.strip() else ""
+
+
 def parse_digest_params(value: str) -> dict[str, str]:
     """The parameters of a Digest challenge or credentials, names in lower case, values unquoted."""
-    scheme, _, rest = value.strip().partition(" ")
-    if scheme.lower() != "digest":
+    if scheme_of(value) != "digest":
         raise SipError(400, "unsupported authentication scheme")
+    rest = value.strip()[len("digest"):]
     params: dict[str, str] = {}
     pos, rest = 0, rest.strip()
     while pos < len(rest):
@@ -69,7 +74,15 @@ def parse_digest_params(value: str) -> dict[str, str]:
     return params
 
 
-def parse_credentials(value: str) -> Credentials:
+def parse_credentials(value: str) -> Credentials | None:
+    """The Digest credentials in an Authorization value; None for another scheme.
+
+    A scheme we do not know is ignored rather than refused: the request is then
+    challenged afresh, in a scheme the client may know (RFC 4475 3.3.7).
+    Broken Digest parameters still raise SipError(400).
+    """
+    if scheme_of(value) != "digest":
+        return None
     params = parse_digest_params(value)
     for name in ("username", "realm", "nonce", "uri", "response"):
         if name not in params:

@@ -1,5 +1,6 @@
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -67,3 +68,13 @@ def running(data_dir, engine):
     r.start()
     yield r
     r.close()
+
+
+def until(predicate, timeout=5.0, step=0.05):
+    """Poll until `predicate()` is truthy; returns its value, or the last falsy one after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(step)

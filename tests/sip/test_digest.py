@@ -56,3 +56,10 @@ def test_nonces_expire_and_are_bound_to_the_client():
 
 def test_challenge_text():
     assert challenge("pbx", "n1", "SHA-256", stale=True) == 'Digest realm="pbx", nonce="n1", algorithm=SHA-256, qop="auth", stale=true'
+
+
+def test_another_scheme_is_no_credentials():
+    # RFC 4475 3.3.7: an unknown scheme is ignored, so the request is challenged afresh.
+    assert parse_credentials("NoOneKnowsThisScheme opaque-data=here") is None
+    assert parse_credentials("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==") is None
+    assert parse_credentials("") is None
