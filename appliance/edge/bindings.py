@@ -69,6 +69,7 @@ class BindingTable:
         self.by_extension: dict[str, dict[str, Binding]] = {}
         self.by_uri: dict[tuple, list[Binding]] = {}
         self.by_host: dict[str, int] = {}  # source address -> bindings registered from it
+        self.by_flow: dict[Flow, int] = {}  # source flow -> bindings registered over it
         self._dirty: dict[tuple[str, str], Binding | None] = {}
 
     def __len__(self) -> int:
@@ -93,6 +94,7 @@ class BindingTable:
         self.by_extension.setdefault(binding.extension, {})[binding.key] = binding
         self.by_uri.setdefault(binding.uri_key, []).append(binding)
         self.by_host[binding.flow.host] = self.by_host.get(binding.flow.host, 0) + 1
+        self.by_flow[binding.flow] = self.by_flow.get(binding.flow, 0) + 1
         if persist:
             self._dirty[(binding.extension, binding.contact)] = binding
         return old
@@ -110,12 +112,17 @@ class BindingTable:
         """How many bindings were registered from this address (an office behind one NAT has many)."""
         return self.by_host.get(host, 0)
 
+    def carries(self, flow: Flow) -> bool:
+        """Whether a binding was registered over this flow: requests for that phone go over its TCP connection."""
+        return flow in self.by_flow
+
     def _unindex(self, binding: Binding) -> None:
-        n = self.by_host.get(binding.flow.host, 0) - 1
-        if n > 0:
-            self.by_host[binding.flow.host] = n
-        else:
-            self.by_host.pop(binding.flow.host, None)
+        for index, key in ((self.by_host, binding.flow.host), (self.by_flow, binding.flow)):
+            n = index.get(key, 0) - 1
+            if n > 0:
+                index[key] = n
+            else:
+                index.pop(key, None)
         lst = self.by_uri.get(binding.uri_key)
         if lst is not None:
             lst[:] = [b for b in lst if b is not binding]

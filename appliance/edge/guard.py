@@ -1,4 +1,4 @@
-"""The edge's door policy: scanners, floods and repeated authentication failures.
+"""The edge's door policy: scanners, floods, repeated authentication failures, TCP limits.
 
 All decisions take `now` from the caller.  What a message proves about
 itself (`Proof`) decides how far a ban reaches:
@@ -86,6 +86,12 @@ class GuardPolicy:
     # nothing are still answered per window: the challenge a real phone there
     # needs before its credentials can pass.  A spoofed flood gets no more.
     flood_trickle: int = 4
+    # TCP: a message must be complete this long after its first byte; a
+    # connection that carries no binding is closed after this much silence;
+    # one address may hold this many connections.
+    tcp_message_timeout: float = 10.0
+    tcp_idle_timeout: float = 120.0
+    tcp_per_source: int = 64
     # Trunk host names are looked up again this often (their addresses are trusted).
     trunk_refresh: float = 300.0
 

@@ -56,6 +56,9 @@ _SETTINGS = {
     "flood_ban": ("edge_flood_ban", float),
     "flood_per_phone": ("edge_flood_per_phone", int),
     "flood_trickle": ("edge_flood_trickle", int),
+    "tcp_message_timeout": ("edge_tcp_message_timeout", float),
+    "tcp_idle_timeout": ("edge_tcp_idle_timeout", float),
+    "tcp_per_source": ("edge_tcp_per_source", int),
     "trunk_refresh": ("edge_trunk_refresh", float),
 }
 
@@ -149,6 +152,7 @@ class Edge:
         self.udp: asyncio.DatagramTransport | None = None
         self.tcp_server: asyncio.base_events.Server | None = None
         self.connections: dict[tuple[str, int], "TcpConnection"] = {}
+        self.per_source: dict[str, int] = {}  # address -> open TCP connections
         self.trunk_addresses: dict[str, frozenset[str]] = {}  # trunk host -> its addresses (trusted)
         self._trunk_names: frozenset[str] = frozenset()
         self._trunks_at = 0.0  # monotonic time of the last lookup
@@ -612,26 +616,46 @@ class UdpProtocol(asyncio.DatagramProtocol):
 
 
 class TcpConnection(asyncio.Protocol):
-    """One phone's TCP connection; requests for it are written back on it (RFC 3261 18.2.2)."""
+    """One phone's TCP connection; requests for it are written back on it (RFC 3261 18.2.2).
+
+    Loop timers bound what a peer can hold: a message must be whole within
+    `tcp_message_timeout` of its first byte, and a connection that carries no
+    binding is closed after `tcp_idle_timeout` of silence.  One address may
+    hold `tcp_per_source` connections; the next is closed at once.
+    """
 
     def __init__(self, edge: Edge):
         self.edge = edge
         self.framer = StreamFramer(edge.max_message)
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.heard_at = 0.0  # loop time of the last bytes received
+        self._partial: asyncio.TimerHandle | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._counted = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1])
+        edge, host = self.edge, self.peer[0]
         # A flood ban may be a spoofer's doing, so it refuses no connection (TCP
         # cannot be spoofed); an address silenced for failed passwords opens nothing new.
-        if not self.edge.guard.passes(self.peer[0], self.edge.clock(), Proof.CREDENTIALS):
+        silenced = not edge.guard.passes(host, edge.clock(), Proof.CREDENTIALS)
+        if silenced or edge.per_source.get(host, 0) >= edge.policy.tcp_per_source:
+            edge.counters["dropped"] += 1
             transport.abort()
             return
-        self.edge.connections[self.peer] = self
+        edge.per_source[host] = edge.per_source.get(host, 0) + 1
+        self._counted = True
+        edge.connections[self.peer] = self
+        self.loop = asyncio.get_running_loop()
+        self.heard_at = self.loop.time()
+        self._idle = self.loop.call_later(edge.policy.tcp_idle_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
+        self.heard_at = self.loop.time()
         flow = Flow("tcp", *self.peer)
         try:
             messages, pings = self.framer.feed(data)
@@ -647,7 +671,47 @@ class TcpConnection(asyncio.Protocol):
             self.transport.write(b"\r\n")
         for m in messages:
             self.edge.handle(m, flow, True)
+        self._watch_partial(restart=bool(messages))
+
+    def _watch_partial(self, *, restart: bool) -> None:
+        """Time the message in the buffer from its first byte; a completed message starts the clock again."""
+        pending = bool(self.framer.buffer)
+        if self._partial is not None and (restart or not pending):
+            self._partial.cancel()
+            self._partial = None
+        if pending and self._partial is None and not self.transport.is_closing():
+            self._partial = self.loop.call_later(self.edge.policy.tcp_message_timeout, self._incomplete)
+
+    def _incomplete(self) -> None:
+        self._partial = None
+        log.info("closing tcp from %s:%d: a message incomplete after %g s", *self.peer, self.edge.policy.tcp_message_timeout)
+        self.transport.close()
+
+    def _check_idle(self) -> None:
+        self._idle = None
+        limit = self.edge.policy.tcp_idle_timeout
+        quiet = self.loop.time() - self.heard_at
+        if quiet < limit:
+            self._idle = self.loop.call_later(limit - quiet, self._check_idle)
+        elif self.edge.table.carries(Flow("tcp", *self.peer)):
+            # Requests for a registered phone go over this connection: it stays while the binding does.
+            self._idle = self.loop.call_later(limit, self._check_idle)
+        else:
+            log.info("closing tcp from %s:%d: silent for %g s and no phone registered over it", *self.peer, quiet)
+            self.transport.close()
 
     def connection_lost(self, exc) -> None:
-        if self.peer and self.edge.connections.get(self.peer) is self:
-            del self.edge.connections[self.peer]
+        for timer in (self._partial, self._idle):
+            if timer is not None:
+                timer.cancel()
+        self._partial = self._idle = None
+        edge = self.edge
+        if self._counted:
+            host = self.peer[0]
+            left = edge.per_source.get(host, 1) - 1
+            if left > 0:
+                edge.per_source[host] = left
+            else:
+                edge.per_source.pop(host, None)
+        if self.peer and edge.connections.get(self.peer) is self:
+            del edge.connections[self.peer]
