@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import resource
+import secrets
 import signal
 import threading
 import time
@@ -66,6 +67,9 @@ class Appliance:
         self.web_thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
+        # The edge's proof to the engine that a request came through it (X-PBX-Link);
+        # new at every start, kept in memory only.
+        self.link_key = secrets.token_hex(16)
 
     # -- bring up -------------------------------------------------------------
 
@@ -94,7 +98,7 @@ class Appliance:
         from appliance.edge import Edge
 
         self.edge = Edge(self.store, opts.bind, opts.sip_port, engine_addr=("127.0.0.1", opts.engine_port),
-                         on_event=self._emit)
+                         on_event=self._emit, link_key=self.link_key)
         await self.edge.start()
 
         if opts.web:

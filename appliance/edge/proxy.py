@@ -27,6 +27,12 @@ from appliance.sip.uri import format_params
 
 MAGIC = "z9hG4bKpbx"
 EXTENSION_HEADER = "X-PBX-Extension"
+# The edge's proof to the engine that it relayed the request: a per-boot
+# secret that only the two know (phones never see it: every X-PBX- header is
+# stripped from what comes in and what goes out).  Without it, any process on
+# the machine could send the engine an INVITE naming an extension and call out
+# as that extension.
+LINK_HEADER = "X-PBX-Link"
 # Requests that start a dialog and so get our Record-Route.
 DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 INVITE_MEMORY = 300.0  # seconds a relayed INVITE stays known for its CANCEL and ACK
@@ -51,9 +57,11 @@ def with_received(via_text: str, flow: Flow) -> str:
 
 
 class Proxy:
-    def __init__(self, *, table: BindingTable, secret: bytes, inner: tuple[str, int], outer: tuple[str, int], engine: Flow, send):
+    def __init__(self, *, table: BindingTable, secret: bytes, inner: tuple[str, int], outer: tuple[str, int], engine: Flow, send,
+                 link_key: str = ""):
         self.table = table
         self.secret = secret
+        self.link_key = link_key
         self.inner = inner
         self.outer = outer
         self.engine = engine
@@ -159,7 +167,7 @@ class Proxy:
             self.invites[key] = (FlowToken(extension, source), INVITE_MEMORY)
         return self._forward(
             req, source, self.engine, routes, via_host=self.inner,
-            headers_extra=((EXTENSION_HEADER, extension),), record_route=rr,
+            headers_extra=((EXTENSION_HEADER, extension), (LINK_HEADER, self.link_key)), record_route=rr,
         )
 
     def remembered_invite(self, req: Request, source: Flow) -> FlowToken | None:

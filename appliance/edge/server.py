@@ -126,8 +126,11 @@ class Edge:
         max_message: int = MAX_MESSAGE,
         flush_interval: float = 1.0,
         tcp: bool = True,
+        link_key: str | None = None,
     ):
         self.store = store
+        # Shared with the engine for this boot (see proxy.LINK_HEADER).
+        self.link_key = link_key or secrets.token_hex(16)
         self.host = host
         self.port = port
         self.engine = Flow("udp", engine_addr[0], int(engine_addr[1]))
@@ -211,7 +214,7 @@ class Edge:
         outer_host = self.advertise or (primary_address() if self.host in ("0.0.0.0", "") else self.host)
         self.proxy = Proxy(
             table=self.table, secret=self.secret, inner=(inner_host, port), outer=(outer_host, port),
-            engine=self.engine, send=self.send,
+            engine=self.engine, send=self.send, link_key=self.link_key,
         )
         self._ticker = asyncio.create_task(self._tick())
         log.info("edge listening on %s:%d (udp%s), engine at %s", self.host, port, "+tcp" if self.use_tcp else "", self.engine)

@@ -25,7 +25,7 @@ def attach(app: Any) -> B2BUA:
     engine = app.engine
     trunk_port = int(opts.extra.get("trunk_port") or DEFAULT_TRUNK_PORT)
     b2bua = B2BUA(engine, opts.data_dir, edge=("127.0.0.1", opts.sip_port), trunk_port=trunk_port,
-                  emit=app._engine_event)
+                  emit=app._engine_event, link_key=app.link_key)
 
     def setup() -> None:
         if "trunk" not in engine.transports:

@@ -24,6 +24,7 @@ routing loop, media and bridging, and the end of a call with its record.
 from __future__ import annotations
 
 import heapq
+import hmac
 import json
 import logging
 import random
@@ -60,6 +61,7 @@ from .trunks import TrunksMixin
 log = logging.getLogger("appliance.engine.b2bua")
 
 MEDIA_ADDRESS_CHECK = 30.0  # seconds between looks at the machine's address
+SESSION_EXPIRES = 300  # RFC 4028 interval asked for on every leg (Min-SE is 90)
 
 
 # ---- the B2BUA ---------------------------------------------------------------------------
@@ -74,13 +76,15 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
                  trusted_hosts: tuple[str, ...] = ("127.0.0.1",),
                  allow_unknown: bool = False,
                  trunk_port: int | None = None,
-                 emit: Callable[[dict], None] | None = None):
+                 emit: Callable[[dict], None] | None = None,
+                 link_key: str = ""):
         self.engine = engine
         self.data_dir = Path(data_dir)
         self.router_factory = router_factory or default_router
         self.edge = edge
         self.trusted_hosts = set(trusted_hosts)
         self.allow_unknown = allow_unknown
+        self.link_key = link_key  # the edge's per-boot secret (edge/proxy.py LINK_HEADER); "" = no phones
         self.trunk_port = engine.config.trunk_port if trunk_port is None else trunk_port
         self._emit = emit or engine.on_event
         self.recorder = Recorder(self.data_dir)
@@ -111,6 +115,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         self.recorder.start()
         self.store = Store(self.data_dir)
         self.reload()  # also fills the lookups
+        self.close_interrupted()
         self.lookups.start()
         self.music = media.Music(self.data_dir)
         self._create_accounts()
@@ -158,6 +163,29 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         self._create_trunk_accounts()
         self.add_timer(Timer(time.monotonic() + MEDIA_ADDRESS_CHECK, self._check_media_address))
 
+    def close_interrupted(self) -> None:
+        """Engine thread, before any call: end the records of calls the last run left up.
+
+        A call record is written when the call starts, so calls that were up
+        when the process died (SIGKILL, a power cut, a crash) are still "in
+        progress".  They are closed as interrupted with what is known (who,
+        when, whether someone answered); a customer's call that nobody had
+        answered becomes a missed call, to be called back like any other."""
+        rows = self.store.interrupted_calls()
+        if not rows:
+            return
+        at = now_iso()
+        contacts = self.lookups.snapshot.contacts
+        missed = 0
+        for row in rows:
+            is_missed = not row.get("answered_by") and row.get("direction") in ("inbound", "unknown")
+            manager = (contacts.get(row["caller"]) or {}).get("manager") if is_missed else None
+            self.store.close_interrupted(row, at, "interrupted: the engine stopped during the call",
+                                         manager, is_missed)
+            missed += is_missed
+        log.warning("%d call(s) were interrupted by the last stop; %d became missed calls", len(rows), missed)
+        self.emit("CallsInterrupted", None, calls=[r["id"] for r in rows], missed=missed)
+
     def media_address(self, side: str) -> str:
         """The address written in SDP for a side's legs: where its RTP is to be sent.
 
@@ -202,6 +230,18 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         ac.mediaConfig.transportConfig.port = base if side == "phones" else base + half
         ac.mediaConfig.transportConfig.portRange = half
         ac.mediaConfig.transportConfig.publicAddress = self.media_address(side)
+        # When the far end answers with several codecs, pjsua would re-INVITE
+        # (or UPDATE) on its own to narrow the answer to one.  Nobody asked for
+        # that offer: simple phones leave the dialog half-open after it and do
+        # not take their next call.  Several codecs in an answer are legal
+        # (RFC 3264 6.1); the first one is used.
+        ac.mediaConfig.lockCodecEnabled = False
+        # Session timers (RFC 4028): a leg whose other side is gone (the
+        # engine restarted, a phone lost power) ends within minutes, when its
+        # refresh is not answered or not sent, instead of staying up forever.
+        ac.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
+        ac.callConfig.timerSessExpiresSec = int(self.settings.get("session_expires", SESSION_EXPIRES))
+        ac.callConfig.timerMinSESec = 90
 
     def _shutdown(self) -> None:
         # Calls were hung up before this hook; drop every path to a leg
@@ -265,15 +305,41 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
     # -- incoming calls ------------------------------------------------------------
 
     def incoming(self, acc: Account, prm: Any) -> None:
+        """pjsua2's onIncomingCall: take the leg, decide about it on the next turn.
+
+        Nothing that can end the call may run inside this callback.  For an
+        INVITE without SDP (a delayed offer, RFC 3261 13.2.1) pjsua calls it
+        after the INVITE session has left its NULL state, so a hang-up here is
+        carried out at once: the DISCONNECTED state resets the call slot and
+        frees the INVITE's cloned rdata, and when the callback returns pjsua2's
+        Endpoint::on_incoming_call frees `call->incoming_data` again, now NULL
+        (`pjsip_rx_data_free_cloned: Assertion 'rdata' failed`, SIGABRT).  With
+        an SDP offer the callback runs while the session is still NULL and the
+        hang-up is only queued, which is why only bodyless INVITEs aborted.
+        """
         inv = parse_invite(prm.rdata.wholeMsg, prm.rdata.srcAddress)
         a = Leg(self, acc, prm.callId, "a")  # kept by the registry until DISCONNECTED
         a.state = "ringing"
+        self.later(lambda: self._admit(a, inv))
+
+    def _admit(self, a: Leg, inv: Invite) -> None:
+        """An incoming leg, one turn after pjsua offered it: whose call is it?"""
+        if a.state == "ended":
+            return  # cancelled before we looked at it
         if self.probe_arrived(a, inv.header("call-id"), inv.source_host):
             return
         ext = inv.header("x-pbx-extension")
-        if ext and inv.source_host in self.trusted_hosts and ext in self.extensions:
-            self._from_phone(a, inv, ext)
-            return
+        if ext:
+            if not self.from_edge(inv):
+                log.warning("refused an INVITE naming extension %r from %s:%d: not relayed by the edge",
+                            ext, inv.source_host, inv.source_port)
+                self.emit("CallRefused", source=f"{inv.source_host}:{inv.source_port}", dialled=inv.ruri_user,
+                          reason="extension header not from the edge")
+                hangup(a, 403, "Forbidden")
+                return
+            if ext in self.extensions:
+                self._from_phone(a, inv, ext)
+                return
         # Providers address the trunk transport; anything sent to the phones'
         # port without the edge's header is a stranger, whatever its address.
         trunk = self.trunk_for_source(inv.source_host, inv) if inv.ruri_port == self.trunk_port else None
@@ -289,9 +355,20 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         self._begin(s)
         self._route_first(s)
 
+    def from_edge(self, inv: Invite) -> bool:
+        """The INVITE carries the edge's link secret (and came over loopback): its extension header holds."""
+        link = inv.header("x-pbx-link")
+        return bool(self.link_key and link and inv.source_host in self.trusted_hosts
+                    and hmac.compare_digest(link.encode(), self.link_key.encode()))
+
     def _begin(self, s: Session) -> None:
         s.a.session = s
         self.sessions[s.id] = s
+        # The record exists from the first moment: after a crash, start-up
+        # closes it as interrupted instead of the call vanishing.
+        row = {"id": s.id, "started_at": s.started_at, "direction": s.direction, "caller": s.caller,
+               "dialled": s.dialled, "trunk": s.trunk, "extension": s.extension}
+        self.recorder.submit(lambda st: st.call_started(row))
         self.emit("CallStarted", s.id, direction=s.direction, caller=s.caller, caller_name=s.caller_name,
                   dialled=s.dialled, trunk=s.trunk, extension=s.extension)
 

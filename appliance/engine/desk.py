@@ -106,6 +106,9 @@ class DeskMixin:
         picker.ended = True
         picker.outcome = "pickup"
         self.sessions.pop(picker.id, None)
+        # The picker's call is now a leg of the ringing call, whose record tells it.
+        pid = picker.id
+        self.recorder.submit(lambda st: st.forget_call(pid))
         leg.session = ringing
         leg.role = "b"
         ringing.note("pickup", by=picker.extension)

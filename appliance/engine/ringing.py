@@ -170,8 +170,12 @@ class RingingMixin:
     def winner(self, s: Session, leg: Leg, by: str) -> None:
         """leg takes the call: bridge it, cancel everyone else."""
         s.peer = leg
+        first = s.answered_at is None
         s.answered_by = by
         s.answered_at, s.t_answer = now_iso(), time.monotonic()
+        if first:
+            sid, at = s.id, s.answered_at
+            self.recorder.submit(lambda st: st.call_answered(sid, at, by))
         step = s.step
         s.cancel_timers()
         s.ring = None

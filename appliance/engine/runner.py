@@ -19,6 +19,7 @@ import faulthandler
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--edge", default="", help="HOST:PORT of the edge, the proxy towards phones")
     ap.add_argument("--router", default="", help="module:function(store) returning a Router")
     ap.add_argument("--allow-unknown", action="store_true")
+    ap.add_argument("--link-key", default=os.environ.get("PBX_LINK_KEY", ""),
+                    help="the edge's secret (X-PBX-Link) that makes X-PBX-Extension count; default $PBX_LINK_KEY")
     ap.add_argument("--log-level", default="WARNING")
     ap.add_argument("--pj-log-level", type=int, default=2, help="pjsua's log level on stderr (1 errors .. 5 trace)")
     ap.add_argument("--quiet", action="store_true", help="do not print events")
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         host, _, port = args.edge.rpartition(":")
         edge = (host, int(port))
     b2bua = B2BUA(engine, args.data, router_factory=load(args.router) if args.router else None, edge=edge,
-                  allow_unknown=args.allow_unknown, emit=emit)
+                  allow_unknown=args.allow_unknown, emit=emit, link_key=args.link_key)
     engine.start()
     engine.call(b2bua.start)
 

@@ -55,7 +55,7 @@ class Office:
     def phone_call(self, ext: str, number: str) -> int:
         """A desk phone dials `number`, relayed as the edge would (X-PBX-Extension)."""
         p = self.phones[ext]
-        p.send(cmd="call", uri=f"sip:{number}@127.0.0.1:{self.sip_port}", headers={"X-PBX-Extension": ext})
+        p.send(cmd="call", uri=f"sip:{number}@127.0.0.1:{self.sip_port}", headers=harness.edge_headers(ext))
         return p.expect(ev="calling")["id"]
 
     def store(self) -> Store:
@@ -66,7 +66,7 @@ class Office:
         self.engine.expect(kind="done", cmd="flush")
 
 
-def make_office(tmp: Path) -> Office:
+def make_office(tmp: Path, engine_settings: dict | None = None) -> Office:
     data = tmp / "data"
     sip_port, trunk_port, provider_port, mobile_port, reg_port = (free_port() for _ in range(5))
     phone_ports = {ext: free_port() for ext in PHONES}
@@ -78,7 +78,7 @@ def make_office(tmp: Path) -> Office:
                 "extension": ext, "contact": f"sip:{ext}@127.0.0.1:{phone_ports[ext]}",
                 "source_host": "127.0.0.1", "source_port": phone_ports[ext], "transport": "udp",
                 "q": 1.0, "expires_at": time.time() + 86400, "registered_at": time.time()})
-        store.set_setting("engine", {"confirm_seconds": 3})
+        store.set_setting("engine", {"confirm_seconds": 3, **(engine_settings or {})})
         store.db["extensions"].update("101", {"dial_rules": '["local", "mobile", "international"]'})
         store.put_trunk({"name": "ipprov", "kind": "ip", "host": "127.0.0.1", "port": mobile_port,
                          "addresses": ["127.0.0.1"], "numbers": [routes.SALES_NUMBER],

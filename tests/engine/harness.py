@@ -107,9 +107,19 @@ def agent(port: int, name: str) -> Proc:
     return p
 
 
+# The edge's secret the test engines are started with: a test that stands in
+# for the edge adds it (`edge_headers`), as the real edge does.
+LINK_KEY = "test-link-key"
+
+
+def edge_headers(ext: str) -> dict[str, str]:
+    """The headers the edge adds to a phone's INVITE it relays to the engine."""
+    return {"X-PBX-Extension": ext, "X-PBX-Link": LINK_KEY}
+
+
 def engine(data: Path, sip_port: int, trunk_port: int, router: str = "") -> Proc:
     args = [sys.executable, "-m", "appliance.engine.runner", "--data", str(data), "--sip-port", str(sip_port),
-            "--trunk-port", str(trunk_port)]
+            "--trunk-port", str(trunk_port), "--link-key", LINK_KEY]
     if router:
         args += ["--router", router]
     p = Proc(args, "engine")

@@ -12,6 +12,7 @@ commands come on stdin, one JSON object a line:
 
     {"cmd": "mode", "mode": "ring"|"answer"|"busy", "delay": 0.0, "digits": "1", "digits_after": 1.0}
     {"cmd": "call", "uri": "sip:...", "from": "sip:...", "headers": {"X-PBX-Extension": "101"}}
+        optional "delayed": true: an INVITE without SDP (delayed offer: the offer comes in the 200, the answer in the ACK)
         optional "record": "path.wav": record what the call receives from its first media on
         (early media included) until {"cmd": "stoprecord", "id": 1} or the call ends
     {"cmd": "answer", "id": 1}        {"cmd": "hangup", "id": 1 | "all"}
@@ -238,6 +239,8 @@ class Agent:
         elif name == "call":
             c = Call(self, self.acc)
             prm = pj.CallOpParam(True)
+            if cmd.get("delayed"):
+                prm.opt.flag |= pj.PJSUA_CALL_NO_SDP_OFFER
             if cmd.get("from"):
                 prm.txOption.localUri = cmd["from"]
             for k, v in (cmd.get("headers") or {}).items():
