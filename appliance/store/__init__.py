@@ -26,6 +26,7 @@ DEFAULT_REALM = "pbx"
 DEFAULT_TIMEZONE = "Europe/Kyiv"
 DEFAULT_EXTENSIONS = ("101", "102", "103")
 EXTENSION_MIN_LEN, EXTENSION_MAX_LEN = 2, 6
+IN_PROGRESS = "in progress"  # a call record's outcome until the call ends
 
 # Out of the box every inbound call rings every desk phone; the owner then
 # builds the real flow in the panel or a configuration file.
@@ -251,6 +252,43 @@ class Store:
         row = dict(call)
         row["path"] = json.dumps(row.get("path") or [], ensure_ascii=False)
         self.db["calls"].upsert(row, pk="id")
+
+    def call_started(self, call: dict) -> None:
+        """A call's record from its first moment (outcome "in progress"), so a crash cannot lose it."""
+        row = {**call, "outcome": IN_PROGRESS}
+        row["path"] = json.dumps(row.get("path") or [], ensure_ascii=False)
+        with self.db.conn:
+            self.db.execute(
+                f"insert or ignore into calls ({', '.join(row)}) values ({', '.join('?' for _ in row)})",
+                list(row.values()))
+
+    def call_answered(self, call_id: str, at: str, by: str) -> None:
+        with self.db.conn:
+            self.db.execute("update calls set answered_at = ?, answered_by = ? where id = ? and outcome = ?",
+                            [at, by, call_id, IN_PROGRESS])
+
+    def forget_call(self, call_id: str) -> None:
+        """Drop a record still in progress (a call that became part of another, as a pickup does)."""
+        with self.db.conn:
+            self.db.execute("delete from calls where id = ? and outcome = ?", [call_id, IN_PROGRESS])
+
+    def interrupted_calls(self) -> list[dict]:
+        """Records still "in progress": calls that were up when the engine last stopped without ending them."""
+        cols = [c.name for c in self.db["calls"].columns]
+        rows = self.db.execute("select * from calls where outcome = ? order by started_at", [IN_PROGRESS]).fetchall()
+        return [dict(zip(cols, r)) for r in rows]
+
+    def close_interrupted(self, call: dict, ended_at: str, reason: str, missed_manager: str | None,
+                          missed: bool) -> None:
+        """End an interrupted call's record with what is known; an unanswered customer call becomes a missed call."""
+        path = json.loads(call.get("path") or "[]")
+        path.append({"kind": "end", "reason": reason, "rung": []})
+        with self.db.atomic():
+            self.db.execute(
+                "update calls set outcome = ?, ended_at = ?, path = ? where id = ? and outcome = ?",
+                ["interrupted", ended_at, json.dumps(path, ensure_ascii=False), call["id"], IN_PROGRESS])
+            if missed:
+                self.add_missed(call["id"], call["caller"], call["dialled"], ended_at, missed_manager)
 
     def recent_calls(self, limit: int = 50) -> list[dict]:
         rows = self.db.execute(

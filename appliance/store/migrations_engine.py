@@ -52,3 +52,9 @@ def m_engine_002_changes(db: Database) -> None:
                 f"create trigger if not exists {table}_{op}_counts after {op} on {table} "
                 f"begin update changes set n = n + 1 where name = '{table}'; end"
             )
+
+
+@migrations()
+def m_engine_003_call_outcome_index(db: Database) -> None:
+    """Calls by outcome: start-up looks for records left "in progress" by a crash, reports count outcomes."""
+    db["calls"].create_index(["outcome"], if_not_exists=True)

@@ -116,7 +116,7 @@ def m001_initial(db: Database) -> None:
         defaults={"vip": 0, "learned": 0},
     )
 
-    # One row per call, written when the call ends.
+    # One row per call, written when the call starts ("in progress") and completed when it ends.
     db["calls"].create(
         {
             "id": str,
@@ -129,7 +129,7 @@ def m001_initial(db: Database) -> None:
             "trunk": str,
             "extension": str,  # the extension that placed an internal/outbound call
             "answered_by": str,
-            "outcome": str,  # answered, missed, abandoned, voicemail, failed, refused
+            "outcome": str,  # answered, missed, abandoned, voicemail, failed, refused, in progress, interrupted
             "wait_s": float,
             "talk_s": float,
             "path": str,  # JSON list of the steps the call took

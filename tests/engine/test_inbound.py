@@ -18,7 +18,7 @@ def wait_call(office, call_id: str, timeout: float = 5.0) -> dict:
     while time.monotonic() < deadline:
         office.flush()
         with office.store() as st:
-            row = [c for c in st.recent_calls(50) if c["id"] == call_id]
+            row = [c for c in st.recent_calls(50) if c["id"] == call_id and c["outcome"] != "in progress"]
             if row:
                 return row[0]
         time.sleep(0.1)

@@ -96,7 +96,7 @@ def record_of(world, call_id: str) -> dict:
     def row():
         world.flush()
         with world.store() as st:
-            return next((c for c in st.recent_calls(50) if c["id"] == call_id), None)
+            return next((c for c in st.recent_calls(50) if c["id"] == call_id and c["outcome"] != "in progress"), None)
     return listen.wait_for(row, what=f"call record {call_id}")
 
 
