@@ -1,10 +1,16 @@
-"""Shared fixtures: free loopback ports and temporary data directories."""
+"""Shared fixtures: free loopback ports and temporary data directories; the fuzz test's options."""
 
 from __future__ import annotations
 
 import socket
 
 import pytest
+
+
+def pytest_addoption(parser):
+    # The SIP fuzz test (tests/system/test_fuzz.py): a short run by default, a long one on request.
+    parser.addoption("--fuzz-messages", type=int, default=2000, help="messages the SIP fuzz test sends")
+    parser.addoption("--fuzz-seed", type=int, default=3261, help="seed of the SIP fuzz test's messages")
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:

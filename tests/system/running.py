@@ -24,6 +24,8 @@ class Running:
              "--sip-port", str(self.sip), "--web-port", str(self.web), "--engine-port", str(self.engine),
              "--trunk-port", str(self.trunk)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # Logs can echo bytes from the network; a decoding error would end the reader and fill the pipe.
+            errors="backslashreplace",
         )
         self.output: list[str] = []
         self._lines: queue.SimpleQueue = queue.SimpleQueue()
