@@ -39,7 +39,7 @@ RINGBACKS = ("180", "tone", "music")
 DIAL_CLASSES = ("local", "mobile", "international", "premium")
 # calls: whole-number keys and their (lowest, highest) values
 CALL_INTS = {"confirm_seconds": (3, 120), "transfer_ring_seconds": (5, 300), "voicemail_max": (10, 3600),
-             "rtp_port": (1024, 64000), "rtp_ports": (100, 20000)}
+             "rtp_port": (1024, 64000), "rtp_ports": (100, 20000), "session_expires": (90, 7200)}
 CALL_KEYS = (*CALL_INTS, "confirm_key", "ringback", "media_address", "trunk_public")
 
 

@@ -183,6 +183,8 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             self.store.close_interrupted(row, at, "interrupted: the engine stopped during the call",
                                          manager, is_missed)
             missed += is_missed
+            if not row.get("answered_by"):
+                answer_stranded(row.get("invite") or "", row.get("source") or "")
         log.warning("%d call(s) were interrupted by the last stop; %d became missed calls", len(rows), missed)
         self.emit("CallsInterrupted", None, calls=[r["id"] for r in rows], missed=missed)
 
@@ -317,9 +319,11 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         an SDP offer the callback runs while the session is still NULL and the
         hang-up is only queued, which is why only bodyless INVITEs aborted.
         """
-        inv = parse_invite(prm.rdata.wholeMsg, prm.rdata.srcAddress)
+        whole = prm.rdata.wholeMsg
+        inv = parse_invite(whole, prm.rdata.srcAddress)
         a = Leg(self, acc, prm.callId, "a")  # kept by the registry until DISCONNECTED
         a.state = "ringing"
+        a.reply_to = (answer_head(whole), prm.rdata.srcAddress)
         self.later(lambda: self._admit(a, inv))
 
     def _admit(self, a: Leg, inv: Invite) -> None:
@@ -366,8 +370,10 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         self.sessions[s.id] = s
         # The record exists from the first moment: after a crash, start-up
         # closes it as interrupted instead of the call vanishing.
+        head, source = s.a.reply_to
         row = {"id": s.id, "started_at": s.started_at, "direction": s.direction, "caller": s.caller,
-               "dialled": s.dialled, "trunk": s.trunk, "extension": s.extension}
+               "dialled": s.dialled, "trunk": s.trunk, "extension": s.extension,
+               "invite": head, "source": source}
         self.recorder.submit(lambda st: st.call_started(row))
         self.emit("CallStarted", s.id, direction=s.direction, caller=s.caller, caller_name=s.caller_name,
                   dialled=s.dialled, trunk=s.trunk, extension=s.extension)
@@ -713,6 +719,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             "extension": s.extension, "answered_by": s.answered_by, "outcome": s.outcome,
             "wait_s": round(wait, 3), "talk_s": round(talk, 3),
             "path": [*s.path, {"kind": "end", "reason": s.end_reason, "rung": s.rung}],
+            "invite": None, "source": None,  # needed only while the call is up
         }
         missed = s.outcome in ("missed", "voicemail") and s.direction in ("inbound", "internal", "unknown")
         manager = None
@@ -746,6 +753,40 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         self.recorder.submit(lambda st: st.set_routing_state("presence", presence))
 
     # -- pickup --------------------------------------------------------------------------------
+
+
+# What an INVITE's final response is built from (RFC 3261 8.2.6.2), compact forms included.
+_ANSWER_HEADERS = ("via:", "v:", "from:", "f:", "to:", "t:", "call-id:", "i:", "cseq:")
+
+
+def answer_head(whole: str) -> str:
+    """The start line and the headers a response to this INVITE needs, kept with its record."""
+    head = whole.split("\r\n\r\n", 1)[0].split("\r\n")
+    kept = [head[0], *(line for line in head[1:] if line.lower().startswith(_ANSWER_HEADERS))]
+    return "\r\n".join(kept)[:4096]
+
+
+def answer_stranded(head: str, source: str) -> None:
+    """A caller still ringing when the engine died: send the final response it waits for.
+
+    pjsua's transaction died with the process, so the caller's INVITE would
+    ring on with no answer ever.  A 503 built from the INVITE's saved headers,
+    sent where the INVITE came from (RFC 3581), ends it; through the edge it
+    reaches a desk phone, from a provider the customer hears the call end.
+    """
+    from appliance.sip import SipError, parse, response_to
+
+    host, port = split_address(source)
+    if not head or not port:
+        return
+    try:
+        req = parse((head + "\r\nContent-Length: 0\r\n\r\n").encode())
+        resp = response_to(req, 503, "Service Unavailable", to_tag=f"rst{random.getrandbits(32):08x}",
+                           headers=(("Reason", 'SIP;cause=503;text="The phone system restarted"'),))
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(resp.to_bytes(), (host, port))
+    except (SipError, OSError, ValueError) as e:
+        log.info("could not tell a stranded caller at %s: %s", source, e)
 
 
 def host_ip() -> str:

@@ -94,6 +94,7 @@ class Leg(pj.Call):
         self.sounds: list[Any] = []  # prompts played to this leg alone (the press-1 prompt)
         self.account = acc           # a call that replaces this one must use the same Account
         self.transfer: Any = None    # a probe leg's transfer (transfer.py)
+        self.reply_to = ("", "")     # an incoming leg's INVITE head and source (b2bua.answer_head)
         b2bua.engine.registry.keep(self.key, self)
 
     def dial(self, uri: str, prm: Any) -> bool:

@@ -58,3 +58,16 @@ def m_engine_002_changes(db: Database) -> None:
 def m_engine_003_call_outcome_index(db: Database) -> None:
     """Calls by outcome: start-up looks for records left "in progress" by a crash, reports count outcomes."""
     db["calls"].create_index(["outcome"], if_not_exists=True)
+
+
+@migrations()
+def m_engine_004_call_invite(db: Database) -> None:
+    """What a caller's final response is built from, kept while the call is in progress.
+
+    `invite` holds the INVITE's start line, Via, From, To, Call-ID and CSeq;
+    `source` the address it came from.  After a crash the next start answers
+    callers that were still ringing (B2BUA.close_interrupted)."""
+    cols = {c.name for c in db["calls"].columns}
+    for name in ("invite", "source"):
+        if name not in cols:
+            db["calls"].add_column(name, str)

@@ -2,7 +2,8 @@
 
 SIGKILL leaves no chance to write anything, so a call's record is written
 when it starts.  The next start closes those records as interrupted, turns
-the customer calls nobody had answered into missed calls, and the legs the
+the customer calls nobody had answered into missed calls and tells callers
+still ringing that the call is over (503), and the legs the
 dead engine placed to phones end by their session timers (RFC 4028), here
 90 s, the shortest interval the RFC allows.
 """
@@ -70,6 +71,8 @@ def test_sigkill_with_calls_up_then_restart(tmp_path):
             assert calls[cid]["path"][-1]["kind"] == "end"
         assert calls[first]["answered_by"] == "101" and calls[first]["caller"] == "+380501110001"
         assert set(missed) == {second} and missed[second]["caller"] == "+380501110002"
+        # The customer who was still ringing is told: the call ends instead of ringing on.
+        assert office.provider.expect(ev="state", id=ringing, state="disconnected")["code"] == 503
 
         # The answered legs the dead engine placed to phones end by their session
         # timers (the engine asked for 90 s).  A caller's own leg runs on the

@@ -219,6 +219,31 @@ def test_a_desk_phone_calls_a_mobile_over_the_trunk_and_may_not_call_abroad(offi
 
 
 @pytest.mark.sip
+def test_delayed_offers_through_the_edge_refused_or_answered_leave_the_appliance_up(office):
+    # A phone's INVITE without SDP, authenticated at the edge and refused by
+    # the engine, once aborted the whole appliance.
+    app, data, phones, provider = office
+    for p in (*phones.values(), provider):
+        p.clear()
+    for number, code in (("+48221234567", 403), ("12a", 484), ("*99", 404)):
+        phones["102"].send(cmd="call", uri=f"sip:{number}@127.0.0.1:{app.sip}", delayed=True)
+        cid = phones["102"].expect(ev="calling")["id"]
+        ended = phones["102"].expect(timeout=10, ev="state", id=cid, state="disconnected")
+        assert ended["code"] == code, (number, ended)
+        assert app.proc.poll() is None, "the appliance died"
+    # ... and one that connects: the engine offers in its 200, the answer comes in the ACK.
+    phones["102"].send(cmd="call", uri=f"sip:103@127.0.0.1:{app.sip}", delayed=True)
+    cid = phones["102"].expect(ev="calling")["id"]
+    inc = phones["103"].expect(timeout=10, ev="incoming")
+    phones["103"].send(cmd="answer", id=inc["id"])
+    phones["102"].expect(timeout=10, ev="state", id=cid, state="confirmed")
+    phones["102"].send(cmd="hangup", id=cid)
+    phones["103"].expect(timeout=10, ev="state", id=inc["id"], state="disconnected")
+    assert app.proc.poll() is None
+    assert not [line for line in app.output if "Traceback" in line or "Assertion" in line]
+
+
+@pytest.mark.sip
 def test_hold_through_the_edge_gives_the_customer_music(office, tmp_path):
     app, data, phones, provider = office
     for p in (*phones.values(), provider):

@@ -33,6 +33,9 @@ def test_appliance_unit_is_notify_with_watchdog_and_keeps_devices():
     assert svc["Type"] == "notify"
     assert int(svc["WatchdogSec"]) > 1  # the engine pings every second
     assert svc["Restart"] == "on-failure"
+    # Back within 2 s of a crash: half a second's wait, about a second to start.
+    assert svc["RestartSec"] == "500ms"
+    assert unit("pbx-appliance.service")["Unit"]["StartLimitIntervalSec"] == "0"  # never gives up
     assert svc["User"] == "pbx" and svc["StateDirectory"] == "pbx"
     assert "PrivateDevices" not in svc  # /dev/gpiochip* and /dev/snd stay reachable
     assert "--no-web" in svc["ExecStart"]  # the panel has its own unit
