@@ -35,10 +35,11 @@ def _override(raw: Any) -> Override | None:
 
 
 def _from_file(path: Path) -> tuple[Router, dict[str, Contact], dict[str, str], dict[str, Any]]:
-    from appliance.configfile import ConfigFileError, load_text
+    from appliance.configfile import ConfigFileError, load_text, read_file
 
     try:
-        cfg = load_text(path.read_text(encoding="utf-8"))
+        with path.open("rb") as f:
+            cfg = load_text(read_file(f))
     except ConfigFileError as e:
         raise click.ClickException(f"{path}: {e}") from None
     extensions = {e["number"]: e.get("name") or "" for e in cfg.extensions}

@@ -194,11 +194,15 @@ class Store:
             if not self.extensions():
                 for number in DEFAULT_EXTENSIONS:
                     created[number] = self.add_extension(number, f"Extension {number}")
-                if not self.routing_document():
-                    from appliance.routing.config import dump, parse
+            if not self.routing_document():
+                # Every inbound call rings every desk phone, also when the
+                # extensions were added (by command) before the first start.
+                from appliance.routing.config import dump, parse
 
-                    extensions = {e["number"]: e["name"] for e in self.extensions()}
-                    self.set_routing_document(dump(parse(DEFAULT_ROUTING, extensions, timezone=self.timezone)))
+                extensions = {e["number"]: e["name"] for e in self.extensions()}
+                document = json.loads(json.dumps(DEFAULT_ROUTING))
+                document["groups"]["office"]["members"] = sorted(extensions)
+                self.set_routing_document(dump(parse(document, extensions, timezone=self.timezone)))
             self.set_setting("seeded", True)
         return created
 
