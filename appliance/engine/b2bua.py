@@ -53,7 +53,7 @@ from .ivr import StepsMixin
 from .lookups import Lookups
 from .records import Recorder
 from .ringing import RingingMixin
-from .session import Account, Leg, Session, Timer, audio_of, call_op, hangup, now_iso
+from .session import Account, Leg, Session, Timer, audio_of, call_op, clean, hangup, now_iso
 from .sipmsg import Invite, parse_invite, split_address
 from .transfer import TransferMixin
 from .trunks import TrunksMixin
@@ -319,7 +319,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         an SDP offer the callback runs while the session is still NULL and the
         hang-up is only queued, which is why only bodyless INVITEs aborted.
         """
-        whole = prm.rdata.wholeMsg
+        whole = clean(prm.rdata.wholeMsg)
         inv = parse_invite(whole, prm.rdata.srcAddress)
         a = Leg(self, acc, prm.callId, "a")  # kept by the registry until DISCONNECTED
         a.state = "ringing"
@@ -534,7 +534,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
                 return  # reported twice (a re-entrant hang-up): the first one counted
             # State first: hanging up the other legs below can run their
             # DISCONNECTED callbacks before hangup() returns.
-            leg.code, leg.reason = ci.lastStatusCode, ci.lastReason
+            leg.code, leg.reason = ci.lastStatusCode, clean(ci.lastReason)
             leg.finished()
             leg.session = None
             if s is not None:

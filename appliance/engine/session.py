@@ -39,6 +39,21 @@ REG_BACKOFF = (30, 60, 120, 300, 600)  # seconds before retrying a failed trunk 
 _uids = itertools.count(1)
 
 
+def clean(text: str) -> str:
+    """Text from pjsua as valid Unicode.
+
+    pjsua2 hands over a message's bytes as a str in which bytes that are not
+    UTF-8 are kept as lone surrogates.  Such a str cannot be encoded: pjsua2
+    refuses it back (a display name copied into a leg's From), SQLite cannot
+    store it.  Anything the engine reads from the network passes here first;
+    a byte that is not UTF-8 becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 

@@ -41,7 +41,7 @@ import pjsua2 as pj
 from appliance.routing.steps import Forward, Leg as LegSpec, Outcome, Ring
 
 from . import dialplan, media
-from .session import INTERNAL_RING_SECONDS, Leg, Session, Timer, audio_of, hangup
+from .session import INTERNAL_RING_SECONDS, Leg, Session, Timer, audio_of, clean, hangup
 from .sipmsg import split_address, uri_port, uri_user
 
 log = logging.getLogger("appliance.engine.b2bua")
@@ -107,7 +107,7 @@ class TransferMixin:
         prm.statusCode = 500  # if anything below fails, the REFER is refused and pjsua places no call
         s = leg.session
         try:
-            t = self._check_refer(leg, s, prm.dstUri)
+            t = self._check_refer(leg, s, clean(prm.dstUri))
         except Refuse as r:
             prm.statusCode = r.status
             if s is not None and not s.ended:
@@ -420,7 +420,7 @@ class TransferMixin:
 
     def replace_request(self, leg: Leg, prm: Any) -> None:
         """Leg.onCallReplaceRequest: only the engine's own attended-transfer probe may replace a leg."""
-        msg = prm.rdata.wholeMsg
+        msg = clean(prm.rdata.wholeMsg)
         call_id = ""
         for line in msg.splitlines():
             name, _, value = line.partition(":")

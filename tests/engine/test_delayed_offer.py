@@ -148,3 +148,38 @@ def test_delayed_offer_from_a_phone_refused_then_a_call_that_connects(world):
     p.send(cmd="hangup", id=cid)
     world.phones["103"].expect(ev="state", id=inc["id"], state="disconnected")
     alive(world)
+
+
+def test_an_invite_with_bytes_that_are_not_utf8_is_routed_and_recorded(world):
+    # A Latin-1 display name and Call-ID: the call rings the group, is
+    # recorded, and ends when the caller cancels; nothing is lost or stuck.
+    world.route("ringall")
+    c = SipClient(world.trunk_port, user="+380501112244")
+    try:
+        uri = f"sip:{routes.SALES_NUMBER}@127.0.0.1:{world.trunk_port}"
+        host, port = c.addr
+        head = (f"INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {host}:{port};branch=z9hG4bKlatin1;rport\r\n"
+                f"Max-Forwards: 70\r\nFrom: \"Caf\xe9\" <sip:+380501112244@{host}>;tag=l1\r\nTo: <{uri}>\r\n"
+                f"Call-ID: caf\xe9-1@{host}\r\nCSeq: 1 INVITE\r\nContact: <sip:+380501112244@{host}:{port}>\r\n"
+                "Content-Length: 0\r\n\r\n").encode("latin-1")
+        c.send_raw(head)
+        started = world.engine.expect(kind="CallStarted")
+        assert started["caller"] == "+380501112244"
+        for p in world.phones.values():
+            assert "Caf\ufffd" in p.expect(ev="incoming")["remote"]
+        c.send_raw(head.replace(b"INVITE " + uri.encode(), b"CANCEL " + uri.encode()).replace(b"1 INVITE", b"1 CANCEL"))
+        ended = world.engine.expect(kind="CallEnded")
+        assert ended["call_id"] == started["call_id"]
+    finally:
+        c.close()
+    deadline = time.monotonic() + 5
+    while True:
+        world.flush()
+        with world.store() as st:
+            row = next((r for r in st.recent_calls(20) if r["id"] == started["call_id"]), None)
+        if row and row["outcome"] != "in progress":
+            break
+        assert time.monotonic() < deadline, row
+        time.sleep(0.1)
+    assert row["caller"] == "+380501112244"
+    alive(world)
