@@ -414,7 +414,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             for ext in (o.extension, o.answered_by):
                 if ext in self.extensions:
                     busy[ext] = busy.get(ext, 0) + 1
-        today = datetime.now(timezone.utc).date().isoformat()
+        today = datetime.now(snap.timezone).date().isoformat()  # the office's day, not UTC's
         presence = {}
         for ext, row in self.extensions.items():
             mem = self.strategy_state["presence"].get(ext, {})
@@ -423,7 +423,8 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
                 registered=ext in bound, dnd=bool(row.get("dnd")), calls=busy.get(ext, 0),
                 last_call_end=datetime.fromisoformat(last) if last else None,
                 calls_today=mem.get("calls_today", 0) if mem.get("day") == today else 0)
-        return State(presence=presence, contacts=snap.routing_contacts, learned=self.strategy_state["learned"],
+        return State(presence=presence, night=snap.night, overrides=snap.overrides,
+                     contacts=snap.routing_contacts, learned=self.strategy_state["learned"],
                      positions=self.strategy_state["positions"])
 
     def _route_first(self, s: Session) -> None:
@@ -744,7 +745,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             self.emit("CallMissed", s.id, caller=s.caller, dialled=s.dialled)
 
     def _count_call(self, ext: str) -> None:
-        today = datetime.now(timezone.utc).date().isoformat()
+        today = datetime.now(self.lookups.snapshot.timezone).date().isoformat()
         p = self.strategy_state["presence"].setdefault(ext, {})
         p["calls_today"] = (p.get("calls_today", 0) if p.get("day") == today else 0) + 1
         p["day"] = today

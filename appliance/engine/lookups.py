@@ -1,11 +1,12 @@
-"""What the engine reads for every call decision, kept in memory: bindings, contacts, the timezone.
+"""What the engine reads for every call decision, kept in memory: bindings, contacts, switches, the timezone.
 
 The engine thread must not wait on SQLite while INVITEs queue behind it, so a
 routing decision reads a `Snapshot` (an immutable object swapped in whole)
 instead of the database.  `Lookups` keeps it fresh:
 
 - a thread with its own `Store` looks every `period` (50 ms) at the change
-  counters of bindings, contacts and settings (moved by triggers, whoever
+  counters of bindings, contacts, settings and the hand-set night and
+  schedule states ("switches") (moved by triggers, whoever
   writes) and re-reads only what changed, so a phone that just registered
   is known within about 50 ms, and the call records the engine writes all
   the time cost no re-reading;
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from appliance.routing.facts import Contact, contacts_by_number
+from appliance.routing.facts import Contact, Override, contacts_by_number, saved_switches
 from appliance.store import Store
 
 log = logging.getLogger("appliance.engine.lookups")
@@ -39,6 +40,8 @@ class Snapshot:
     routing_contacts: Any = None                                         # contacts_by_number(...) for State
     timezone: ZoneInfo = ZoneInfo("UTC")
     taken_at: float = 0.0
+    night: dict[str, Override] = field(default_factory=dict)       # night switch id ("" = all) -> hand-set state
+    overrides: dict[str, Override] = field(default_factory=dict)   # schedule id -> hand-set state
 
     @property
     def bound(self) -> frozenset[str]:
@@ -59,9 +62,15 @@ def read_contacts(store: Store) -> tuple[dict[str, dict], Any]:
     return {c["number"]: c for c in rows}, routing
 
 
+def read_switches(store: Store) -> tuple[dict[str, Override], dict[str, Override]]:
+    """What `pbx trace --data` reads too: the same saved states give the same routing."""
+    return saved_switches(store.routing_state("night"), store.routing_state("overrides"))
+
+
 def read(store: Store) -> Snapshot:
     contacts, routing = read_contacts(store)
-    return Snapshot(read_bindings(store), contacts, routing, ZoneInfo(store.timezone), time.monotonic())
+    return Snapshot(read_bindings(store), contacts, routing, ZoneInfo(store.timezone), time.monotonic(),
+                    *read_switches(store))
 
 
 class Lookups:
@@ -121,4 +130,5 @@ class Lookups:
         bindings = read_bindings(store) if "bindings" in changed else snap.bindings
         contacts, routing = read_contacts(store) if "contacts" in changed else (snap.contacts, snap.routing_contacts)
         tz = ZoneInfo(store.timezone) if "settings" in changed else snap.timezone
-        return Snapshot(bindings, contacts, routing, tz, time.monotonic())
+        night, overrides = read_switches(store) if "switches" in changed else (snap.night, snap.overrides)
+        return Snapshot(bindings, contacts, routing, tz, time.monotonic(), night, overrides)

@@ -17,7 +17,7 @@ import click
 from ..clickutil import data_option
 from ..errors import ConfigError
 from .config import parse
-from .facts import Call, Contact, Override
+from .facts import Call, Contact, saved_switches
 from .router import Router
 from .schedule import zone
 from .trace import Scenario, follow
@@ -25,13 +25,6 @@ from .trace import Scenario, follow
 
 def _split(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(x.strip() for v in values for x in v.split(",") if x.strip())
-
-
-def _override(raw: Any) -> Override | None:
-    if not isinstance(raw, dict) or "state" not in raw:
-        return None
-    since = datetime.fromisoformat(raw["since"]) if raw.get("since") else None
-    return Override(str(raw["state"]), bool(raw.get("permanent")), since)
 
 
 def _from_file(path: Path) -> tuple[Router, dict[str, Contact], dict[str, str], dict[str, Any]]:
@@ -144,11 +137,11 @@ def trace(caller: str, dialled: str, trunk: str, at: str | None, night: str | No
         press=tuple(press), webhook_answer=hook,
         night=None if night is None else night == "on", contacts=contacts, learned=learned,
     )
+    # The same reading of the saved states as the engine's (lookups.read_switches).
+    night, overrides = saved_switches(saved.get("night"), saved.get("overrides"))
     when = _when(at, router.config.timezone)
     result = follow(router, Call(caller, dialled, trunk), when, scenario,
-                    saved_night=_override(saved.get("night")),
-                    saved_overrides={k: o for k, v in (saved.get("overrides") or {}).items()
-                                     if (o := _override(v)) is not None},
+                    saved_night=night, saved_overrides=overrides,
                     saved_positions={str(k): int(v) for k, v in (saved.get("positions") or {}).items()})
     if as_json:
         click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))

@@ -98,6 +98,37 @@ class State:
         return replace(self, positions={**self.positions, **positions})
 
 
+def saved_switches(night: object, overrides: object) -> tuple[dict[str, Override], dict[str, Override]]:
+    """The night switches' and schedules' hand-set states, from what the appliance saved.
+
+    `night` is either one state for every switch (`{"state": "night",
+    "permanent": true, "since": ISO}`) or such a state per switch id;
+    `overrides` maps a schedule id to one.  What does not read as a state is
+    left out: a broken row must not change how calls are routed."""
+    def one(raw: object) -> Override | None:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("state"), str):
+            return None
+        since = raw.get("since")
+        try:
+            when = datetime.fromisoformat(since) if isinstance(since, str) and since else None
+        except ValueError:
+            when = None
+        if when is not None and when.tzinfo is None:
+            when = None  # a naive time cannot be placed against the schedule
+        return Override(raw["state"], bool(raw.get("permanent")), when)
+
+    switches: dict[str, Override] = {}
+    if isinstance(night, Mapping):
+        if "state" in night:
+            if (o := one(night)) is not None:
+                switches[""] = o
+        else:
+            switches = {str(k): o for k, v in night.items() if (o := one(v)) is not None}
+    schedules = {str(k): o for k, v in overrides.items() if (o := one(v)) is not None} \
+        if isinstance(overrides, Mapping) else {}
+    return switches, schedules
+
+
 def contacts_by_number(rows: Iterable[tuple[str, Contact]]) -> dict[str, Contact]:
     """Index contacts by normalised number, so 067..., 38067... and +38067... meet."""
     return {normalise(number): contact for number, contact in rows if normalise(number)}

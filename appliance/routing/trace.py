@@ -37,7 +37,7 @@ class Scenario:
     learned: Mapping[str, str] = field(default_factory=dict)
 
 
-def state_for(scenario: Scenario, extensions: Mapping[str, str], *, saved_night: Override | None = None,
+def state_for(scenario: Scenario, extensions: Mapping[str, str], *, saved_night: Mapping[str, Override] | None = None,
               saved_overrides: Mapping[str, Override] | None = None,
               saved_positions: Mapping[str, int] | None = None) -> State:
     """The state a trace runs in: everyone registered and free unless the scenario says
@@ -46,7 +46,7 @@ def state_for(scenario: Scenario, extensions: Mapping[str, str], *, saved_night:
     for ext in set(extensions) | scenario.busy | scenario.unregistered | scenario.dnd:
         presence[ext] = Presence(registered=ext not in scenario.unregistered, dnd=ext in scenario.dnd,
                                  calls=1 if ext in scenario.busy else 0)
-    night = {"": saved_night} if saved_night is not None else {}
+    night = dict(saved_night or {})  # switch id ("" = every switch) -> hand-set state
     if scenario.night is not None:
         night[""] = Override("night" if scenario.night else "day", permanent=True)
     return State(presence=presence, night=night, overrides=dict(saved_overrides or {}),
@@ -96,7 +96,7 @@ def _ring_outcome(targets: list[str], scenario: Scenario) -> tuple[Outcome, str]
 
 
 def follow(router: Router, call: Call, at: datetime, scenario: Scenario, *, seed: int = 0,
-           saved_night: Override | None = None, saved_overrides: Mapping[str, Override] | None = None,
+           saved_night: Mapping[str, Override] | None = None, saved_overrides: Mapping[str, Override] | None = None,
            saved_positions: Mapping[str, int] | None = None) -> Trace:
     """Walk the call to its end, step by step, as the engine would."""
     facts = Facts(call, at, random.Random(seed))

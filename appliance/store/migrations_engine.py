@@ -71,3 +71,23 @@ def m_engine_004_call_invite(db: Database) -> None:
     for name in ("invite", "source"):
         if name not in cols:
             db["calls"].add_column(name, str)
+
+
+SWITCH_KEYS = ("night", "overrides")
+
+
+@migrations()
+def m_engine_005_switch_changes(db: Database) -> None:
+    """A change counter for the night switches' and schedules' hand-set states.
+
+    They live in `routing_state` beside keys the engine itself rewrites after
+    every call (positions, presence); only writes of these keys move the
+    counter, so the engine re-reads them at once and nothing else."""
+    db.execute("insert or ignore into changes (name, n) values ('switches', 0)")
+    keys = ", ".join(f"'{k}'" for k in SWITCH_KEYS)
+    for op, row in (("insert", "new"), ("update", "new"), ("delete", "old")):
+        db.execute(
+            f"create trigger if not exists routing_state_{op}_switches after {op} on routing_state "
+            f"when {row}.key in ({keys}) "
+            f"begin update changes set n = n + 1 where name = 'switches'; end"
+        )
