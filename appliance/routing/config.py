@@ -20,7 +20,7 @@ from datetime import date
 from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import ConfigError
-from . import model as m
+from . import kinds, model as m
 from .model import (
     Announcement, Availability, Duty, DutyRoster, Exits, ExtensionOptions, External, Group, Hours,
     Member, Menu, NightSwitch, PersonalManager, Queue, Route, RoutingConfig, Schedule, VoicemailBox,
@@ -28,19 +28,12 @@ from .model import (
 )
 from .numbers import is_external, normalise, normalise_pattern
 from .schedule import (
-    DAY, format_days, minutes_label, parse_clock, parse_days, parse_range, uncovered, week_label, zone,
+    DAY, format_days, minutes_label, parse_clock, parse_days, parse_range, zone,
 )
 
 Path = tuple[str | int, ...]
 
-SECTIONS = ("groups", "queues", "menus", "schedules", "night", "announcements", "voicemail",
-            "externals", "webhooks", "managers", "duty")
-KIND_OF_SECTION = {
-    "groups": "group", "queues": "queue", "menus": "menu", "schedules": "schedule", "night": "night",
-    "announcements": "announcement", "voicemail": "voicemail", "externals": "external",
-    "webhooks": "webhook", "managers": "manager", "duty": "duty",
-}
-TOP_KEYS = ("timezone", "routes", "unmatched", "extension_defaults", "extensions", *SECTIONS)
+TOP_KEYS = ("timezone", "routes", "unmatched", "extension_defaults", "extensions", *kinds.SECTIONS)
 EXIT_KEYS = ("on_fail", "on_no_answer", "on_busy", "on_unavailable", "on_failure")
 AVAIL_KEYS = ("skip_busy", "skip_dnd", "skip_unregistered", "wrapup", "max_calls")
 
@@ -145,7 +138,7 @@ class _Refs:
         text = str(value).strip()
         if text.isdigit() and not is_external(text):
             return self._ext(text, path)
-        if text in m.MENU_ONLY:
+        if text in kinds.MENU_WORDS:
             if not menu:
                 raise ConfigError(f"'{text}' can only be a menu option", path)
             return text
@@ -159,12 +152,12 @@ class _Refs:
                 raise ConfigError(f"'{text}' is an external number: define it under externals "
                                   "and send calls to external:<id>", path)
             raise ConfigError(f"'{text}' is not a destination; write kind:id, like group:sales "
-                              f"(kinds: {', '.join(k for k in m.KINDS if k != 'number')})", path)
+                              f"(kinds: {', '.join(kinds.WRITTEN)})", path)
         if kind == "ext":
             return self._ext(ident, path)
-        if kind not in m.KINDS or kind == "number":
+        if kind not in kinds.WRITTEN:
             raise ConfigError(f"'{kind}' is not a kind of destination "
-                              f"(kinds: {', '.join(k for k in m.KINDS if k != 'number')})", path)
+                              f"(kinds: {', '.join(kinds.WRITTEN)})", path)
         return f"{kind}:{ident}"
 
     def _ext(self, number: str, path: Path) -> str:
@@ -558,146 +551,6 @@ def parse(data: Mapping[str, Any], extensions: Mapping[Any, str], *, timezone: s
 
 # ---- validation ----------------------------------------------------------------------------
 
-_SECTION_OF_KIND = {v: k for k, v in KIND_OF_SECTION.items()}
-
-
-def describe(config: RoutingConfig, ref: str) -> str:
-    kind, ident = split_ref(ref)
-    if kind == "ext":
-        name = config.known_extensions.get(ident)
-        return f"extension {ident}" + (f" ({name})" if name else "")
-    if kind == "hangup":
-        return "hang up"
-    if kind == "parent":
-        return "the menu before"
-    if kind == "repeat":
-        return "the same menu"
-    if kind == "number":
-        return ident
-    if kind == "voicemail" and ident == "*":
-        return "own voicemail"
-    if kind == "voicemail" and ident not in config.voicemail:
-        return f"voicemail {ident}"
-    section = _SECTION_OF_KIND.get(kind)
-    table = getattr(config, section, {}) if section else {}
-    obj = table.get(ident)
-    label = {"night": "night switch", "duty": "duty roster", "manager": "personal manager"}.get(kind, kind)
-    if kind == "voicemail":
-        return f"voicemail '{obj.name if obj is not None else ident}'"
-    return f"{label} '{obj.name if obj is not None else ident}'"
-
-
-def _exit_edges(exits: Exits, path: Path, own: str = "") -> list[tuple[str, str, Path, bool]]:
-    pairs = [("on no answer", exits.no_answer, "on_no_answer"), ("on busy", exits.busy, "on_busy"),
-             ("on unavailable", exits.unavailable, "on_unavailable"), ("on failure", exits.failure, "on_failure")]
-    if len({p[1] for p in pairs}) == 1:
-        pairs = [("on fail", exits.no_answer, "on_fail")]
-    out = []
-    for label, ref, key in pairs:
-        if ref == "voicemail:*":
-            ref = f"voicemail:{own}" if own else ref
-        out.append((label, ref, (*path, key), True))
-    return out
-
-
-def edges(config: RoutingConfig, ref: str) -> list[tuple[str, str, Path, bool]]:
-    """Where a destination can send a call: (label, target, config path, forced).
-
-    Forced edges are taken without the caller doing anything; menu options,
-    direct dial and a queue's exit key are the caller's choice.
-    """
-    kind, ident = split_ref(ref)
-    c = config
-    if kind == "ext":
-        opts = c.extension(ident)
-        path = ("extensions", ident) if ident in c.extensions else ("extension_defaults",)
-        return _exit_edges(opts.exits, path, ident)
-    if kind == "group" and ident in c.groups:
-        return _exit_edges(c.groups[ident].exits, ("groups", ident))
-    if kind == "queue" and ident in c.queues:
-        q = c.queues[ident]
-        out = _exit_edges(q.exits, ("queues", ident))
-        if q.exit_to:
-            out.append((f"key {q.exit_key}", q.exit_to, ("queues", ident, "exit_to"), False))
-        return out
-    if kind == "menu" and ident in c.menus:
-        mn = c.menus[ident]
-        out = [(f"option {d}", to, ("menus", ident, "options", d), False)
-               for d, to in mn.options.items() if to not in m.MENU_ONLY]
-        out.append(("on timeout", mn.on_timeout, ("menus", ident, "on_timeout"), True))
-        out.append(("on invalid entry", mn.on_invalid, ("menus", ident, "on_invalid"), True))
-        return out
-    if kind == "schedule" and ident in c.schedules:
-        s = c.schedules[ident]
-        return [(label, to, ("schedules", ident, label), True)
-                for label, to in (("open", s.open), ("closed", s.closed)) if to is not None]
-    if kind == "night" and ident in c.night:
-        n = c.night[ident]
-        return [("day", n.day, ("night", ident, "day"), True), ("night", n.night, ("night", ident, "night"), True)]
-    if kind == "announcement" and ident in c.announcements:
-        return [("then", c.announcements[ident].then, ("announcements", ident, "then"), True)]
-    if kind == "external" and ident in c.externals:
-        return _exit_edges(c.externals[ident].exits, ("externals", ident))
-    if kind == "webhook" and ident in c.webhooks:
-        w = c.webhooks[ident]
-        return [("fallback", w.fallback, ("webhooks", ident, "fallback"), True)] + \
-            [(f"chosen destination {label}", to, p, True)
-             for label, to, p, _ in _exit_edges(w.exits, ("webhooks", ident)) if to != "voicemail:*"]
-    if kind == "manager" and ident in c.managers:
-        return [("next", c.managers[ident].next, ("managers", ident, "next"), True)]
-    if kind == "duty" and ident in c.duty:
-        r = c.duty[ident]
-        return [("nobody on duty", r.nobody, ("duty", ident, "nobody"), True)] + _exit_edges(r.exits, ("duty", ident))
-    return []
-
-
-def _local_problems(config: RoutingConfig, ref: str, targeted: set[str]) -> list[tuple[str, Path]]:
-    kind, ident = split_ref(ref)
-    c = config
-    out: list[tuple[str, Path]] = []
-    if kind == "group":
-        g = c.groups[ident]
-        if not g.members:
-            out.append(("has no members", ("groups", ident, "members")))
-    elif kind == "queue":
-        if not c.queues[ident].members:
-            out.append(("has no members", ("queues", ident, "members")))
-    elif kind == "menu":
-        mn = c.menus[ident]
-        if not mn.options and not mn.direct_dial:
-            out.append(("has no options and no direct dial", ("menus", ident, "options")))
-    elif kind == "schedule" and (ref in targeted or c.schedules[ident].open or c.schedules[ident].closed):
-        # A schedule nothing sends calls to may serve only as a night switch's calendar.
-        s = c.schedules[ident]
-        if s.open is None:
-            out.append(("does not say where calls go while open: add 'open'", ("schedules", ident, "open")))
-        if s.closed is None:
-            gap = uncovered(s.hours)
-            if gap is not None:
-                out.append((f"leaves {week_label(gap[0])}–{week_label(gap[1])} with nowhere to go: add 'closed'",
-                            ("schedules", ident, "closed")))
-            elif s.holidays:
-                out.append((f"leaves holidays ({s.holidays[0]}...) with nowhere to go: add 'closed'",
-                            ("schedules", ident, "closed")))
-    elif kind == "night":
-        n = c.night[ident]
-        if n.schedule is not None and n.schedule not in c.schedules:
-            out.append((f"follows schedule '{n.schedule}', which does not exist", ("night", ident, "schedule")))
-    return out
-
-
-def _exists(config: RoutingConfig, ref: str) -> bool:
-    kind, ident = split_ref(ref)
-    if kind == "hangup":
-        return True
-    if kind == "ext":
-        return ident in config.known_extensions
-    if kind == "voicemail":
-        return ident in config.voicemail or ident in config.known_extensions
-    section = _SECTION_OF_KIND.get(kind)
-    return section is not None and ident in getattr(config, section)
-
-
 def validate(config: RoutingConfig) -> list[ConfigError]:
     """Every reason this configuration could leave a call with nowhere to go."""
     c = config
@@ -722,9 +575,8 @@ def validate(config: RoutingConfig) -> list[ConfigError]:
             "or a route with no numbers", ("unmatched",))
 
     # Every destination that exists, plus extensions the flow names.
-    nodes: list[str] = []
-    for section in SECTIONS:
-        nodes.extend(f"{KIND_OF_SECTION[section]}:{ident}" for ident in getattr(c, section))
+    nodes = [f"{kind.name}:{ident}" for kind in kinds.KINDS.values() if kind.section
+             for ident in getattr(c, kind.section)]
     starts = [(f"route '{r.name}'", r.to, ("routes", i, "to")) for i, r in enumerate(c.routes)]
     if c.unmatched is not None:
         starts.append(("calls that match no route", c.unmatched, ("unmatched",)))
@@ -733,37 +585,36 @@ def validate(config: RoutingConfig) -> list[ConfigError]:
     how: dict[str, str] = {}
     queue: deque[str] = deque()
     for words, to, _p in starts:
-        if to not in how and _exists(c, to):
-            how[to] = f"{words} → {describe(c, to)}"
+        if to not in how and kinds.exists(c, to):
+            how[to] = f"{words} → {kinds.describe(c, to)}"
             queue.append(to)
     while queue:
         ref = queue.popleft()
-        for label, to, _p, _forced in edges(c, ref):
-            if to in m.MENU_ONLY or to == "voicemail:*" or to in how or not _exists(c, to):
+        for label, to, _p, _forced in kinds.edges(c, ref):
+            if to in how or not kinds.exists(c, to):
                 continue
-            how[to] = f"{how[ref]} → {label} → {describe(c, to)}"
+            how[to] = f"{how[ref]} → {label} → {kinds.describe(c, to)}"
             queue.append(to)
 
     def where(ref: str) -> str:
-        return how.get(ref, describe(c, ref))
+        return how.get(ref, kinds.describe(c, ref))
 
     for words, to, p in starts:
-        if not _exists(c, to):
+        if not kinds.exists(c, to):
             add(f"{words} → {to}: no such destination", p)
-    targeted = {to for n in list(how) + nodes for _l, to, _p, _f in edges(c, n)} | {to for _w, to, _p in starts}
+    targeted = {to for n in list(how) + nodes for _l, to, _p, _f in kinds.edges(c, n)} | {to for _w, to, _p in starts}
     ext_refs = {to for to in targeted if to.startswith("ext:")}
     for ref in nodes + sorted(ext_refs):
-        for label, to, p, _forced in edges(c, ref):
-            if to not in m.MENU_ONLY and to != "voicemail:*" and not _exists(c, to):
+        for label, to, p, _forced in kinds.edges(c, ref):
+            if to not in kinds.MENU_WORDS and to != kinds.OWN_BOX and not kinds.exists(c, to):
                 add(f"{where(ref)} → {label} → {to}: no such destination", p)
-        if not ref.startswith("ext:"):
-            for message, p in _local_problems(c, ref, targeted):
-                add(f"{where(ref)} {message}", p)
+        for message, p in kinds.problems(c, ref, ref in targeted):
+            add(f"{where(ref)} {message}", p)
 
     # Loops a caller who does nothing can never leave (forced edges only).
     for cycle in _forced_cycles(c, nodes + sorted(ext_refs)):
         first = cycle[0]
-        steps = " → ".join(f"{label} → {describe(c, to)}" for _frm, label, to, _p in cycle)
+        steps = " → ".join(f"{label} → {kinds.describe(c, to)}" for _frm, label, to, _p in cycle)
         add(f"{where(first[0])} → {steps} goes round in a loop that never reaches voicemail or hang up",
             first[3])
     return problems
@@ -773,8 +624,7 @@ def _forced_cycles(c: RoutingConfig, nodes: list[str]) -> list[list[tuple[str, s
     """Each distinct cycle of forced edges, as (from, label, to, config path) hops."""
     graph: dict[str, list[tuple[str, str, Path]]] = {}
     for n in nodes:
-        graph[n] = [(label, to, p) for label, to, p, forced in edges(c, n)
-                    if forced and to not in m.MENU_ONLY and _exists(c, to)]
+        graph[n] = [(label, to, p) for label, to, p, forced in kinds.edges(c, n) if forced and kinds.exists(c, to)]
     colour: dict[str, int] = {}
     stack: list[tuple[str, str, str, Path]] = []
     found: list[list[tuple[str, str, str, Path]]] = []
@@ -793,8 +643,7 @@ def _forced_cycles(c: RoutingConfig, nodes: list[str]) -> list[list[tuple[str, s
                     found.append(list(cycle))
             elif colour.get(to, 0) == 0:
                 if to not in graph:
-                    graph[to] = [(l, t, pp) for l, t, pp, f in edges(c, to)
-                                 if f and t not in m.MENU_ONLY and _exists(c, t)]
+                    graph[to] = [(l, t, pp) for l, t, pp, f in kinds.edges(c, to) if f and kinds.exists(c, t)]
                 visit(to)
             stack.pop()
         colour[n] = 2

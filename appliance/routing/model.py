@@ -9,20 +9,15 @@ write them in the configuration file:
 
 and, inside a menu only, `parent` (back to the menu that led here) and
 `repeat` (play this menu again).  `config.parse` turns the owner's spelling
-(`101`, `group:sales`) into these canonical strings; nothing here does I/O.
+(`101`, `group:sales`) into these canonical strings; `kinds.KINDS` says what
+each kind is (its section, its words, where it sends calls).  Nothing here
+does I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Mapping
-
-# The kinds of destination, in the order the configuration lists their sections.
-KINDS = (
-    "ext", "group", "queue", "menu", "schedule", "night", "announcement", "voicemail",
-    "external", "number", "webhook", "manager", "duty", "hangup",
-)
-MENU_ONLY = ("parent", "repeat")
 
 # Ring strategies (see strategies.py for what each one means).
 STRATEGIES = (

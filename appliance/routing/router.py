@@ -14,9 +14,9 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from . import webhook as webhook_mod
-from .config import describe
+from . import kinds
 from .facts import IDLE, Facts, State
-from .model import Exits, Member, RoutingConfig, Route, split_ref
+from .model import Exits, Group, Member, Queue as QueueConfig, RoutingConfig, Route, split_ref
 from .numbers import caller_matches, normalise
 from .schedule import Clock, local_label, zone
 from .steps import (
@@ -70,6 +70,12 @@ class Router:
             "external": self._external, "number": self._number, "webhook": self._webhook,
             "manager": self._manager, "duty": self._duty, "hangup": self._hangup,
         }
+        # What follows each kind of step: step type -> method(step, outcome, facts, state, digits, answer, by).
+        self._after: dict[type, Callable[..., Decision]] = {
+            Ring: self._after_ringing, Forward: self._after_ringing, Queue: self._after_queue,
+            Menu: self._after_menu, Play: self._after_play, AskWebhook: self._after_webhook,
+            Voicemail: self._after_end, Hangup: self._after_end, Connected: self._after_end,
+        }
         self._menu_entries = {}
         for mid, m in config.menus.items():
             entries = set(m.options)
@@ -85,8 +91,11 @@ class Router:
         """A destination in words, for the trace: "group 'Sales'"."""
         text = self._described.get(ref)
         if text is None:
-            text = self._described[ref] = describe(self.config, ref)
+            text = self._described[ref] = kinds.describe(self.config, ref)
         return text
+
+    def _exists(self, ref: str) -> bool:
+        return kinds.exists(self.config, ref)
 
     # ---- the engine-facing API -------------------------------------------------------
 
@@ -113,54 +122,10 @@ class Router:
         answer: the webhook's parsed answer (WEBHOOK_ANSWER);
         by: who answered (ANSWERED): an extension number or an external number.
         """
-        trace: list[TraceEntry] = []
-        positions: dict[str, int] = {}
-        if isinstance(step, (Voicemail, Hangup, Connected)):
-            return Decision(Hangup(step.dest if not isinstance(step, Connected) else "", "call over", step.path))
-        if outcome is Outcome.ANSWERED and isinstance(step, (Ring, Forward, Queue)):
-            return self._answered(step, facts, by)
-        path = step.path
-        if isinstance(step, Menu):
-            return self._menu_outcome(step, outcome, digits, facts, state, trace)
-        if isinstance(step, Play):
-            ann = self.config.announcements.get(split_ref(step.dest)[1])
-            nxt = ann.then if ann is not None else "hangup"
-            trace.append(TraceEntry("play", f"after announcement '{step.name}' → {self._d(nxt)}", {"to": nxt}))
-            return self._enter(nxt, _with(path, reason="", owner=""), facts, state, trace, positions)
-        if isinstance(step, AskWebhook):
-            return self._webhook_outcome(step, outcome, answer, facts, state, trace)
-        if isinstance(step, Queue):
-            q = self.config.queues[split_ref(step.dest)[1]]
-            if outcome is Outcome.DIGITS and q.exit_key and digits == q.exit_key and q.exit_to:
-                trace.append(TraceEntry("queue", f"caller pressed {digits} to leave queue '{q.name}' → {self._d(q.exit_to)}",
-                                        {"queue": q.id, "key": digits, "to": q.exit_to}))
-                return self._enter(q.exit_to, _with(path, reason="exit"), facts, state, trace, positions)
-            if outcome is Outcome.CALLBACK or (outcome is Outcome.DIGITS and q.callback and digits == q.callback_key):
-                trace.append(TraceEntry("queue", f"caller asked queue '{q.name}' to call back",
-                                        {"queue": q.id, "callback": True}))
-                return Decision(Hangup(step.dest, "call back requested", path, callback=True), tuple(trace))
-            if outcome in (Outcome.NO_ANSWER, Outcome.TIMEOUT):
-                nxt = q.exits.no_answer
-                trace.append(TraceEntry("queue", f"queue '{q.name}': no agent answered within {q.max_wait} s → {self._d(nxt)}",
-                                        {"queue": q.id, "outcome": "no answer", "to": nxt}))
-                return self._enter(nxt, _with(path, reason="no answer"), facts, state, trace, positions)
-            reason = _FAIL_OUTCOMES.get(outcome, "failure")
-            nxt = _exit(q.exits, reason)
-            trace.append(TraceEntry("queue", f"queue '{q.name}': {reason} → {self._d(nxt)}",
-                                    {"queue": q.id, "outcome": reason, "to": nxt}))
-            return self._enter(nxt, _with(path, reason=reason), facts, state, trace, positions)
-        if isinstance(step, (Ring, Forward)):
-            if outcome not in _FAIL_OUTCOMES:
-                raise ValueError(f"a {type(step).__name__} step cannot end with {outcome.value}")
-            reason = _FAIL_OUTCOMES[outcome]
-            exits = self._exits_of(step)
-            nxt = _exit(exits, reason)
-            if nxt == "voicemail:*":
-                nxt = f"voicemail:{split_ref(step.dest)[1]}"
-            trace.append(TraceEntry("outcome", f"{step.name}: {reason} → {self._d(nxt)}",
-                                    {"dest": step.dest, "outcome": reason, "to": nxt}))
-            return self._enter(nxt, _with(path, reason=reason, owner=""), facts, state, trace, positions)
-        raise ValueError(f"routing cannot continue from {type(step).__name__}")
+        after = self._after.get(type(step))
+        if after is None:
+            raise ValueError(f"routing cannot continue from {type(step).__name__}")
+        return after(step, outcome, facts, state, digits, answer, by)
 
     def match(self, call) -> Route | None:
         """The first route, in the order written, that takes this call."""
@@ -221,22 +186,6 @@ class Router:
             "exit_key": q.exit_key, "callback_key": q.callback_key if q.callback else None,
         }
 
-    def exists(self, ref: str) -> bool:
-        kind, ident = split_ref(ref)
-        if kind == "hangup":
-            return True
-        if kind == "ext":
-            return ident in self.known
-        if kind == "voicemail":
-            return ident in self.config.voicemail or ident in self.known
-        table = {
-            "group": self.config.groups, "queue": self.config.queues, "menu": self.config.menus,
-            "schedule": self.config.schedules, "night": self.config.night,
-            "announcement": self.config.announcements, "external": self.config.externals,
-            "webhook": self.config.webhooks, "manager": self.config.managers, "duty": self.config.duty,
-        }.get(kind)
-        return table is not None and ident in table
-
     # ---- walking destinations ---------------------------------------------------------
 
     def _enter(self, ref: str, path: Path, facts: Facts, state: State,
@@ -256,42 +205,78 @@ class Router:
         trace.append(TraceEntry("hangup", "the call went round in circles; hanging up", {"reason": "loop"}))
         return Decision(Hangup(ref, "loop", path), tuple(trace), Updates(positions))
 
+    # ---- what follows each kind of step ----------------------------------------------
+
+    def _after_end(self, step: Voicemail | Hangup | Connected, outcome: Outcome, facts: Facts, state: State,
+                   digits: str, answer: Any, by: str) -> Decision:
+        dest = "" if isinstance(step, Connected) else step.dest
+        return Decision(Hangup(dest, "call over", step.path))
+
+    def _after_ringing(self, step: Ring | Forward, outcome: Outcome, facts: Facts, state: State,
+                       digits: str, answer: Any, by: str) -> Decision:
+        if outcome is Outcome.ANSWERED:
+            return self._answered(step, facts, by)
+        if outcome not in _FAIL_OUTCOMES:
+            raise ValueError(f"a {type(step).__name__} step cannot end with {outcome.value}")
+        reason = _FAIL_OUTCOMES[outcome]
+        if step.path.owner:  # the extension or number a webhook chose: the webhook's exits
+            exits = self.config.webhooks[split_ref(step.path.owner)[1]].exits
+        else:
+            exits = kinds.exits(self.config, step.dest)
+        nxt = _exit(exits, reason)
+        if nxt == kinds.OWN_BOX:
+            nxt = f"voicemail:{split_ref(step.dest)[1]}"
+        trace = [TraceEntry("outcome", f"{step.name}: {reason} → {self._d(nxt)}",
+                            {"dest": step.dest, "outcome": reason, "to": nxt})]
+        return self._enter(nxt, _with(step.path, reason=reason, owner=""), facts, state, trace, {})
+
+    def _after_queue(self, step: Queue, outcome: Outcome, facts: Facts, state: State,
+                     digits: str, answer: Any, by: str) -> Decision:
+        if outcome is Outcome.ANSWERED:
+            return self._answered(step, facts, by)
+        q = self.config.queues[split_ref(step.dest)[1]]
+        path = step.path
+        trace: list[TraceEntry] = []
+        if outcome is Outcome.DIGITS and q.exit_key and digits == q.exit_key and q.exit_to:
+            trace.append(TraceEntry("queue", f"caller pressed {digits} to leave queue '{q.name}' → {self._d(q.exit_to)}",
+                                    {"queue": q.id, "key": digits, "to": q.exit_to}))
+            return self._enter(q.exit_to, _with(path, reason="exit"), facts, state, trace, {})
+        if outcome is Outcome.CALLBACK or (outcome is Outcome.DIGITS and q.callback and digits == q.callback_key):
+            trace.append(TraceEntry("queue", f"caller asked queue '{q.name}' to call back",
+                                    {"queue": q.id, "callback": True}))
+            return Decision(Hangup(step.dest, "call back requested", path, callback=True), tuple(trace))
+        if outcome in (Outcome.NO_ANSWER, Outcome.TIMEOUT):
+            nxt = q.exits.no_answer
+            trace.append(TraceEntry("queue", f"queue '{q.name}': no agent answered within {q.max_wait} s → {self._d(nxt)}",
+                                    {"queue": q.id, "outcome": "no answer", "to": nxt}))
+            return self._enter(nxt, _with(path, reason="no answer"), facts, state, trace, {})
+        reason = _FAIL_OUTCOMES.get(outcome, "failure")
+        nxt = _exit(q.exits, reason)
+        trace.append(TraceEntry("queue", f"queue '{q.name}': {reason} → {self._d(nxt)}",
+                                {"queue": q.id, "outcome": reason, "to": nxt}))
+        return self._enter(nxt, _with(path, reason=reason), facts, state, trace, {})
+
+    def _after_play(self, step: Play, outcome: Outcome, facts: Facts, state: State,
+                    digits: str, answer: Any, by: str) -> Decision:
+        ann = self.config.announcements.get(split_ref(step.dest)[1])
+        nxt = ann.then if ann is not None else "hangup"
+        trace = [TraceEntry("play", f"after announcement '{step.name}' → {self._d(nxt)}", {"to": nxt})]
+        return self._enter(nxt, _with(step.path, reason="", owner=""), facts, state, trace, {})
+
     def _answered(self, step: Ring | Forward | Queue, facts: Facts, by: str) -> Decision:
         who = by or (step.number if isinstance(step, Forward) else "")
         positions: dict[str, int] = {}
-        kind, ident = split_ref(step.dest)
-        if kind in ("group", "queue"):
-            members = (self.config.groups if kind == "group" else self.config.queues)[ident].members
-            strategy = (self.config.groups if kind == "group" else self.config.queues)[ident].strategy
-            if strategy == "roundrobin":
-                for i, m in enumerate(members):
-                    if m.target == who or (m.external and m.target == normalise(who)):
-                        positions[step.dest] = i
-                        break
+        hunt = kinds.item(self.config, step.dest)
+        if isinstance(hunt, (Group, QueueConfig)) and hunt.strategy == "roundrobin":
+            for i, m in enumerate(hunt.members):
+                if m.target == who or (m.external and m.target == normalise(who)):
+                    positions[step.dest] = i
+                    break
         answered = None
         if who in self.known and facts.call.caller:
             answered = (facts.call.caller, who)
         entry = TraceEntry("answered", f"{who or 'someone'} answered", {"by": who, "dest": step.dest})
         return Decision(Connected(who, step.path), (entry,), Updates(positions, answered))
-
-    def _exits_of(self, step: Ring | Forward) -> Exits:
-        if step.path.owner:
-            return self.config.webhooks[split_ref(step.path.owner)[1]].exits
-        kind, ident = split_ref(step.dest)
-        if kind == "ext":
-            return self.config.extension(ident).exits
-        if kind == "group":
-            return self.config.groups[ident].exits
-        if kind == "external":
-            return self.config.externals[ident].exits
-        if kind == "duty":
-            return self.config.duty[ident].exits
-        if kind == "manager":
-            nxt = self.config.managers[ident].next
-            return Exits(nxt, nxt, nxt, nxt)
-        if kind == "queue":
-            return self.config.queues[ident].exits
-        return Exits("hangup", "hangup", "hangup", "hangup")
 
     def _candidates(self, members: tuple[Member, ...], group_avail, facts: Facts, state: State):
         ok: list[Candidate] = []
@@ -401,8 +386,9 @@ class Router:
         return Menu(ref, f"menu '{m.name}'", extra + (m.prompt,), self._menu_entries[ident],
                     m.timeout, m.inter_digit, path)
 
-    def _menu_outcome(self, step: Menu, outcome: Outcome, digits: str, facts: Facts, state: State,
-                      trace: list[TraceEntry]) -> Decision:
+    def _after_menu(self, step: Menu, outcome: Outcome, facts: Facts, state: State,
+                    digits: str, answer: Any, by: str) -> Decision:
+        trace: list[TraceEntry] = []
         ident = split_ref(step.dest)[1]
         m = self.config.menus[ident]
         path = step.path
@@ -522,13 +508,14 @@ class Router:
                                 {"webhook": ident, "url": w.url, "timeout": w.timeout, "request": req}))
         return AskWebhook(f"webhook:{ident}", w.name, w.url, w.timeout, req, path)
 
-    def _webhook_outcome(self, step: AskWebhook, outcome: Outcome, answer: Any, facts: Facts,
-                         state: State, trace: list[TraceEntry]) -> Decision:
+    def _after_webhook(self, step: AskWebhook, outcome: Outcome, facts: Facts, state: State,
+                       digits: str, answer: Any, by: str) -> Decision:
+        trace: list[TraceEntry] = []
         ident = split_ref(step.dest)[1]
         w = self.config.webhooks[ident]
         if outcome is Outcome.WEBHOOK_ANSWER:
             ref, why = webhook_mod.read_answer(answer, is_extension=self.known.__contains__,
-                                               exists=self.exists, allow_numbers=w.allow_numbers)
+                                               exists=self._exists, allow_numbers=w.allow_numbers)
         elif outcome is Outcome.TIMEOUT:
             ref, why = None, f"no answer within {w.timeout:g} s"
         else:
