@@ -19,7 +19,7 @@ override ends here exactly when routing stops following it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Iterable, Mapping
 
 from appliance.routing.facts import Override
@@ -102,7 +102,8 @@ class NightState:
 
 
 def _iso(when: datetime | None) -> str | None:
-    return when.isoformat() if when is not None else None
+    """UTC, as the store keeps every time."""
+    return when.astimezone(timezone.utc).isoformat() if when is not None else None
 
 
 def _when(text: object) -> datetime | None:

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from sqlite_utils import Database
 
@@ -249,6 +249,39 @@ class Store:
 
     def set_routing_state(self, key: str, value: Any) -> None:
         self.db["routing_state"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
+
+    # -- night switches (appliance/night) --------------------------------------
+
+    NIGHT_COLUMNS = ("switch", "mode", "how", "since", "until", "by")
+    _NIGHT_SQL = ", ".join(f'"{c}"' for c in NIGHT_COLUMNS)  # quoted: "by" is an SQL keyword
+
+    def night_states(self) -> dict[str, Any]:
+        """Each night switch's saved state (appliance.night.state.NightState), by switch id."""
+        from appliance.night.state import NightState
+
+        rows = self.db.execute(f"select {self._NIGHT_SQL} from night order by switch").fetchall()
+        return {r[0]: NightState.from_dict(dict(zip(self.NIGHT_COLUMNS, r))) for r in rows}
+
+    def save_night(self, states: Iterable[Any], events: Iterable[dict] = ()) -> None:
+        """Save switches' states and the events that changed them, in one transaction.
+
+        Routing's copy of the hand-set states (`routing_state` "night", see
+        appliance.night.state.saved_for_routing) is rewritten from the whole
+        table in the same transaction, so calls follow the change at once."""
+        from appliance.night.state import NightState, saved_for_routing
+
+        marks = ", ".join("?" for _ in self.NIGHT_COLUMNS)
+        with self.db.atomic():
+            for s in states:
+                d = s.as_dict()
+                self.db.execute(f"insert or replace into night ({self._NIGHT_SQL}) values ({marks})",
+                                [d[c] for c in self.NIGHT_COLUMNS])
+            for e in events:
+                self.db.execute("insert into events (at, kind, call_id, data) values (?, ?, null, ?)",
+                                [e.get("at") or now_iso(), e["kind"], json.dumps(e, ensure_ascii=False)])
+            rows = self.db.execute(f"select {self._NIGHT_SQL} from night").fetchall()
+            saved = saved_for_routing(NightState.from_dict(dict(zip(self.NIGHT_COLUMNS, r))) for r in rows)
+            self.db.execute("insert or replace into routing_state (key, value) values ('night', ?)", [json.dumps(saved)])
 
     # -- calls, missed calls, events -----------------------------------------
 

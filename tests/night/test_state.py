@@ -93,7 +93,7 @@ def test_routing_reads_the_overrides_in_force_as_routing_state_keeps_them():
         automatic(sw["warehouse"], MON_2015),
     ]
     saved = saved_for_routing(states)
-    assert saved == {"kyiv": {"state": "day", "permanent": False, "since": MON_2015.isoformat()}}
+    assert saved == {"kyiv": {"state": "day", "permanent": False, "since": "2025-03-10T18:15:00+00:00"}}
     night, overrides = saved_switches(saved, None)
     assert night == night_for_routing(states) == {"kyiv": Override("day", False, MON_2015)}
     assert overrides == {}
