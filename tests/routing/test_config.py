@@ -2,10 +2,11 @@
 
 import pytest
 
+from appliance.configfile import ConfigFileError, load_text
 from appliance.errors import ConfigError
-from appliance.routing import config, files
+from appliance.routing import config
 
-from .helpers import EXAMPLES, EXTS, simple
+from .helpers import EXAMPLES, EXTS, in_file, simple
 
 
 def refuse(section, exts=EXTS) -> ConfigError:
@@ -15,30 +16,35 @@ def refuse(section, exts=EXTS) -> ConfigError:
 
 
 def test_example_parses_round_trips_and_matches_the_whole_file():
-    section = files.load_file(EXAMPLES / "routing.yaml")
-    whole = files.load_file(EXAMPLES / "office.yaml")
-    assert whole["routing"] == section
-    exts = files.extensions_of(whole)
-    c = config.parse(section, exts)
+    whole = load_text((EXAMPLES / "office.yaml").read_text())
+    exts = {e["number"]: e["name"] for e in whole.extensions}
+    assert in_file((EXAMPLES / "routing.yaml").read_text(), exts).routing == whole.routing
+    c = config.parse(whole.routing, exts)
     assert config.parse(config.dump(c), exts) == c
+    assert config.dump(c) == whole.routing
     assert c.webhooks["crm"].timeout == 1.5
     assert c.menus["main"].options["0"] == "ext:100"
 
 
-def test_the_whole_example_file_passes_the_appliance_loader():
-    from appliance.configfile import load_text
-    cfg = load_text((EXAMPLES / "office.yaml").read_text())
-    assert cfg.routing == config.dump(config.parse(files.load_file(EXAMPLES / "routing.yaml"),
-                                                   files.extensions_of(files.load_file(EXAMPLES / "office.yaml"))))
-
-
 def test_extension_numbers_arrive_as_ints_or_strings():
-    doc = files.load_text("routes:\n  - {name: A, to: 101}\ngroups:\n  g: {members: [101, '102'], on_fail: 103}\n")
-    assert doc["routes"][0]["to"] == 101
-    c = config.parse(doc, EXTS)
+    c = config.parse({"routes": [{"name": "A", "to": 101}],
+                      "groups": {"g": {"members": [101, "102"], "on_fail": 103}}}, EXTS)
     assert c.routes[0].to == "ext:101"
     assert [m.target for m in c.groups["g"].members] == ["101", "102"]
     assert c.groups["g"].exits.busy == "ext:103"
+    # The file's loader reads 101 as a number and '102' as text; both are extensions.
+    routing = in_file("routes:\n  - {name: A, to: 101}\ngroups:\n  g: {members: [101, '102'], on_fail: 103}\n").routing
+    assert routing["routes"][0]["to"] == "ext:101"
+    assert routing["groups"]["g"]["members"] == [{"ext": "101"}, {"ext": "102"}]
+
+
+@pytest.mark.parametrize("written", ["True", "TRUE", "yes", "on"])
+def test_only_lowercase_true_and_false_are_booleans_in_a_file(written):
+    section = f"routes:\n  - {{name: A, to: group:g}}\ngroups:\n  g: {{members: [101], confirm: {written}, on_fail: hangup}}\n"
+    with pytest.raises(ConfigFileError) as e:
+        in_file(section)
+    assert "'confirm' should be true or false" in e.value.reason
+    assert in_file(section.replace(f"confirm: {written}", "confirm: false")).routing["groups"]["g"]["confirm"] is False
 
 
 def test_issue_example_message_names_the_path():
@@ -146,7 +152,7 @@ def test_validate_lists_every_problem():
 
 
 def test_rich_config_round_trips():
-    section = files.load_text("""
+    section = in_file("""
 timezone: Europe/Kyiv
 routes:
   - {name: A, numbers: ["0441234567"], callers: ["067*", anonymous], trunks: [main], to: schedule:h}
@@ -179,7 +185,7 @@ managers:
   p: {next: hangup, learn: true, wrapup: 5}
 voicemail:
   box: {name: Box, email: a@example.com}
-""")
+""").routing
     c = config.parse(section, EXTS)
     assert c.groups["g"].strategy == "linear" and c.groups["g"].members[1].ring_time == 10
     assert c.schedules["h"].timezone == "Europe/Warsaw"
