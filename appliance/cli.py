@@ -302,7 +302,7 @@ def _register_parts() -> None:
     from appliance.edge.bench import edge as bench_edge
     from appliance.edge.commands import guard, phones
     from appliance.engine.commands import bench_calls, calls
-    from appliance.routing.commands import bench_routing, trace
+    from appliance.tracecmd import bench_routing, trace
 
     cli.add_command(trace)
     cli.add_command(phones)

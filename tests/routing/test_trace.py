@@ -6,7 +6,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from appliance.routing.commands import bench_routing, trace
+from appliance.tracecmd import bench_routing, trace
 
 from .helpers import EXAMPLES
 

@@ -1,8 +1,10 @@
 """`pbx trace` and `pbx bench routing`: the routing core from the command line.
 
 The CLI registers these (`trace` at the top level, `bench_routing` under
-`pbx bench`).  They are the only routing code that reads files, the database
-or the clock.
+`pbx bench`).  They live beside the CLI and not in appliance/routing, because
+they read what routing never reads: a configuration file (with the loader
+`pbx config import` uses), the appliance's database and the clock.  They turn
+what they read into routing's inputs and print what routing decides.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from typing import Any
 
 import click
 
-from ..clickutil import data_option
-from ..errors import ConfigError
-from .config import parse
-from .facts import Call, Contact, saved_switches
-from .router import Router
-from .schedule import zone
-from .trace import Scenario, follow
+from appliance.clickutil import data_option
+from appliance.errors import ConfigError
+from appliance.routing.config import parse
+from appliance.routing.facts import Call, Contact, saved_switches
+from appliance.routing.numbers import normalise
+from appliance.routing.router import Router
+from appliance.routing.schedule import zone
+from appliance.routing.trace import Scenario, follow
 
 
 def _split(values: tuple[str, ...]) -> frozenset[str]:
@@ -63,8 +66,6 @@ def _router(doc: dict, extensions: dict[str, str], tz: str) -> Router:
 
 def _contacts(rows: list[dict]) -> tuple[dict[str, Contact], dict[str, str]]:
     """Contacts from their rows, and the managers learned from answered calls."""
-    from .numbers import normalise
-
     contacts: dict[str, Contact] = {}
     learned: dict[str, str] = {}
     for row in rows:
@@ -164,7 +165,7 @@ def bench_routing(calls: int, seed: int, data_dir: Path) -> None:
 
         pbx bench routing --calls 50000
     """
-    from .bench import run
+    from appliance.routing.bench import run
 
     result = run(calls, seed)
     click.echo(f"{result.calls} calls, {result.decisions} decisions in {result.seconds:.2f} s "
