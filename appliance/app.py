@@ -22,6 +22,7 @@ from typing import Any
 
 from appliance import __version__
 from appliance.control import ControlServer, socket_path
+from appliance.defaults import seed_defaults
 from appliance.engine.core import EngineConfig, EngineThread
 from appliance.sdnotify import notify
 from appliance.store import Store
@@ -79,7 +80,7 @@ class Appliance:
         raise_fd_limit()
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(opts.data_dir)
-        created = self.store.seed_defaults()
+        created = seed_defaults(self.store)
         panel_password = self._seed_panel_password()
 
         self.control = ControlServer(socket_path(opts.data_dir))

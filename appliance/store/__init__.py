@@ -14,7 +14,7 @@ import sqlite3
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlite_utils import Database
 
@@ -29,7 +29,8 @@ EXTENSION_MIN_LEN, EXTENSION_MAX_LEN = 2, 6
 IN_PROGRESS = "in progress"  # a call record's outcome until the call ends
 
 # Out of the box every inbound call rings every desk phone; the owner then
-# builds the real flow in the panel or a configuration file.
+# builds the real flow in the panel or a configuration file.  Plain data: the
+# store does not read routing (appliance.defaults has routing check it).
 DEFAULT_ROUTING = {
     "groups": {
         "office": {
@@ -179,11 +180,15 @@ class Store:
             self.db.execute("delete from bindings where extension = ?", [number])
             self.db["extensions"].delete(number)
 
-    def seed_defaults(self) -> dict[str, str] | None:
-        """First run: timezone, realm and extensions 101-103.
+    def seed_defaults(self, check_routing: Callable[[dict, dict[str, str], str], dict] | None = None
+                      ) -> dict[str, str] | None:
+        """First run: timezone, realm, extensions 101-103 and a routing that rings them.
 
         Returns {number: password} the one time it creates them, else None:
         the passwords are shown once and only their digests are kept.
+        `check_routing(document, extensions, timezone)` gives the routing
+        document to save for the plain default (appliance.defaults passes
+        routing's parse and dump); without it the plain document is saved.
         """
         if self.get_setting("seeded"):
             return None
@@ -197,12 +202,12 @@ class Store:
             if not self.routing_document():
                 # Every inbound call rings every desk phone, also when the
                 # extensions were added (by command) before the first start.
-                from appliance.routing.config import dump, parse
-
                 extensions = {e["number"]: e["name"] for e in self.extensions()}
                 document = json.loads(json.dumps(DEFAULT_ROUTING))
                 document["groups"]["office"]["members"] = sorted(extensions)
-                self.set_routing_document(dump(parse(document, extensions, timezone=self.timezone)))
+                if check_routing is not None:
+                    document = check_routing(document, extensions, self.timezone)
+                self.set_routing_document(document)
             self.set_setting("seeded", True)
         return created
 

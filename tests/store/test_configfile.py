@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from appliance.configfile import ConfigFileError, export_config, import_config, load_text
+from appliance.defaults import seed_defaults
 from appliance.store import Store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples"
@@ -114,7 +115,7 @@ def assert_round_trips(store: Store, fresh: Path) -> str:
 
 def test_a_fresh_appliance_exports_a_file_that_imports_back(tmp_path):
     with Store(tmp_path / "a") as a:
-        a.seed_defaults()
+        seed_defaults(a)
         assert_round_trips(a, tmp_path / "b")
     with Store(tmp_path / "b") as b:
         assert b.routing_document()["unmatched"] == "group:office"
@@ -133,7 +134,7 @@ def test_extensions_added_before_the_first_run_still_export_a_file_that_imports_
     # extensions, and a routing that rings the extensions there are.
     with Store(tmp_path / "a") as a:
         a.add_extension("104", "Warehouse", "warehouse-pass")
-        assert a.seed_defaults() == {}
+        assert seed_defaults(a) == {}
         assert a.routing_document()["groups"]["office"]["members"] == [{"ext": "104"}]
         text = assert_round_trips(a, tmp_path / "b")
     assert 'number: "104"' in text and "unmatched: group:office" in text
@@ -184,7 +185,7 @@ def line_of(text: str, needle: str) -> int:
 def test_an_invalid_file_is_refused_with_line_and_reason_and_nothing_changes(tmp_path, change, needle, reason):
     text = office_yaml().replace(*change)
     with Store(tmp_path) as store:
-        store.seed_defaults()
+        seed_defaults(store)
         before = export_config(store)
         with pytest.raises(ConfigFileError) as err:
             import_config(store, text)

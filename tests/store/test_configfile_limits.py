@@ -21,6 +21,7 @@ from appliance.configfile import (
     load_text,
     read_file,
 )
+from appliance.defaults import seed_defaults
 from appliance.store import Store
 
 
@@ -159,7 +160,7 @@ def test_a_file_at_the_limit_is_read():
 ], ids=["alias-bomb", "not-utf8", "not-yaml", "not-a-mapping", "too-large"])
 def test_nothing_changes_on_refusal(tmp_path, make):
     with Store(tmp_path) as store:
-        store.seed_defaults()
+        seed_defaults(store)
         before = export_config(store)
         with pytest.raises(ConfigFileError):
             import_config(store, read_file(io.BytesIO(make())))

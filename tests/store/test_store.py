@@ -7,8 +7,9 @@ import sqlite3
 
 import pytest
 
+from appliance.defaults import canonical_routing, seed_defaults
 from appliance.errors import ConfigError
-from appliance.store import DB_NAME, Store, ha1
+from appliance.store import DB_NAME, DEFAULT_ROUTING, Store, ha1
 
 
 def schema(path) -> list[tuple]:
@@ -40,6 +41,34 @@ def test_first_run_seeds_timezone_and_three_extensions_once(data_dir):
     with Store(data_dir) as store:
         assert store.seed_defaults() is None
         assert [e["number"] for e in store.extensions()] == ["101", "102", "103"]
+
+
+def test_the_store_seeds_a_plain_routing_and_the_appliance_saves_it_as_routing_writes_it(tmp_path):
+    # The store alone writes DEFAULT_ROUTING for the extensions there are;
+    # the first start (appliance.defaults) has routing check it and saves the
+    # canonical form an export writes.
+    with Store(tmp_path / "plain") as store:
+        store.seed_defaults()
+        plain = store.routing_document()
+        extensions = {e["number"]: e["name"] for e in store.extensions()}
+    assert plain == {**DEFAULT_ROUTING, "groups": {"office": {**DEFAULT_ROUTING["groups"]["office"],
+                                                             "members": ["101", "102", "103"]}}}
+    with Store(tmp_path / "checked") as store:
+        seed_defaults(store)
+        checked = store.routing_document()
+    assert checked == canonical_routing(plain, extensions, "Europe/Kyiv")
+    assert checked["groups"]["office"]["members"] == [{"ext": "101"}, {"ext": "102"}, {"ext": "103"}]
+
+
+def test_a_default_routing_routing_refuses_is_not_saved(tmp_path):
+    def refuse(document, extensions, timezone):
+        raise ConfigError("no")
+
+    with Store(tmp_path) as store:
+        with pytest.raises(ConfigError):
+            store.seed_defaults(check_routing=refuse)
+        assert store.routing_document() == {} and store.extensions() == []
+        assert store.get_setting("seeded") is None
 
 
 def test_passwords_are_never_stored_only_their_digests(data_dir):

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from appliance.cli import _register_parts, cli
+from appliance.defaults import seed_defaults
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -56,7 +57,7 @@ def test_an_extension_the_routing_needs_cannot_be_removed(tmp_path):
     from appliance.store import Store
 
     with Store(tmp_path) as store:
-        store.seed_defaults()  # the default group rings 101-103
+        seed_defaults(store)  # the default group rings 101-103
     res = CliRunner().invoke(cli, ["ext", "remove", "102", "--data", str(tmp_path)])
     assert res.exit_code == 1
     assert "used by the routing" in res.output and "102" in res.output
@@ -95,7 +96,7 @@ def test_config_round_trips_after_ext_commands(tmp_path, ran):
     data = tmp_path / "pbx"
     if ran:
         with Store(data) as store:
-            store.seed_defaults()
+            seed_defaults(store)
     assert_cli_round_trips(runner, data, tmp_path / "fresh0")
     steps = [["ext", "add", "104", "--name", "Склад"], ["ext", "passwd", "104"], ["ext", "remove", "104"]]
     for i, step in enumerate(steps, 1):
@@ -132,7 +133,7 @@ def test_config_import_refuses_a_bad_file_in_one_line_and_changes_nothing(tmp_pa
 
     data = tmp_path / "pbx"
     with Store(data) as store:
-        store.seed_defaults()
+        seed_defaults(store)
     runner = CliRunner()
     before = export_text(runner, data)
     bad = tmp_path / "office.yaml"
