@@ -57,9 +57,14 @@ since)` is temporary unless permanent: it lasts until the schedule's next
 boundary after `since`, as FreePBX time conditions do.
 
 `config.parse(data, extensions, timezone=None)` / `config.dump(config)` /
-`config.validate(config)`; `trace.follow(router, call, at, scenario)` for
+`config.validate(config)`; `kinds.KINDS`, the table of destination kinds the
+validator and the router read; `trace.follow(router, call, at, scenario)` for
 previews; `numbers.normalise` for comparing phone numbers.  docs/routing.md
-documents the configuration keys.
+documents the configuration keys and how this package is laid out.
+
+Nothing here reads a file, the database or the clock: `pbx trace` and
+`pbx bench routing` (appliance/tracecmd.py), the configuration file
+(appliance/configfile.py) and the engine read those and pass plain data in.
 """
 
 from .config import dump, parse, validate
