@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,8 @@ class Appliance:
         self.control: ControlServer | None = None
         self.web_server: Any = None
         self.web_thread: threading.Thread | None = None
+        self.night: Any = None   # appliance.night.service.NightService
+        self.hw: Any = None      # appliance.hw.Hardware: LEDs and the night button, a control client
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
         # The edge's proof to the engine that a request came through it (X-PBX-Link);
@@ -85,7 +88,16 @@ class Appliance:
 
         self.control = ControlServer(socket_path(opts.data_dir))
         self.control.command("status", self.status)
+        from appliance.night.service import NightService
+
+        self.night = NightService(self.store, self._emit)
+        self.night.register(self.control)
         await self.control.start()
+        self.night.start(self.loop)
+        from appliance.hw import Hardware
+
+        self.hw = Hardware.from_setting(self.store.get_setting("hw"), socket_path(opts.data_dir))
+        await self.loop.run_in_executor(None, self.hw.start)
 
         self.engine = EngineThread(
             EngineConfig(sip_host="127.0.0.1", sip_port=opts.engine_port),
@@ -104,6 +116,7 @@ class Appliance:
 
         if opts.web:
             self._start_web()
+        self._emit({"kind": "ApplianceReady", "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds")})
         shown = dict(created or {})
         if panel_password:
             shown["panel"] = panel_password
@@ -160,12 +173,19 @@ class Appliance:
             "web": f"http://{host_address(self.options.bind)}:{self.options.web_port}/" if self.options.web else None,
             "extensions": len(self.store.extensions()) if self.store else 0,
             "timezone": self.store.timezone if self.store else None,
+            "missed_open": len(self.store.open_missed()) if self.store else 0,
+            "night": self.night.status_or_none() if self.night else None,
+            "leds": self.hw.leds() if self.hw else {},
         }
 
     # -- shut down -------------------------------------------------------------
 
     async def stop(self) -> None:
         notify("STOPPING=1")
+        if self.hw is not None:
+            await self.loop.run_in_executor(None, self.hw.stop)
+        if self.night is not None:
+            self.night.stop()
         if self.web_server is not None:
             await self.loop.run_in_executor(None, self.web_server.shutdown)
         if self.edge is not None:

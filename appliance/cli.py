@@ -145,6 +145,10 @@ def status(data_dir: Path, as_json: bool) -> None:
     if st.get("web"):
         click.echo(f"panel:  {st['web']}")
     click.echo(f"extensions: {st['extensions']}, timezone {st['timezone']}")
+    for sid, sw in (st.get("night") or {}).items():
+        click.echo(f"night switch {sid}: {sw['text']}")
+    if st.get("leds"):
+        click.echo("LEDs: " + ", ".join(f"{name} {led['pattern']}" for name, led in st["leds"].items()))
 
 
 # -- extensions -------------------------------------------------------------------
@@ -302,12 +306,14 @@ def _register_parts() -> None:
     from appliance.edge.bench import edge as bench_edge
     from appliance.edge.commands import guard, phones
     from appliance.engine.commands import bench_calls, calls
+    from appliance.night.commands import night
     from appliance.tracecmd import bench_routing, trace
 
     cli.add_command(trace)
     cli.add_command(phones)
     cli.add_command(guard)
     cli.add_command(calls)
+    cli.add_command(night)
     bench.add_command(bench_routing)
     bench.add_command(bench_edge)
     bench.add_command(bench_calls)

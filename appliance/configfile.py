@@ -31,10 +31,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from appliance.errors import ConfigError, format_path
+from appliance.hw.config import parse_hw
 from appliance.store import Store, ha1, validate_extension_number
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("version", "timezone", "sip", "calls", "extensions", "trunks", "contacts", "routing")
+TOP_KEYS = ("version", "timezone", "sip", "calls", "hw", "extensions", "trunks", "contacts", "routing")
 RINGBACKS = ("180", "tone", "music")
 DIAL_CLASSES = ("local", "mobile", "international", "premium")
 # calls: whole-number keys and their (lowest, highest) values
@@ -386,6 +387,7 @@ class ParsedConfig:
     contacts: list[dict]
     routing: dict
     calls: dict = field(default_factory=dict)
+    hw: dict = field(default_factory=dict)
 
 
 def _parse_ringback(value: Any, path: tuple) -> str:
@@ -470,7 +472,8 @@ def parse_document(doc: Any) -> ParsedConfig:
     except ConfigError as e:
         raise e.at("routing") from None
     calls = _parse_calls(doc.get("calls"))
-    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls)
+    hw = parse_hw(doc.get("hw"), routing.get("night") or {})
+    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls, hw)
 
 
 def _one_line(text: object) -> str:
@@ -551,6 +554,7 @@ def import_config(store: Store, text: str) -> ParsedConfig:
         store.set_setting("timezone", cfg.timezone)
         store.set_setting("sip_realm", cfg.realm)
         store.set_setting("engine", cfg.calls)
+        store.set_setting("hw", cfg.hw)
         keep = [e["number"] for e in cfg.extensions]
         marks = ",".join("?" * len(keep)) or "''"
         db.execute(f"delete from bindings where extension not in ({marks})", keep)
@@ -594,6 +598,7 @@ def export_config(store: Store) -> str:
         "timezone": store.timezone,
         "sip": {"realm": store.realm},
         "calls": {k: v for k, v in (store.get_setting("engine", {}) or {}).items() if k in CALL_KEYS},
+        **({"hw": store.get_setting("hw")} if store.get_setting("hw") else {}),
         "extensions": [],
         "trunks": [],
         "contacts": [],

@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 log = logging.getLogger("appliance.control")
 
@@ -183,9 +183,24 @@ class ControlClient:
 
     def events(self):
         """Subscribe and yield events until the connection closes."""
+        yield from self.subscribe()
+
+    def subscribe(self) -> Iterator[dict]:
+        """Subscribe at once (no event after this call is missed), then the events as they come."""
         self.request("subscribe")
         self._sock.settimeout(None)
+        return self._stream()
+
+    def _stream(self) -> Iterator[dict]:
         for line in self._file:
             msg = json.loads(line)
             if "event" in msg:
                 yield msg["event"]
+
+    def shutdown(self) -> None:
+        """End a stream another thread is reading (its loop over the events stops)."""
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass

@@ -8,12 +8,10 @@
   every change, ends temporary overrides at their boundary, and answers the
   control commands `night.status`, `night.set` and `night.press`.
 - `commands`: `pbx night status|on|off|auto`.
+- `saved`: the `night` table's row and routing's copy, plain data (the store
+  uses it without loading routing).
 
 The store keeps each switch's state in the `night` table and, in the same
 transaction, what routing reads (`routing_state` key "night", read by
 `routing.facts.saved_switches`), so the next call follows a change at once.
 """
-
-from appliance.night.state import NightState, Switch, night_for_routing, saved_for_routing
-
-__all__ = ["NightState", "Switch", "night_for_routing", "saved_for_routing"]

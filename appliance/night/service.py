@@ -61,6 +61,10 @@ class NightService:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def _now(self) -> datetime:
+        # Whole seconds: what people read back, and what the store keeps.
+        return self.clock().replace(microsecond=0)
+
     # -- the switches --------------------------------------------------------
 
     def switches(self) -> dict[str, Switch]:
@@ -73,8 +77,13 @@ class NightService:
 
             switches: dict[str, Switch] = {}
             if doc.get("night"):
+                from appliance.errors import ConfigError
+
                 extensions = {e["number"]: e.get("name") or "" for e in self.store.extensions()}
-                switches = st.switches_of(parse(doc, extensions, timezone=tz))
+                try:
+                    switches = st.switches_of(parse(doc, extensions, timezone=tz))
+                except ConfigError as e:
+                    raise NightError(f"the saved routing is not valid: {e.at('routing')}") from None
             self._switches, self._routing_key = switches, key
         return self._switches
 
@@ -89,15 +98,18 @@ class NightService:
             raise NightError(f"no night switch {switch!r} (switches: {', '.join(switches)})")
         return [switches[switch]]
 
+    def _saved(self) -> dict[str, NightState]:
+        return {sid: NightState.from_dict(row) for sid, row in self.store.night_states().items()}
+
     def _settled(self, now: datetime) -> dict[str, NightState]:
-        saved = self.store.night_states()
+        saved = self._saved()
         return {sid: st.settle(saved.get(sid), sw, now) for sid, sw in self.switches().items()}
 
     # -- reading -------------------------------------------------------------
 
     def status(self, switch: str | None = None) -> dict:
         """Each switch's state as of now (what the schedule did is saved by the timer, not here)."""
-        now = self.clock()
+        now = self._now()
         chosen = self._chosen(switch)
         current = self._settled(now)
         return {"switches": {sw.id: self._view(current[sw.id], sw, now) for sw in chosen}}
@@ -147,14 +159,14 @@ class NightService:
 
     def tick(self) -> None:
         """Save what the schedule changed (the timer calls this at each boundary)."""
-        now = self.clock()
-        saved = self.store.night_states()
+        now = self._now()
+        saved = self._saved()
         self._save(now, {sid: (saved.get(sid), st.settle(saved.get(sid), sw, now))
                          for sid, sw in self.switches().items()})
 
     def _change(self, chosen: list[Switch], fn: Callable[..., NightState]) -> dict:
-        now = self.clock()
-        saved = self.store.night_states()
+        now = self._now()
+        saved = self._saved()
         current = self._settled(now)
         ref = current[chosen[0].id]
         pairs = {sid: (saved.get(sid), cur) for sid, cur in current.items()}   # the schedule's changes first
@@ -184,7 +196,7 @@ class NightService:
                     events.append(self._event(new, before, switches.get(sid), now))
                 before = new
         if rows:
-            self.store.save_night(rows, events)
+            self.store.save_night([r.as_dict() for r in rows], events)
         for event in events:
             self.emit(event)
         self._reschedule(now)
@@ -219,7 +231,7 @@ class NightService:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Catch up with what the schedule did while the appliance was off, then follow it."""
         self._loop = loop
-        self.tick()
+        self._on_timer()
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -231,8 +243,7 @@ class NightService:
             return
         if self._timer is not None:
             self._timer.cancel()
-        saved = self.store.night_states()
-        boundaries = [s.until for s in saved.values() if s.until is not None and s.switch in self.switches()]
+        boundaries = [s.until for s in self._saved().values() if s.until is not None and s.switch in self.switches()]
         wait = MAX_WAIT
         if boundaries:
             wait = min(wait, max(0.05, (min(boundaries) - now).total_seconds()))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Iterable, Mapping
 
+from appliance.night.saved import NightRow, routing_copy
 from appliance.routing.facts import Override
 from appliance.routing.model import RoutingConfig
 from appliance.routing.schedule import Clock, zone
@@ -91,7 +92,7 @@ class NightState:
         """A change worth an event: another mode or another way of setting it."""
         return (self.mode, self.how) != (other.mode, other.how)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> NightRow:
         return {"switch": self.switch, "mode": self.mode, "how": self.how, "since": _iso(self.since),
                 "until": _iso(self.until), "by": self.by}
 
@@ -199,11 +200,7 @@ def saved_for_routing(states: Iterable[NightState]) -> dict[str, dict]:
     """The hand-set states as the store keeps them for routing (`routing_state` key
     "night", read by routing.facts.saved_switches): switch id -> {"state",
     "permanent", "since"}; a switch in automatic mode is left out."""
-    out = {}
-    for s in states:
-        if s.how != "auto":
-            out[s.switch] = {"state": s.mode, "permanent": s.how == "permanent", "since": _iso(s.since)}
-    return out
+    return routing_copy(s.as_dict() for s in states)
 
 
 def night_for_routing(states: Iterable[NightState]) -> dict[str, Override]:

@@ -19,9 +19,11 @@ from typing import Any, Callable, Iterable, Iterator
 from sqlite_utils import Database
 
 from appliance.errors import ConfigError
+from appliance.night.saved import COLUMNS as NIGHT_COLUMNS, NightRow, routing_copy
 from appliance.store.schema import migrations
 
 DB_NAME = "pbx.sqlite3"
+_NIGHT_SQL = ", ".join(f'"{c}"' for c in NIGHT_COLUMNS)  # quoted: "by" is an SQL keyword
 DEFAULT_REALM = "pbx"
 DEFAULT_TIMEZONE = "Europe/Kyiv"
 DEFAULT_EXTENSIONS = ("101", "102", "103")
@@ -257,35 +259,26 @@ class Store:
 
     # -- night switches (appliance/night) --------------------------------------
 
-    NIGHT_COLUMNS = ("switch", "mode", "how", "since", "until", "by")
-    _NIGHT_SQL = ", ".join(f'"{c}"' for c in NIGHT_COLUMNS)  # quoted: "by" is an SQL keyword
+    def night_states(self) -> dict[str, NightRow]:
+        """Each night switch's saved state, by switch id."""
+        rows = self.db.execute(f"select {_NIGHT_SQL} from night order by switch").fetchall()
+        return {r[0]: NightRow(**dict(zip(NIGHT_COLUMNS, r))) for r in rows}
 
-    def night_states(self) -> dict[str, Any]:
-        """Each night switch's saved state (appliance.night.state.NightState), by switch id."""
-        from appliance.night.state import NightState
-
-        rows = self.db.execute(f"select {self._NIGHT_SQL} from night order by switch").fetchall()
-        return {r[0]: NightState.from_dict(dict(zip(self.NIGHT_COLUMNS, r))) for r in rows}
-
-    def save_night(self, states: Iterable[Any], events: Iterable[dict] = ()) -> None:
+    def save_night(self, rows: Iterable[NightRow], events: Iterable[dict] = ()) -> None:
         """Save switches' states and the events that changed them, in one transaction.
 
         Routing's copy of the hand-set states (`routing_state` "night", see
-        appliance.night.state.saved_for_routing) is rewritten from the whole
-        table in the same transaction, so calls follow the change at once."""
-        from appliance.night.state import NightState, saved_for_routing
-
-        marks = ", ".join("?" for _ in self.NIGHT_COLUMNS)
+        appliance.night.saved.routing_copy) is rewritten from the whole table
+        in the same transaction, so the next call follows the change."""
+        marks = ", ".join("?" for _ in NIGHT_COLUMNS)
         with self.db.atomic():
-            for s in states:
-                d = s.as_dict()
-                self.db.execute(f"insert or replace into night ({self._NIGHT_SQL}) values ({marks})",
-                                [d[c] for c in self.NIGHT_COLUMNS])
+            for row in rows:
+                self.db.execute(f"insert or replace into night ({_NIGHT_SQL}) values ({marks})",
+                                [row[c] for c in NIGHT_COLUMNS])
             for e in events:
                 self.db.execute("insert into events (at, kind, call_id, data) values (?, ?, null, ?)",
                                 [e.get("at") or now_iso(), e["kind"], json.dumps(e, ensure_ascii=False)])
-            rows = self.db.execute(f"select {self._NIGHT_SQL} from night").fetchall()
-            saved = saved_for_routing(NightState.from_dict(dict(zip(self.NIGHT_COLUMNS, r))) for r in rows)
+            saved = routing_copy(self.night_states().values())
             self.db.execute("insert or replace into routing_state (key, value) values ('night', ?)", [json.dumps(saved)])
 
     # -- calls, missed calls, events -----------------------------------------

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from appliance.night.service import NightError, NightService
+from appliance.night.state import NightState
 from appliance.routing.facts import Override, saved_switches
 from appliance.store import Store
 from tests.night.office import EXTENSIONS, ROUTING, kyiv
@@ -40,6 +41,10 @@ def store(tmp_path):
         yield s
 
 
+def saved_state(store: Store, switch: str) -> NightState:
+    return NightState.from_dict(store.night_states()[switch])
+
+
 def night_events(store: Store) -> list[dict]:
     return [e["data"] for e in reversed(list(store.events())) if e["kind"] == "NightModeChanged"]
 
@@ -59,7 +64,7 @@ def test_a_change_is_saved_with_its_event_and_the_copy_routing_reads(store):
     result = svc.set("off", switch="kyiv", by="command line")
     assert result["changed"] == ["kyiv"]
     assert result["switches"]["kyiv"]["how"] == "temporary"
-    saved = store.night_states()["kyiv"]
+    saved = saved_state(store, "kyiv")
     assert (saved.mode, saved.how, saved.by, saved.until) == ("day", "temporary", "command line", TUE_0900)
     night, _ = saved_switches(store.routing_state("night"), None)
     assert night == {"kyiv": Override("day", False, MON_2015)}
@@ -78,10 +83,10 @@ def test_the_timer_ends_a_temporary_override_at_the_boundary_and_says_the_schedu
     svc.press(long=False, switch="kyiv", by="button")
     clock.now = TUE_0900 - timedelta(seconds=1)
     svc.tick()
-    assert store.night_states()["kyiv"].how == "temporary"
+    assert saved_state(store, "kyiv").how == "temporary"
     clock.now = TUE_0900
     svc.tick()
-    s = store.night_states()["kyiv"]
+    s = saved_state(store, "kyiv")
     assert (s.mode, s.how, s.since, s.by) == ("day", "auto", TUE_0900, "schedule")
     assert [(e["how"], e["by"]) for e in published] == [("temporary", "button"), ("auto", "schedule")]
     assert saved_switches(store.routing_state("night"), None)[0] == {}
@@ -142,6 +147,6 @@ def test_a_state_saved_before_the_night_table_is_kept(tmp_path):
     migrations.apply(db)
     db.conn.close()
     with Store(tmp_path) as store:
-        s = store.night_states()["kyiv"]
+        s = saved_state(store, "kyiv")
         assert (s.mode, s.how, s.since) == ("day", "permanent", MON_2015)
         assert json.loads(json.dumps(store.routing_state("night")))["kyiv"]["permanent"] is True
