@@ -39,7 +39,7 @@ def attach(app: Any) -> B2BUA:
 
     def reload(args: dict) -> dict:
         engine.call(b2bua.reload, timeout=10)
-        return {"extensions": len(b2bua.extensions), "trunks": len(b2bua.trunks)}
+        return {"extensions": len(b2bua.extensions), "trunks": len(b2bua.trunks.config)}
 
     app.control.command("calls", calls)
     app.control.command("engine.reload", reload)

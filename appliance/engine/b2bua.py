@@ -48,15 +48,16 @@ from appliance.store import Store
 
 from . import media
 from .core import EngineThread
-from .desk import DeskMixin
-from .ivr import StepsMixin
+from .desk import Desk
+from .ivr import Prompts
 from .lookups import Lookups
+from .queuecalls import QueueCalls
 from .records import Recorder
-from .ringing import RingingMixin
+from .ringing import Ringing
 from .session import Account, Leg, Session, Timer, audio_of, call_op, clean, hangup, now_iso
 from .sipmsg import Invite, parse_invite, split_address
-from .transfer import TransferMixin
-from .trunks import TrunksMixin
+from .transfer import Transfers
+from .trunks import Trunks
 
 log = logging.getLogger("appliance.engine.b2bua")
 
@@ -67,8 +68,16 @@ SESSION_EXPIRES = 300  # RFC 4028 interval asked for on every leg (Min-SE is 90)
 # ---- the B2BUA ---------------------------------------------------------------------------
 
 
-class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
-    """Carries out routing on the engine thread.  Create it, then `engine.call(b2bua.start)`."""
+class B2BUA:
+    """Carries out routing on the engine thread.  Create it, then `engine.call(b2bua.start)`.
+
+    The call-session core: it owns the sessions, the routing loop, media and
+    bridging, and the end of a call with its record.  The rest is done by
+    collaborators it creates and calls by name: `trunks`, `desk`, `ringer`
+    (Ring and Forward legs), `transfers`, `prompts` (webhook, announcements,
+    menus, voicemail) and `queues`.  Each step type is carried out by the
+    method `carry_out` names for it.
+    """
 
     def __init__(self, engine: EngineThread, data_dir: str | Path, *,
                  router_factory: Callable[[Store], Any] | None = None,
@@ -94,19 +103,30 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         self.timers: list[Timer] = []  # a heap by time (heapq)
         self.inbox: list[Callable[[], None]] = []
         self.feature_codes: dict[str, Callable[[Session, str], Any]] = {}
-        self.transfers: dict[str, Any] = {}  # probe Call-ID -> Transfer (transfer.py)
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="engine-webhook")
         self.store: Store | None = None
         self.router: Any = None
-        self.trunks: dict[str, dict] = {}
-        self.trunk_ips: dict[str, set[str]] = {}
         self.extensions: dict[str, dict] = {}
+        self.settings: dict[str, Any] = {}
         self.strategy_state: dict[str, Any] = {}
         self.music: media.Music | None = None
         self.stats = {"post_dial_ms": []}
         # Each call's routing gets its own generator, seeded from this one:
         # random.Random() would read the OS's entropy for every call (0.2 ms).
         self.seeds = random.Random()
+        # The collaborators, each owning its own state.
+        self.trunks = Trunks(self)
+        self.desk = Desk(self)
+        self.ringer = Ringing(self)
+        self.transfers = Transfers(self)
+        self.queues = QueueCalls(self)
+        self.prompts = Prompts(self)
+        # One table from step type to what carries it out, as routing has one from step type to what follows it.
+        self.carry_out: dict[type, Callable[[Session, Any], None]] = {
+            Ring: self._ring_step, Forward: self._forward_step, Connected: lambda s, step: None,
+            Hangup: self._hangup_step, AskWebhook: self.prompts.ask_webhook, Play: self.prompts.play,
+            Menu: self.prompts.menu, Voicemail: self.prompts.voicemail, Queue: self.queues.queue,
+        }
 
     # -- life --------------------------------------------------------------------
 
@@ -135,17 +155,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         }
         self.settings = store.get_setting("engine", {}) or {}
         self.lookups.refresh(store)
-        trunks = {t["name"]: t for t in store.trunks() if t.get("enabled", 1)}
-        self.trunk_ips = {}
-        for name, t in trunks.items():
-            ips = set()
-            for addr in [t["host"], *t.get("addresses", [])]:
-                ips.add(resolve(split_address(addr)[0] if addr.count(":") == 1 else addr))
-            self.trunk_ips[name] = ips
-        if self.accounts and trunks != self.trunks:
-            self.trunks = trunks
-            self._create_trunk_accounts()
-        self.trunks = trunks
+        self.trunks.reload(store, accounts_made=bool(self.accounts))
 
     def _create_accounts(self) -> None:
         cfg = self.engine.config
@@ -154,13 +164,13 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         ac = pj.AccountConfig()
         ac.idUri = f"sip:pbx@{cfg.sip_host}:{cfg.sip_port}"
         ac.sipConfig.transportId = local
-        self._media_ports(ac, "phones")
+        self.media_ports(ac, "phones")
         if self.edge:
             ac.sipConfig.proxies.append(f"sip:{self.edge[0]}:{self.edge[1]};lr")
         acc.create(ac, True)
         acc.config = ac
         self.accounts["phones"] = acc
-        self._create_trunk_accounts()
+        self.trunks.create_accounts()
         self.add_timer(Timer(time.monotonic() + MEDIA_ADDRESS_CHECK, self._check_media_address))
 
     def close_interrupted(self) -> None:
@@ -222,7 +232,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
                 except pj.Error as e:
                     log.warning("account %s: %s", acc.name, e.info())
 
-    def _media_ports(self, ac: Any, side: str = "trunk") -> None:
+    def media_ports(self, ac: Any, side: str = "trunk") -> None:
         # RTP from `rtp_port` up (an even port per leg, RTCP next to it).  Each
         # pjsua account counts its ports on its own: two accounts on one range
         # collide on every call (a failed bind and an error line per leg), so
@@ -257,6 +267,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         self.sessions.clear()
         self.timers.clear()
         self.inbox.clear()
+        self.queues.shutdown()
         for acc in self.accounts.values():
             try:
                 acc.shutdown()
@@ -330,7 +341,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         """An incoming leg, one turn after pjsua offered it: whose call is it?"""
         if a.state == "ended":
             return  # cancelled before we looked at it
-        if self.probe_arrived(a, inv.header("call-id"), inv.source_host):
+        if self.transfers.probe_arrived(a, inv.header("call-id"), inv.source_host):
             return
         ext = inv.header("x-pbx-extension")
         if ext:
@@ -342,11 +353,11 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
                 hangup(a, 403, "Forbidden")
                 return
             if ext in self.extensions:
-                self._from_phone(a, inv, ext)
+                self.desk.from_phone(a, inv, ext)
                 return
         # Providers address the trunk transport; anything sent to the phones'
         # port without the edge's header is a stranger, whatever its address.
-        trunk = self.trunk_for_source(inv.source_host, inv) if inv.ruri_port == self.trunk_port else None
+        trunk = self.trunks.trunk_for_source(inv.source_host, inv) if inv.ruri_port == self.trunk_port else None
         if trunk is not None:
             self._from_trunk(a, inv, trunk)
             return
@@ -356,8 +367,8 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             hangup(a, 403, "Forbidden")
             return
         s = Session(self, a, "unknown", normalise(inv.from_user), inv.from_name, inv.ruri_user)
-        self._begin(s)
-        self._route_first(s)
+        self.begin(s)
+        self.route_first(s)
 
     def from_edge(self, inv: Invite) -> bool:
         """The INVITE carries the edge's link secret (and came over loopback): its extension header holds."""
@@ -365,7 +376,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         return bool(self.link_key and link and inv.source_host in self.trusted_hosts
                     and hmac.compare_digest(link.encode(), self.link_key.encode()))
 
-    def _begin(self, s: Session) -> None:
+    def begin(self, s: Session) -> None:
         s.a.session = s
         self.sessions[s.id] = s
         # The record exists from the first moment: after a crash, start-up
@@ -379,7 +390,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
                   dialled=s.dialled, trunk=s.trunk, extension=s.extension)
 
     def _from_trunk(self, a: Leg, inv: Invite, trunk: str) -> None:
-        t = self.trunks[trunk]
+        t = self.trunks.config[trunk]
         numbers = [normalise(x) for x in t.get("numbers", [])]
         if normalise(inv.to_user) in numbers:
             dialled = inv.to_user
@@ -390,8 +401,8 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         else:
             dialled = inv.ruri_user
         s = Session(self, a, "inbound", normalise(inv.from_user), inv.from_name, normalise(dialled), trunk=trunk)
-        self._begin(s)
-        self._route_first(s)
+        self.begin(s)
+        self.route_first(s)
 
     # -- routing -------------------------------------------------------------------
 
@@ -427,7 +438,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
                      contacts=snap.routing_contacts, learned=self.strategy_state["learned"],
                      positions=self.strategy_state["positions"])
 
-    def _route_first(self, s: Session) -> None:
+    def route_first(self, s: Session) -> None:
         s.routed = True
         try:
             decision = self.router.first_step(self.facts(s), self.state())
@@ -442,7 +453,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         if s.ended:
             return
         if s.transfer is not None:
-            return self.transfer_target_failed(s, outcome)
+            return self.transfers.transfer_target_failed(s, outcome)
         step = s.step
         s.cancel_timers()
         s.ring = None
@@ -485,39 +496,32 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         self.emit("StepStarted", s.id, step=kind.lower(), dest=getattr(step, "dest", ""),
                   name=getattr(step, "name", ""))
         s.note("step", step=kind.lower(), dest=getattr(step, "dest", ""), name=getattr(step, "name", ""))
-        if isinstance(step, Ring):
-            s.ringback = self.ringback_for(step.dest)
-            if step.announce:
-                # The group's greeting first ("you are calling Sales, please hold"),
-                # then the ringing; the step's timings start once it has been heard.
-                self.greet(s)
-                self.say(s, [step.announce], then=lambda: self._ring_after_announce(s, step))
-            else:
-                self.ring(s, step, step.legs)
-        elif isinstance(step, Forward):
-            s.ringback = self.ringback_for(step.dest)
-            self.ring(s, step, (LegSpec(step.number, 0, step.for_seconds, external=True, confirm=step.confirm),))
-        elif isinstance(step, Connected):
-            pass
-        elif isinstance(step, Hangup):
-            s.end_reason = step.reason
-            self.end(s, code=480 if not s.a_answered else 0, reason="Temporarily Unavailable")
-        elif isinstance(step, AskWebhook):
-            self.ask_webhook(s, step)
-        elif isinstance(step, Play):
-            self.play(s, step)
-        elif isinstance(step, Menu):
-            self.menu(s, step)
-        elif isinstance(step, Voicemail):
-            self.voicemail(s, step)
-        elif isinstance(step, Queue):
-            self.queue(s, step)
-        else:  # pragma: no cover - a new kind of step
+        carry_out = self.carry_out.get(type(step))
+        if carry_out is None:  # pragma: no cover - a new kind of step
             raise TypeError(f"the engine cannot carry out {kind}")
+        carry_out(s, step)
+
+    def _ring_step(self, s: Session, step: Ring) -> None:
+        s.ringback = self.ringback_for(step.dest)
+        if step.announce:
+            # The group's greeting first ("you are calling Sales, please hold"),
+            # then the ringing; the step's timings start once it has been heard.
+            self.prompts.greet(s)
+            self.prompts.say(s, [step.announce], then=lambda: self._ring_after_announce(s, step))
+        else:
+            self.ringer.ring(s, step, step.legs)
+
+    def _forward_step(self, s: Session, step: Forward) -> None:
+        s.ringback = self.ringback_for(step.dest)
+        self.ringer.ring(s, step, (LegSpec(step.number, 0, step.for_seconds, external=True, confirm=step.confirm),))
+
+    def _hangup_step(self, s: Session, step: Hangup) -> None:
+        s.end_reason = step.reason
+        self.end(s, code=480 if not s.a_answered else 0, reason="Temporarily Unavailable")
 
     def _ring_after_announce(self, s: Session, step: Ring) -> None:
         if not s.ended and s.step is step:
-            self.ring(s, step, step.legs)
+            self.ringer.ring(s, step, step.legs)
 
     def ringback_for(self, dest: str) -> str:
         rb = self.settings.get("ringback", {})
@@ -529,7 +533,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         st = ci.state
         s = leg.session
         if leg.role == "probe":
-            return self.probe_state(leg, ci)
+            return self.transfers.probe_state(leg, ci)
         if st == pj.PJSIP_INV_STATE_DISCONNECTED:
             if leg.state == "ended" and leg.session is None:
                 return  # reported twice (a re-entrant hang-up): the first one counted
@@ -546,11 +550,11 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
         if leg.role == "b" and st == pj.PJSIP_INV_STATE_EARLY and leg.state == "calling":
             leg.state = "ringing"
             self.emit("LegRinging", s.id, target=leg.target, leg=leg.uid, code=ci.lastStatusCode)
-            self.ringing(s)
+            self.ringer.ringing(s)
         elif st == pj.PJSIP_INV_STATE_CONFIRMED and leg.state != "answered":
             leg.state = "answered"
             if leg.role == "b":
-                self.b_answered(s, leg)
+                self.ringer.b_answered(s, leg)
 
     def leg_digit(self, leg: Leg, digit: str) -> None:
         s = leg.session
@@ -563,10 +567,10 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
                     media.stop(snd)
                 leg.sounds.clear()
                 s.note("confirmed", target=leg.target)
-                self.winner(s, leg, leg.target)
+                self.ringer.winner(s, leg, leg.target)
             return
         if leg is s.a:
-            self.caller_digit(s, digit)
+            self.prompts.caller_digit(s, digit)
 
     def answer_a(self, s: Session) -> None:
         s.a_answered = True
@@ -661,7 +665,7 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             run.codes.append(leg.code)
             self.emit("LegEnded", s.id, target=leg.target, code=leg.code, reason=leg.reason)
             s.note("leg", target=leg.target, code=leg.code)
-            self.check_exhausted(s, run)
+            self.ringer.check_exhausted(s, run)
 
     # -- the end -------------------------------------------------------------------------
 
@@ -670,9 +674,9 @@ class B2BUA(TrunksMixin, DeskMixin, TransferMixin, RingingMixin, StepsMixin):
             return
         s.ended = True
         if s.transfer is not None:
-            self.transfer_abandoned(s)
+            self.transfers.transfer_abandoned(s)
         self.still(s)
-        self.leave_queue(s)
+        self.queues.leave_queue(s)
         for leg in list(s.legs.values()):
             hangup(leg)
         if s.peer is not None and s.peer.uid not in s.legs:
@@ -798,18 +802,6 @@ def host_ip() -> str:
             return s.getsockname()[0]
     except OSError:
         return "127.0.0.1"
-
-
-def resolve(host: str) -> str:
-    try:
-        socket.inet_aton(host)
-        return host
-    except OSError:
-        pass
-    try:
-        return socket.gethostbyname(host)
-    except OSError:
-        return host
 
 
 def default_router(store: Store) -> Any:

@@ -1,13 +1,13 @@
-"""The steps that talk to the caller: webhook, prompts, IVR menus, voicemail and queues.
+"""The steps that talk to the caller: webhook, prompts, IVR menus and voicemail.
 
-Part of the B2BUA (appliance/engine/b2bua.py); everything here runs on the engine thread.
+A collaborator of the B2BUA (appliance/engine/b2bua.py), created by it and
+called by name; everything here runs on the engine thread.
 
 The caller is answered when one of these steps starts; whatever the caller
 heard before (ringback, music, a previous prompt) stops first.  Prompts are
 played one after another with the engine's timers (`say`), never from a
-player's end-of-file callback, which runs on the media thread.  Who waits in
-which queue is kept in `queues.Queues`; agents are rung for the callers at
-the front, as many callers at once as there are free agents.
+player's end-of-file callback, which runs on the media thread.  Queues are
+`queuecalls.QueueCalls`.
 """
 
 from __future__ import annotations
@@ -17,18 +17,14 @@ import logging
 import socket
 import time
 import urllib.request
-from dataclasses import replace
 from typing import Any, Callable, Iterable
 
 import pjsua2 as pj
 
-from appliance.routing.facts import State
-from appliance.routing.model import split_ref
-from appliance.routing.steps import AskWebhook, Menu, Outcome, Play, Queue, Ring, Voicemail
+from appliance.routing.steps import AskWebhook, Menu, Outcome, Play, Queue, Voicemail
 
 from . import media
-from .queues import Queues
-from .session import RingRun, Session, audio_of, hangup, now_iso
+from .session import Session, audio_of, now_iso
 
 log = logging.getLogger("appliance.engine.b2bua")
 
@@ -46,8 +42,8 @@ class Saying:
 
     __slots__ = ("b2bua", "s", "names", "then", "i", "current", "deadline")
 
-    def __init__(self, b2bua: Any, s: Session, names: list[str], then: Callable[[], None] | None):
-        self.b2bua, self.s, self.names, self.then = b2bua, s, names, then
+    def __init__(self, prompts: "Prompts", s: Session, names: list[str], then: Callable[[], None] | None):
+        self.b2bua, self.s, self.names, self.then = prompts, s, names, then
         self.i = 0
         self.current: Any = None
         self.deadline = time.monotonic() + MEDIA_WAIT
@@ -75,16 +71,24 @@ class Saying:
             if then is not None:
                 then()
             return
-        snd, seconds = media.prompt(b.data_dir, self.names[self.i])
+        snd, seconds = media.prompt(b.b2bua.data_dir, self.names[self.i])
         self.i += 1
         s.sounds.append(snd)
         self.current = snd
-        b.connect_sound(snd, s.a)
+        b.b2bua.connect_sound(snd, s.a)
         s.after(seconds, self.next)
 
 
-class StepsMixin:
-    """Methods of `B2BUA` (see b2bua.py)."""
+class Prompts:
+    """The B2BUA's steps that talk to the caller: webhook, announcements, menus, voicemail."""
+
+    def __init__(self, b2bua: Any):
+        self.b2bua = b2bua
+        self.spoken = False  # the spoken prompts have been made (once, off the engine thread)
+        # The steps that listen for the caller's keys, and what hears them.
+        self.listeners: dict[type, Callable[[Session, Any, str], None]] = {
+            Menu: self.menu_digit, Queue: b2bua.queues.queue_digit, Voicemail: self.voicemail_digit,
+        }
 
     # -- webhook -------------------------------------------------------------------
 
@@ -104,15 +108,15 @@ class StepsMixin:
             except ValueError:
                 return Outcome.FAILED, None
 
-        fut = self.pool.submit(post)
+        fut = self.b2bua.pool.submit(post)
 
         def done(f: Any) -> None:
             outcome, answer = f.result()
 
             def back() -> None:
                 if not s.ended and s.step is step:
-                    self.step_done(s, outcome, answer=answer)
-            self.later(back)
+                    self.b2bua.step_done(s, outcome, answer=answer)
+            self.b2bua.later(back)
 
         fut.add_done_callback(done)
 
@@ -121,12 +125,12 @@ class StepsMixin:
     def greet(self, s: Session) -> None:
         """Answer the caller (if not yet) and stop what they heard before."""
         if not s.a_answered:
-            self.answer_a(s)
+            self.b2bua.answer_a(s)
         self.silence(s)
-        if not self.__dict__.get("_spoken"):
+        if not self.spoken:
             # Spoken prompts for numbers and greetings, once, off the engine thread.
-            self.__dict__["_spoken"] = True
-            self.pool.submit(media.speak_missing, self.data_dir)
+            self.spoken = True
+            self.b2bua.pool.submit(media.speak_missing, self.b2bua.data_dir)
 
     def silence(self, s: Session) -> None:
         """Stop every sound attached to the call (recorders too)."""
@@ -150,34 +154,29 @@ class StepsMixin:
     def ringback_answered(self, s: Session) -> None:
         """A caller already answered (after a menu, a queue) hears ringing while legs ring."""
         self.silence(s)
-        snd = self.music.player() if s.ringback == "music" else media.ringback()
+        snd = self.b2bua.music.player() if s.ringback == "music" else media.ringback()
         if snd is not None:
             s.sounds.append(snd)
-            self.connect_sound(snd, s.a)
+            self.b2bua.connect_sound(snd, s.a)
 
     def caller_digit(self, s: Session, digit: str) -> None:
         """A key the caller pressed (RFC 2833 or SIP INFO), for the step that listens."""
-        step = s.step
-        if isinstance(step, Menu):
-            self.menu_digit(s, digit)
-        elif isinstance(step, Queue):
-            self.queue_digit(s, step, digit)
-        elif isinstance(step, Voicemail):
-            self.voicemail_digit(s, step, digit)
+        listener = self.listeners.get(type(s.step))
+        if listener is not None:
+            listener(s, s.step, digit)
 
     # -- announcement and menu -----------------------------------------------------------
 
     def play(self, s: Session, step: Play) -> None:
         self.greet(s)
-        self.say(s, [step.prompt], then=lambda: self.step_done(s, Outcome.PLAYED))
+        self.say(s, [step.prompt], then=lambda: self.b2bua.step_done(s, Outcome.PLAYED))
 
     def menu(self, s: Session, step: Menu) -> None:
         self.greet(s)
         s.digits = ""
         self.say(s, step.prompts, then=lambda: s.after(step.timeout, lambda: self.menu_over(s, step)))
 
-    def menu_digit(self, s: Session, digit: str) -> None:
-        step = s.step
+    def menu_digit(self, s: Session, step: Menu, digit: str) -> None:
         self.silence(s)
         s.cancel_timers()
         s.digits += digit
@@ -185,15 +184,15 @@ class StepsMixin:
         if entry.value == "more":
             s.after(step.inter_digit, lambda: self.menu_over(s, step))
         else:
-            self.step_done(s, Outcome.DIGITS, digits=s.digits)
+            self.b2bua.step_done(s, Outcome.DIGITS, digits=s.digits)
 
     def menu_over(self, s: Session, step: Menu) -> None:
         if s.step is not step:
             return
         if s.digits:
-            self.step_done(s, Outcome.DIGITS, digits=s.digits)
+            self.b2bua.step_done(s, Outcome.DIGITS, digits=s.digits)
         else:
-            self.step_done(s, Outcome.TIMEOUT)
+            self.b2bua.step_done(s, Outcome.TIMEOUT)
 
     # -- voicemail -----------------------------------------------------------------------
 
@@ -201,18 +200,18 @@ class StepsMixin:
         """Greeting, a beep, then record the caller until they hang up (or `voicemail_max` s)."""
         self.greet(s)
         s.outcome = "missed"  # until there is a message
-        box = self.router.config.voicemail.get(step.box) if self.router is not None else None
+        box = self.b2bua.router.config.voicemail.get(step.box) if self.b2bua.router is not None else None
         greeting = f"vm-{step.box}-{step.greeting}"
         if box is not None and box.greeting:
             greeting = box.greeting
-        elif not media.exists(self.data_dir, greeting):
+        elif not media.exists(self.b2bua.data_dir, greeting):
             greeting = f"vm-{step.greeting}"
         self.say(s, [greeting, "beep"], then=lambda: self.voicemail_record(s, step))
 
     def voicemail_record(self, s: Session, step: Voicemail) -> None:
         if s.ended or s.step is not step:
             return
-        folder = self.data_dir / "voicemail" / (step.box or "general")
+        folder = self.b2bua.data_dir / "voicemail" / (step.box or "general")
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{s.started_at[:19].replace(':', '-')}-{s.id}.wav"
         am = audio_of(s.a)
@@ -225,15 +224,15 @@ class StepsMixin:
         except (pj.Error, RuntimeError) as e:
             log.warning("call %s: cannot record voicemail in %s: %s", s.id, path, e.info() if isinstance(e, pj.Error) else e)
             s.end_reason = "voicemail could not record"
-            return self.end(s)
+            return self.b2bua.end(s)
         s.sounds.append(rec)
         s.outcome = "voicemail"
         s.note("voicemail", box=step.box, file=str(path))
-        self.emit("VoicemailStarted", s.id, box=step.box, file=str(path), caller=s.caller)
+        self.b2bua.emit("VoicemailStarted", s.id, box=step.box, file=str(path), caller=s.caller)
         about = {"call_id": s.id, "box": step.box, "caller": s.caller, "caller_name": s.caller_name,
                  "dialled": s.dialled, "started_at": now_iso()}
-        self.recorder.submit(lambda _store: path.with_suffix(".json").write_text(json.dumps(about)))
-        seconds = float(self.settings.get("voicemail_max", VOICEMAIL_MAX_SECONDS))
+        self.b2bua.recorder.submit(lambda _store: path.with_suffix(".json").write_text(json.dumps(about)))
+        seconds = float(self.b2bua.settings.get("voicemail_max", VOICEMAIL_MAX_SECONDS))
         s.after(seconds, lambda: self.voicemail_done(s, "longest message reached"))
 
     def voicemail_digit(self, s: Session, step: Voicemail, digit: str) -> None:
@@ -244,217 +243,4 @@ class StepsMixin:
         if s.ended:
             return
         s.end_reason = why
-        self.end(s)
-
-    # -- queues --------------------------------------------------------------------------
-
-    @property
-    def queues(self) -> Queues:
-        q = self.__dict__.get("_queues")
-        if q is None:
-            q = self.__dict__["_queues"] = Queues(self.emit)
-            self.__dict__["_queue_music"] = {}
-            self.engine.on_shutdown(self._queues_shutdown)
-        return q
-
-    def _queues_shutdown(self) -> None:
-        self.queues.clear()
-        self.__dict__["_queue_music"].clear()
-
-    def queue(self, s: Session, step: Queue) -> None:
-        """Hold the caller with music, announce their place, ring agents when it is their turn."""
-        self.greet(s)
-        qid = split_ref(step.dest)[1]
-        w = self.queues.join(qid, s.id, s.caller, step.priority)
-        s.note("queue", queue=qid, position=w.position, vip=step.priority > 0)
-
-        def waiting() -> None:
-            self.queue_music(s, on=True)
-            if step.announce_every > 0:
-                s.after(step.announce_every, lambda: self.queue_announce(s, step))
-        self.say(s, [step.greeting] if step.greeting else [], then=waiting)
-        s.after(step.max_wait, lambda: self.queue_over(s, step))
-        self.queue_tick(s, step)
-        self.queue_dispatch(qid)
-
-    def queue_tick(self, s: Session, step: Queue) -> None:
-        # Agents come free without telling the queue (a call ends, wrap-up
-        # passes, a phone registers): look again every `retry` seconds.
-        def tick() -> None:
-            if not s.ended and s.step is step:
-                self.queue_dispatch(split_ref(step.dest)[1])
-                self.queue_tick(s, step)
-        s.after(max(1, step.retry), tick)
-
-    def queue_music(self, s: Session, on: bool) -> None:
-        held = self.__dict__["_queue_music"]
-        player = held.get(s.id)
-        if player is None:
-            if not on:
-                return
-            step = s.step
-            path = self.data_dir / "music" / f"{getattr(step, 'music', 'default')}.wav"
-            try:
-                player = media.player(path, loop=True) if path.exists() else self.music.player()
-            except pj.Error:
-                player = self.music.player()
-            if player is None:
-                return
-            held[s.id] = player
-            s.sounds.append(player)
-        am = audio_of(s.a)
-        if am is None:
-            return
-        try:
-            player.startTransmit(am) if on else player.stopTransmit(am)
-        except pj.Error:
-            pass
-
-    def queue_announce(self, s: Session, step: Queue) -> None:
-        if s.ended or s.step is not step or s.peer is not None:
-            return
-        position = self.queues.position(s.id)
-        if not position:
-            return
-        st = self.router.queue_status(step, position, self.facts(s), self.queue_state())
-        names: list[str] = []
-        if st["announce_position"]:
-            names += ["queue-position", *media.number(self.data_dir, position)]
-        if st["announce_wait"] and st["minutes"]:
-            names += ["queue-wait", *media.number(self.data_dir, st["minutes"]), "minutes"]
-        for key, prompt in ((step.callback_key, "queue-callback"), (step.exit_key, "queue-exit")):
-            if key and key.isdigit():
-                names += [prompt, f"digits/{key}"]
-        s.note("announced", position=position, estimated_wait=st["estimated_wait"])
-        self.emit("QueuePosition", s.id, queue=st["queue"], position=position,
-                  estimated_wait=st["estimated_wait"], announced=True)
-
-        def back() -> None:
-            self.queue_music(s, on=True)
-            s.after(step.announce_every, lambda: self.queue_announce(s, step))
-        self.queue_music(s, on=False)
-        self.say(s, names, then=back)
-
-    def queue_state(self, ringing: Iterable[str] = ()) -> State:
-        """The state routing sees, with the queues' answer times and agents being rung counted busy."""
-        state = self.state()
-        presence = dict(state.presence)
-        for target in ringing:
-            p = presence.get(target)
-            if p is not None:
-                presence[target] = replace(p, calls=p.calls + 1)
-        return replace(state, presence=presence, answer_times=self.queues.recent_answer_times())
-
-    def queue_dispatch(self, qid: str) -> None:
-        """Ring agents for the callers at the front of queue `qid`.
-
-        As many callers as there are free agents may ring at once (agents
-        already ringing for someone count as busy); a caller whose last
-        attempt just ended waits `retry` seconds, and nobody behind takes
-        their turn meanwhile.
-        """
-        line = [w for w in self.queues.line(qid)]
-        idle = []
-        for w in line:
-            o = self.sessions.get(w.call_id)
-            if o is None or o.ended or not isinstance(o.step, Queue) or o.peer is not None:
-                continue
-            if o.ring is None:
-                idle.append((w, o))
-        if not idle:
-            return
-        ringing = {leg.target for o in self.sessions.values() for leg in o.legs.values()
-                   if leg.state in ("calling", "ringing")}
-        state = self.queue_state(ringing)
-        first = idle[0][1]
-        free = self.router.queue_status(first.step, 1, self.facts(first), state)["agents"]
-        now = time.monotonic()
-        for w, o in idle[:free]:
-            if w.next_try > now:
-                continue
-            d = self.router.queue_ring(o.step, self.facts(o), state)
-            if not isinstance(d.step, Ring) or not d.step.legs:
-                break
-            for t in d.trace:
-                o.note("trace", what=t.kind, text=t.text)
-            if d.updates.positions:
-                self.strategy_state["positions"].update(d.updates.positions)
-                positions = dict(self.strategy_state["positions"])
-                self.recorder.submit(lambda st, p=positions: st.set_routing_state("positions", p))
-            self.queue_ring_agents(o, d.step)
-            ringing |= {leg.target for leg in d.step.legs}
-            state = self.queue_state(ringing)
-
-    def queue_ring_agents(self, s: Session, ring: Ring) -> None:
-        run = s.ring = RingRun(s.step, ring.legs, time.monotonic())  # type: ignore[arg-type]
-        s.note("queue_ring", targets=[leg.target for leg in ring.legs])
-        for i, spec in enumerate(run.specs):
-            s.after(spec.stop, lambda i=i: self.leg_stop(s, run, i))
-        for i, spec in enumerate(run.specs):
-            if spec.start <= 0:
-                self.leg_start(s, run, i)
-            else:
-                s.after(spec.start, lambda i=i: self.leg_start(s, run, i))
-        self.check_exhausted(s, run)
-
-    def queue_attempt_over(self, s: Session, run: RingRun) -> None:
-        """Nobody answered this round of ringing: back to waiting, try again after `retry` s."""
-        step = run.step
-        s.ring = None
-        w = self.queues.find(s.id)
-        if w is not None:
-            w.next_try = time.monotonic() + step.retry
-        s.note("queue_attempt", codes=list(run.codes))
-        qid = split_ref(step.dest)[1]
-        self.later(lambda: self.queue_dispatch(qid))
-
-    def leave_queue(self, s: Session, reason: str = "hangup") -> None:
-        """Take the call out of its queue (answered, hangup, exit, callback, timeout)."""
-        if "_queues" not in self.__dict__:
-            return
-        self.__dict__["_queue_music"].pop(s.id, None)
-        w = self.queues.leave(s.id, reason)
-        if w is not None:
-            self.later(lambda: self.queue_dispatch(w.queue))
-
-    def _queue_stop_ringing(self, s: Session) -> None:
-        s.ring = None  # first: a leg's end may be reported while it is hung up
-        for leg in list(s.legs.values()):
-            if leg is not s.peer:
-                hangup(leg)
-
-    def queue_digit(self, s: Session, step: Queue, digit: str) -> None:
-        if self.queues.find(s.id) is None:
-            return  # already leaving (the call-back confirmation is playing)
-        if step.exit_key and digit == step.exit_key:
-            s.cancel_timers()
-            self._queue_stop_ringing(s)
-            self.leave_queue(s, "exit")
-            self.step_done(s, Outcome.DIGITS, digits=digit)
-        elif step.callback_key and digit == step.callback_key:
-            s.cancel_timers()
-            self._queue_stop_ringing(s)
-            self.leave_queue(s, "callback")
-            self.request_callback(s, step)
-            self.silence(s)
-            self.say(s, ["callback-confirm"], then=lambda: self.step_done(s, Outcome.CALLBACK))
-
-    def request_callback(self, s: Session, step: Queue) -> None:
-        qid = split_ref(step.dest)[1]
-        row = {"call_id": s.id, "queue": qid, "caller": s.caller, "caller_name": s.caller_name,
-               "dialled": s.dialled, "requested_at": now_iso(), "status": "open"}
-        self.recorder.submit(lambda st: st.db["callbacks"].insert(row))
-        s.note("callback", queue=qid)
-        self.emit("CallbackRequested", s.id, queue=qid, caller=s.caller, caller_name=s.caller_name)
-
-    def queue_over(self, s: Session, step: Queue) -> None:
-        if s.ended or s.step is not step or s.peer is not None:
-            return
-        self._queue_stop_ringing(s)
-        self.leave_queue(s, "timeout")
-        self.step_done(s, Outcome.NO_ANSWER)
-
-    def queue_answered(self, s: Session) -> None:
-        """An agent took the call (called before it is bridged)."""
-        self.leave_queue(s, "answered")
-
+        self.b2bua.end(s)

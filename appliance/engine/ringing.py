@@ -1,12 +1,14 @@
 """Ringing legs for a Ring or Forward step: their timers, the first answer wins, the others are cancelled.
 
-Part of the B2BUA (appliance/engine/b2bua.py); everything here runs on the engine thread.
+A collaborator of the B2BUA (appliance/engine/b2bua.py), created by it and called by name;
+everything here runs on the engine thread.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import pjsua2 as pj
 
@@ -21,13 +23,16 @@ from .session import (
 log = logging.getLogger("appliance.engine.b2bua")
 
 
-class RingingMixin:
-    """Methods of `B2BUA` (see b2bua.py)."""
+class Ringing:
+    """The B2BUA's Ring and Forward steps: legs placed and stopped on time, the first answer wins."""
+
+    def __init__(self, b2bua: Any):
+        self.b2bua = b2bua
 
     def ring(self, s: Session, step: Ring | Forward, specs: tuple[LegSpec, ...]) -> None:
         run = s.ring = RingRun(step, specs, time.monotonic())
         if s.a_answered and s.peer is None:
-            self.ringback_answered(s)  # after a menu or a queue: the engine's own ringing
+            self.b2bua.prompts.ringback_answered(s)  # after a menu or a queue: the engine's own ringing
         # Stops before starts at the same moment: one-by-one hunting never rings two at once.
         for i, spec in enumerate(specs):
             s.after(spec.stop, lambda i=i: self.leg_stop(s, run, i))
@@ -50,7 +55,7 @@ class RingingMixin:
                 run.codes.append(403)
                 s.note("skip", target=spec.target, why="an unknown caller cannot reach a trunk")
                 return
-            out = self.trunk_out(s.trunk)
+            out = self.b2bua.trunks.trunk_out(s.trunk)
             if out is None:
                 run.codes.append(503)
                 s.note("skip", target=spec.target, why="no trunk available")
@@ -66,21 +71,21 @@ class RingingMixin:
             local = f"<sip:{from_user}@{domain}>"
             self.place(s, run, i, acc, uri, local, confirm=spec.confirm, trunk=trunk["name"])
         else:
-            bindings = self.lookups.bindings_for(self.store, spec.target)
+            bindings = self.b2bua.lookups.bindings_for(self.b2bua.store, spec.target)
             if not bindings:
                 run.codes.append(480)
                 s.note("skip", target=spec.target, why="not registered")
-            cfg = self.engine.config
+            cfg = self.b2bua.engine.config
             local = f'"{from_name}" <sip:{s.caller or "anonymous"}@{cfg.sip_host}:{cfg.sip_port}>'
             for b in bindings:
-                self.place(s, run, i, self.accounts["phones"], b["contact"], local)
+                self.place(s, run, i, self.b2bua.accounts["phones"], b["contact"], local)
         if spec.target not in s.rung:
             s.rung.append(spec.target)
 
     def place(self, s: Session, run: RingRun, i: int, acc: Account, uri: str, local: str,
               confirm: bool = False, trunk: str = "") -> Leg | None:
         spec = run.specs[i]
-        leg = Leg(self, acc, pj.PJSUA_INVALID_ID, "b", spec.target, i, confirm)
+        leg = Leg(self.b2bua, acc, pj.PJSUA_INVALID_ID, "b", spec.target, i, confirm)
         leg.trunk = trunk
         prm = call_op()
         prm.txOption.localUri = local
@@ -91,7 +96,7 @@ class RingingMixin:
         leg.session = s
         s.legs[leg.uid] = leg
         run.placed += 1
-        self.emit("LegStarted", s.id, target=spec.target, uri=uri, leg=leg.uid)
+        self.b2bua.emit("LegStarted", s.id, target=spec.target, uri=uri, leg=leg.uid)
         return leg
 
     def leg_stop(self, s: Session, run: RingRun, i: int) -> None:
@@ -107,7 +112,7 @@ class RingingMixin:
             return
         for leg in list(s.legs.values()):
             hangup(leg)
-        self.step_done(s, Outcome.NO_ANSWER)
+        self.b2bua.step_done(s, Outcome.NO_ANSWER)
 
     def check_exhausted(self, s: Session, run: RingRun) -> None:
         """Nobody left ringing and nobody still to start: the step is over early."""
@@ -116,7 +121,7 @@ class RingingMixin:
         if any(l.spec >= 0 for l in s.legs.values()) or len(run.started) < len(run.specs):
             return
         if isinstance(run.step, Queue):
-            return self.queue_attempt_over(s, run)  # back to waiting in the queue
+            return self.b2bua.queues.queue_attempt_over(s, run)  # back to waiting in the queue
         if not run.codes or run.placed == 0 and all(c in (480, 403, 503) for c in run.codes):
             outcome = Outcome.UNAVAILABLE
         elif all(c in BUSY_CODES for c in run.codes):
@@ -126,10 +131,12 @@ class RingingMixin:
         else:
             outcome = Outcome.FAILED
         if not s.routed and outcome is Outcome.FAILED:
-            return self.step_done(s, outcome, code=run.codes[-1])
-        self.step_done(s, outcome)
+            return self.b2bua.step_done(s, outcome, code=run.codes[-1])
+        self.b2bua.step_done(s, outcome)
 
     def ringing(self, s: Session) -> None:
+        if s.transfer is not None and s.transfer.kind == "blind":
+            return self.b2bua.transfers.target_ringing(s)
         if s.a_early or s.a_answered:
             return
         s.a_early = True
@@ -139,9 +146,9 @@ class RingingMixin:
         except pj.Error as e:
             log.warning("call %s: could not send ringing: %s", s.id, e.info())
             return
-        self.stats["post_dial_ms"].append((time.monotonic() - s.t0) * 1000)
+        self.b2bua.stats["post_dial_ms"].append((time.monotonic() - s.t0) * 1000)
         if s.ringback != "180":
-            self.leg_media(s.a, None)
+            self.b2bua.leg_media(s.a, None)
 
     def b_answered(self, s: Session, leg: Leg) -> None:
         if s.peer is not None or s.ring is None:
@@ -150,12 +157,12 @@ class RingingMixin:
         if leg.confirm and not leg.accepted:
             # A mobile answered: it is bridged only after the key press, so its
             # voicemail can never take the call.
-            self.emit("LegConfirming", s.id, target=leg.target, leg=leg.uid)
+            self.b2bua.emit("LegConfirming", s.id, target=leg.target, leg=leg.uid)
             s.note("confirming", target=leg.target)
-            snd = media.confirm_prompt(self.data_dir)
+            snd = media.confirm_prompt(self.b2bua.data_dir)
             leg.sounds.append(snd)
-            self.connect_sound(snd, leg)
-            s.after(float(self.settings.get("confirm_seconds", CONFIRM_SECONDS)),
+            self.b2bua.connect_sound(snd, leg)
+            s.after(float(self.b2bua.settings.get("confirm_seconds", CONFIRM_SECONDS)),
                     lambda: self.confirm_timeout(s, leg))
             return
         self.winner(s, leg, leg.target)
@@ -164,18 +171,20 @@ class RingingMixin:
         if leg.accepted or leg.state == "ended" or s.ended:
             return
         s.note("not_confirmed", target=leg.target)
-        self.emit("LegNotConfirmed", s.id, target=leg.target, leg=leg.uid)
+        self.b2bua.emit("LegNotConfirmed", s.id, target=leg.target, leg=leg.uid)
         hangup(leg)
 
     def winner(self, s: Session, leg: Leg, by: str) -> None:
         """leg takes the call: bridge it, cancel everyone else."""
+        if s.transfer is not None and s.transfer.kind == "blind":
+            return self.b2bua.transfers.target_answered(s, leg, by)
         s.peer = leg
         first = s.answered_at is None
         s.answered_by = by
         s.answered_at, s.t_answer = now_iso(), time.monotonic()
         if first:
             sid, at = s.id, s.answered_at
-            self.recorder.submit(lambda st: st.call_answered(sid, at, by))
+            self.b2bua.recorder.submit(lambda st: st.call_answered(sid, at, by))
         step = s.step
         s.cancel_timers()
         s.ring = None
@@ -184,23 +193,23 @@ class RingingMixin:
                 hangup(other, headers=(("Reason", COMPLETED_ELSEWHERE),))
         leg.spec = -1
         if isinstance(step, Queue):
-            self.queue_answered(s)
+            self.b2bua.queues.queue_answered(s)
         if not s.a_answered:
-            self.answer_a(s)
-        self.bridge(s)
+            self.b2bua.answer_a(s)
+        self.b2bua.bridge(s)
         s.note("answered", by=by)
-        self.emit("CallAnswered", s.id, by=by, wait_s=round(s.t_answer - s.t0, 3))
+        self.b2bua.emit("CallAnswered", s.id, by=by, wait_s=round(s.t_answer - s.t0, 3))
         if s.routed and isinstance(step, (Ring, Forward, Queue)):
             try:
-                d = self.router.next_step(step, Outcome.ANSWERED, self.facts(s), self.state(), by=by)
+                d = self.b2bua.router.next_step(step, Outcome.ANSWERED, self.b2bua.facts(s), self.b2bua.state(), by=by)
             except Exception:  # noqa: BLE001
                 log.exception("routing failed after an answer on call %s", s.id)
                 return
             for t in d.trace:
                 s.note("trace", what=t.kind, text=t.text)
-            self.decided(s, d) if not isinstance(d.step, Connected) else self._connected(s, d)
+            self.b2bua.decided(s, d) if not isinstance(d.step, Connected) else self._connected(s, d)
 
     def _connected(self, s: Session, d: Decision) -> None:
         s.step = d.step
         if d.updates.positions or d.updates.answered:
-            self.decided(s, Decision(d.step, (), d.updates))
+            self.b2bua.decided(s, Decision(d.step, (), d.updates))

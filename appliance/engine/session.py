@@ -77,7 +77,7 @@ class Account(pj.Account):
 
     @guarded
     def onRegState(self, prm: Any) -> None:
-        self.b2bua.reg_state(self, prm)
+        self.b2bua.trunks.reg_state(self, prm)
 
 
 class Leg(pj.Call):
@@ -151,11 +151,11 @@ class Leg(pj.Call):
 
     @guarded
     def onCallTransferRequest(self, prm: Any) -> None:
-        self.b2bua.transfer_request(self, prm)
+        self.b2bua.transfers.transfer_request(self, prm)
 
     @guarded
     def onCallReplaceRequest(self, prm: Any) -> None:
-        self.b2bua.replace_request(self, prm)
+        self.b2bua.transfers.replace_request(self, prm)
 
 
 def header(name: str, value: str) -> Any:

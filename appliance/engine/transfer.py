@@ -24,7 +24,8 @@ rings, 200 when it answers, the failure code otherwise).  pjsua turns the
 probe's states into the NOTIFY sipfrags the transferor receives.  A Refer-To
 naming any other host is refused, so a probe never leaves the PBX.
 
-Part of the B2BUA (appliance/engine/b2bua.py); everything here runs on the engine thread.
+A collaborator of the B2BUA (appliance/engine/b2bua.py), created by it and called by name;
+everything here runs on the engine thread.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote
 
 import pjsua2 as pj
 
@@ -42,7 +42,7 @@ from appliance.routing.steps import Forward, Leg as LegSpec, Outcome, Ring
 
 from . import dialplan, media
 from .session import INTERNAL_RING_SECONDS, Leg, Session, Timer, audio_of, clean, hangup
-from .sipmsg import split_address, uri_port, uri_user
+from .sipmsg import parse_refer_to, split_address
 
 log = logging.getLogger("appliance.engine.b2bua")
 
@@ -76,29 +76,18 @@ class Transfer:
     finished: bool = False   # the transfer is decided; the transferor's legs only wait for the probe
 
 
-def parse_refer_to(value: str) -> tuple[str, str, int, dict[str, str]]:
-    """(user, host, port, headers) of a Refer-To value; header values URL-decoded."""
-    v = value.strip()
-    if "<" in v:
-        v = v[v.index("<") + 1:v.rindex(">") if ">" in v else len(v)]
-    uri, _, query = v.partition("?")
-    user = unquote(uri_user(uri))
-    hostport = uri.split("@", 1)[-1].split(";", 1)[0]
-    host = hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
-    headers = {k.lower(): vals[0] for k, vals in parse_qs(query, keep_blank_values=True).items()}
-    return user, host.removeprefix("sip:"), uri_port(uri), headers
-
-
 def parse_replaces(value: str) -> tuple[str, dict[str, str]]:
     """Call-ID and parameters (to-tag, from-tag) of a Replaces value."""
     call_id, *params = value.split(";")
     return call_id.strip(), {k.strip().lower(): v.strip() for k, _, v in (p.partition("=") for p in params)}
 
 
-class TransferMixin:
-    """Methods of `B2BUA` (see b2bua.py)."""
+class Transfers:
+    """The B2BUA's transfers: REFER (blind and attended) and the INVITE with Replaces that completes one."""
 
-    transfers: dict[str, Transfer]
+    def __init__(self, b2bua: Any):
+        self.b2bua = b2bua
+        self.probes: dict[str, Transfer] = {}  # probe Call-ID -> Transfer
 
     # -- REFER ------------------------------------------------------------------------------
 
@@ -112,10 +101,10 @@ class TransferMixin:
             prm.statusCode = r.status
             if s is not None and not s.ended:
                 s.note("transfer_refused", status=r.status, reason=r.text)
-                self.emit("TransferFailed", s.id, by=self._extension_of(s, leg), reason=r.text, status=r.status)
+                self.b2bua.emit("TransferFailed", s.id, by=self._extension_of(s, leg), reason=r.text, status=r.status)
             log.info("REFER on leg %s refused: %s", leg.uid, r.text)
             return
-        probe = Leg(self, leg.account, pj.PJSUA_INVALID_ID, "probe")
+        probe = Leg(self.b2bua, leg.account, pj.PJSUA_INVALID_ID, "probe")
         probe.transfer = t
         t.probe_out = probe
         prm.newCall = probe
@@ -125,12 +114,12 @@ class TransferMixin:
         prm.statusCode = 202
         s.transfer = t
         # Carry it out on the next turn, outside pjsua's REFER handling.
-        self.later(lambda: self._start_transfer(t))
+        self.b2bua.later(lambda: self._start_transfer(t))
 
     def _extension_of(self, s: Session, leg: Leg) -> str:
         if leg is s.a:
             return s.extension if s.direction in ("internal", "outbound") else ""
-        return leg.target if leg.target in self.extensions else ""
+        return leg.target if leg.target in self.b2bua.extensions else ""
 
     def _check_refer(self, leg: Leg, s: Session | None, refer_to: str) -> Transfer:
         if s is None or s.ended or leg.role == "probe":
@@ -153,22 +142,22 @@ class TransferMixin:
         return Transfer("blind", s, leg, other, by, target, leg is s.a)
 
     def _is_pbx(self, host: str, port: int) -> bool:
-        cfg = self.engine.config
+        cfg = self.b2bua.engine.config
         ours = {(cfg.sip_host, cfg.sip_port)}
-        if self.edge:
-            ours.add((self.edge[0], self.edge[1]))
+        if self.b2bua.edge:
+            ours.add((self.b2bua.edge[0], self.b2bua.edge[1]))
         return (host, port) in ours
 
     def _transfer_target(self, s: Session, by: str, user: str) -> str:
         if not user or not dialplan.valid(user):
             raise Refuse(484, f"'{user}' is not a number")
-        if user in self.extensions:
+        if user in self.b2bua.extensions:
             if user == by:
                 raise Refuse(403, "A call cannot be transferred to the transferor")
             return user
         try:
             d = dialplan.classify(user)
-            row = self.extensions[by]
+            row = self.b2bua.extensions[by]
             rules = json.loads(row["dial_rules"]) if row.get("dial_rules") else None
             dialplan.check_outbound(d, by, rules, 0, row.get("max_outbound"))
         except dialplan.Refused as r:
@@ -179,7 +168,7 @@ class TransferMixin:
 
     def _replaced_leg(self, replaces: str, by: str, s: Session) -> Leg:
         call_id, _params = parse_replaces(replaces)
-        for o in self.sessions.values():
+        for o in self.b2bua.sessions.values():
             if o is s or o.ended or not o.bridged or o.peer is None:
                 continue
             for leg in (o.a, o.peer):
@@ -216,16 +205,16 @@ class TransferMixin:
         # elsewhere" before the transferor has heard how the transfer went.
         s.legs.pop(t.transferor.uid, None)
         s.note("transfer", how="blind", by=t.by, to=t.target)
-        snd = media.ringback(self.music) if s.ringback != "music" else self.music.player()
+        snd = media.ringback(self.b2bua.music) if s.ringback != "music" else self.b2bua.music.player()
         if snd is not None:
             s.sounds.append(snd)
-            self.connect_sound(snd, s.a)
-        secs = int(self.settings.get("transfer_ring_seconds", INTERNAL_RING_SECONDS))
-        if t.target in self.extensions:
+            self.b2bua.connect_sound(snd, s.a)
+        secs = int(self.b2bua.settings.get("transfer_ring_seconds", INTERNAL_RING_SECONDS))
+        if t.target in self.b2bua.extensions:
             step = Ring(f"ext:{t.target}", f"extension {t.target}", (LegSpec(t.target, 0, secs),), secs)
         else:
             step = Forward(f"number:{t.target}", t.target, t.target, secs, confirm=False)
-        self.ring(s, step, (LegSpec(t.target, 0, secs, external=t.target not in self.extensions),))
+        self.b2bua.ringer.ring(s, step, (LegSpec(t.target, 0, secs, external=t.target not in self.b2bua.extensions),))
 
     def _unbridge(self, s: Session) -> None:
         a, b = audio_of(s.a), audio_of(s.peer) if s.peer is not None else None
@@ -237,21 +226,19 @@ class TransferMixin:
         s.sounds.clear()
         s.bridged = False
 
-    def ringing(self, s: Session) -> None:
-        if s.transfer is not None and s.transfer.kind == "blind":
-            return self._probe_progress(s.transfer, 180)
-        super().ringing(s)  # type: ignore[misc]
+    def target_ringing(self, s: Session) -> None:
+        """The target of a blind transfer rings: the transferor hears of it (NOTIFY 180)."""
+        self._probe_progress(s.transfer, 180)
 
-    def winner(self, s: Session, leg: Leg, by: str) -> None:
+    def target_answered(self, s: Session, leg: Leg, by: str) -> None:
+        """The target of a blind transfer answered: it takes the call, the transferor leaves."""
         t = s.transfer
-        if t is None or t.kind != "blind":
-            return super().winner(s, leg, by)  # type: ignore[misc]
         answered = s.answered_at, s.t_answer
         s.transfer = None
-        super().winner(s, leg, by)  # type: ignore[misc]
+        self.b2bua.ringer.winner(s, leg, by)  # now an ordinary answer
         s.answered_at, s.t_answer = answered  # talk time runs from the first answer
         s.note("transferred", how="blind", by=t.by, to=by)
-        self.emit("CallTransferred", s.id, how="blind", by=t.by, to=by)
+        self.b2bua.emit("CallTransferred", s.id, how="blind", by=t.by, to=by)
         self._drop_transferor(t, t.transferor)
         self._probe_progress(t, 200)
 
@@ -259,10 +246,10 @@ class TransferMixin:
         """step_done while a blind transfer rings its target: it did not answer."""
         t = s.transfer
         s.transfer = None
-        self.still(s)
+        self.b2bua.still(s)
         code = FAIL_CODES.get(outcome, 503)
         s.note("transfer_failed", to=t.target, outcome=outcome.value)
-        self.emit("TransferFailed", s.id, by=t.by, to=t.target, outcome=outcome.value, status=code)
+        self.b2bua.emit("TransferFailed", s.id, by=t.by, to=t.target, outcome=outcome.value, status=code)
         self._probe_progress(t, code)
         back = t.transferor
         if back.state != "ended" and back.session is s:
@@ -274,14 +261,14 @@ class TransferMixin:
                 s.legs[back.uid] = back
             s.peer = t.other if t.was_a else back
             s.note("returned", to=t.by)
-            self.bridge(s)
+            self.b2bua.bridge(s)
             return
         if s.routed:
             s.note("fallback", why=f"transfer to {t.target} failed and {t.by} had hung up")
             s.peer = None
-            return self._route_first(s)
+            return self.b2bua.route_first(s)
         s.end_reason = f"transfer to {t.target} failed ({outcome.value}) and {t.by} had hung up"
-        self.end(s)
+        self.b2bua.end(s)
 
     def _join(self, t: Transfer) -> None:
         """Attended: the other party of the transferor's second call joins this one."""
@@ -289,14 +276,14 @@ class TransferMixin:
         o = r.session
         if o is None or o.ended or r.state == "ended":
             s.note("transfer_failed", how="attended", by=t.by, why="the second call ended")
-            self.emit("TransferFailed", s.id, how="attended", by=t.by, reason="the second call ended")
+            self.b2bua.emit("TransferFailed", s.id, how="attended", by=t.by, reason="the second call ended")
             self._probe_progress(t, 487)
             if t.was_a:
                 s.a, t.transferor.role, t.other.role = t.transferor, "a", "b"
                 s.legs[t.other.uid] = t.other
             s.peer = t.other if t.was_a else t.transferor
             s.transfer = None
-            return self.bridge(s)
+            return self.b2bua.bridge(s)
         target = o.peer if r is o.a else o.a
         who = target.target if target is o.peer else o.caller
         self._unbridge(o)
@@ -316,17 +303,17 @@ class TransferMixin:
         s.transfer = None
         s.answered_by = who
         s.note("transferred", how="attended", by=t.by, to=who, from_call=o.id)
-        self.emit("CallTransferred", s.id, how="attended", by=t.by, to=who, from_call=o.id)
-        self.bridge(s)
+        self.b2bua.emit("CallTransferred", s.id, how="attended", by=t.by, to=who, from_call=o.id)
+        self.b2bua.bridge(s)
         t.replaced = r
         self._drop_transferor(t, t.transferor)
 
     def _end_quietly(self, o: Session) -> None:
         """End a session whose legs have all moved elsewhere: its record, no hang-ups."""
         o.ended = True
-        self.still(o)
-        self.sessions.pop(o.id, None)
-        self.record(o)
+        self.b2bua.still(o)
+        self.b2bua.sessions.pop(o.id, None)
+        self.b2bua.record(o)
         o.legs.clear()
         o.peer = None
 
@@ -339,7 +326,7 @@ class TransferMixin:
         t.finished = True
         if t.probe_out is None or t.probe_out.state == "ended":
             return self._hang_up_transferor(t)
-        self.add_timer(Timer(time.monotonic() + PROBE_WAIT, lambda: self._hang_up_transferor(t)))
+        self.b2bua.add_timer(Timer(time.monotonic() + PROBE_WAIT, lambda: self._hang_up_transferor(t)))
 
     def _hang_up_transferor(self, t: Transfer) -> None:
         for leg in (t.transferor, t.replaced):
@@ -347,17 +334,17 @@ class TransferMixin:
                 hangup(leg)
         if t.probe_out is not None:
             hangup(t.probe_out)
-        self.transfers.pop(t.token, None)
+        self.probes.pop(t.token, None)
 
     # -- the probe: NOTIFY progress ------------------------------------------------------------
 
     def probe_arrived(self, leg: Leg, call_id: str, source_host: str) -> bool:
         """incoming(): a call with a probe's Call-ID is the engine's own, looped back."""
-        t = self.transfers.get(call_id)
+        t = self.probes.get(call_id)
         if t is None:
             return False
         leg.role = "probe"
-        if source_host not in self.trusted_hosts or t.probe_in is not None:
+        if source_host not in self.b2bua.trusted_hosts or t.probe_in is not None:
             hangup(leg, 403, "Forbidden")
             return True
         leg.transfer = t
@@ -389,24 +376,24 @@ class TransferMixin:
     def probe_state(self, leg: Leg, ci: Any) -> None:
         """leg_state for probe legs: they belong to no session."""
         t: Transfer | None = getattr(leg, "transfer", None)
-        self.engine.registry.holds(leg.key)  # pjsua gave the probe its call id after the callback
+        self.b2bua.engine.registry.holds(leg.key)  # pjsua gave the probe its call id after the callback
         if t is not None and leg is t.probe_out and not t.token:
             # Placed: its INVITE comes back to the engine on a later poll, never before this.
             t.token = ci.callIdString
-            self.transfers[t.token] = t
+            self.probes[t.token] = t
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             leg.finished()
             if t is not None and leg is t.probe_out:
-                self.later(lambda: self._probe_over(t))
+                self.b2bua.later(lambda: self._probe_over(t))
             return
         if ci.state == pj.PJSIP_INV_STATE_CONFIRMED and t is not None and leg is t.probe_out:
             # pjsua has sent the final NOTIFY: the transferor may go now.
             leg.state = "answered"
             if t.finished:
-                self.later(lambda: self._hang_up_transferor(t))
+                self.b2bua.later(lambda: self._hang_up_transferor(t))
 
     def _probe_over(self, t: Transfer) -> None:
-        self.transfers.pop(t.token, None)
+        self.probes.pop(t.token, None)
         if t.finished:
             self._hang_up_transferor(t)
 
@@ -427,9 +414,9 @@ class TransferMixin:
             if name.strip().lower() in ("call-id", "i"):
                 call_id = value.strip()
                 break
-        t = self.transfers.get(call_id)
+        t = self.probes.get(call_id)
         host = split_address(prm.rdata.srcAddress)[0] if prm.rdata.srcAddress else ""
-        if t is None or t.kind != "attended" or leg is not t.replaced or host not in self.trusted_hosts:
+        if t is None or t.kind != "attended" or leg is not t.replaced or host not in self.b2bua.trusted_hosts:
             prm.statusCode = 403
             prm.reason = "Replaces is not supported here"
             return
@@ -439,7 +426,7 @@ class TransferMixin:
         if t.session.transfer is not None or leg.session is not None:
             prm.statusCode = 487
             return
-        y = Leg(self, leg.account, pj.PJSUA_INVALID_ID, "probe")
+        y = Leg(self.b2bua, leg.account, pj.PJSUA_INVALID_ID, "probe")
         y.transfer = t
         t.probe_in = y
         prm.newCall = y

@@ -1,11 +1,13 @@
 """Trunks: their pjsua2 accounts, registration with back-off, and which trunk a call came from or leaves by.
 
-Part of the B2BUA (appliance/engine/b2bua.py); everything here runs on the engine thread.
+A collaborator of the B2BUA (appliance/engine/b2bua.py), created by it and called by name;
+everything here runs on the engine thread.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from typing import Any
 
@@ -13,34 +15,53 @@ import pjsua2 as pj
 
 from appliance.routing.numbers import normalise
 
-from .sipmsg import Invite
+from .sipmsg import Invite, split_address
 from .session import REG_BACKOFF, Account, Timer
 
 log = logging.getLogger("appliance.engine.b2bua")
 
 
-class TrunksMixin:
-    """Methods of `B2BUA` (see b2bua.py)."""
+class Trunks:
+    """The B2BUA's trunks: their pjsua accounts, registration with back-off, which trunk a call came on or leaves by."""
 
-    def _create_trunk_accounts(self) -> None:
-        tid = self.engine.transports.get("trunk")
-        for name in [n for n in self.accounts if n.startswith("trunk:")]:
-            acc = self.accounts.pop(name)
+    def __init__(self, b2bua: Any):
+        self.b2bua = b2bua
+        self.config: dict[str, dict] = {}    # enabled trunks by name, as the store has them
+        self.ips: dict[str, set[str]] = {}   # trunk name -> the addresses its calls come from
+
+    def reload(self, store: Any, accounts_made: bool) -> None:
+        """The enabled trunks from the store; their accounts made again when they changed."""
+        trunks = {t["name"]: t for t in store.trunks() if t.get("enabled", 1)}
+        self.ips = {}
+        for name, t in trunks.items():
+            ips = set()
+            for addr in [t["host"], *t.get("addresses", [])]:
+                ips.add(resolve(split_address(addr)[0] if addr.count(":") == 1 else addr))
+            self.ips[name] = ips
+        changed = trunks != self.config
+        self.config = trunks
+        if accounts_made and changed:
+            self.create_accounts()
+
+    def create_accounts(self) -> None:
+        tid = self.b2bua.engine.transports.get("trunk")
+        for name in [n for n in self.b2bua.accounts if n.startswith("trunk:")]:
+            acc = self.b2bua.accounts.pop(name)
             try:
                 acc.shutdown()
             except pj.Error:
                 pass
         if tid is None:
             return
-        cfg = self.engine.config
-        public = self.settings.get("trunk_public") or cfg.trunk_public or cfg.trunk_host
-        for name, t in self.trunks.items():
-            acc = Account(self, f"trunk:{name}", t)
+        cfg = self.b2bua.engine.config
+        public = self.b2bua.settings.get("trunk_public") or cfg.trunk_public or cfg.trunk_host
+        for name, t in self.config.items():
+            acc = Account(self.b2bua, f"trunk:{name}", t)
             ac = pj.AccountConfig()
             host = f"{t['host']}:{t.get('port') or 5060}"
             domain = t.get("from_domain") or t["host"]
             ac.sipConfig.transportId = tid
-            self._media_ports(ac)
+            self.b2bua.media_ports(ac)
             if t["kind"] == "register":
                 ac.idUri = f"sip:{t['username']}@{domain}"
                 ac.regConfig.registrarUri = f"sip:{host}"
@@ -55,55 +76,67 @@ class TrunksMixin:
                 ac.regConfig.registerOnAdd = False
             acc.create(ac, False)
             acc.config = ac
-            self.accounts[f"trunk:{name}"] = acc
-            self.emit("TrunkConfigured", trunk=name, type=t["kind"])
+            self.b2bua.accounts[f"trunk:{name}"] = acc
+            self.b2bua.emit("TrunkConfigured", trunk=name, type=t["kind"])
 
     def reg_state(self, acc: Account, prm: Any) -> None:
         name = acc.name.split(":", 1)[1]
         code = prm.code
         if 200 <= code < 300 and prm.expiration > 0:
             acc.registered, acc.failures = True, 0
-            self.emit("TrunkRegistered", trunk=name, expires=prm.expiration)
+            self.b2bua.emit("TrunkRegistered", trunk=name, expires=prm.expiration)
             return
         was = acc.registered
         acc.registered = False
         if prm.expiration == 0 and 200 <= code < 300:
-            self.emit("TrunkUnregistered", trunk=name)
+            self.b2bua.emit("TrunkUnregistered", trunk=name)
             return
         delay = REG_BACKOFF[min(acc.failures, len(REG_BACKOFF) - 1)]
         acc.failures += 1
-        self.emit("TrunkRegistrationFailed", trunk=name, code=code, reason=prm.reason,
+        self.b2bua.emit("TrunkRegistrationFailed", trunk=name, code=code, reason=prm.reason,
                   retry_in=delay, was_registered=was)
         t = Timer(time.monotonic() + delay, lambda: self._reregister(acc))
-        self.add_timer(t)
+        self.b2bua.add_timer(t)
 
     def _reregister(self, acc: Account) -> None:
-        if self.accounts.get(acc.name) is acc:
+        if self.b2bua.accounts.get(acc.name) is acc:
             try:
                 acc.setRegistration(True)
             except pj.Error as e:
                 log.warning("trunk %s: %s", acc.name, e.info())
 
     def trunk_for_source(self, host: str, inv: Invite, acc: Account | None = None) -> str | None:
-        names = [n for n, ips in self.trunk_ips.items() if host in ips]
+        names = [n for n, ips in self.ips.items() if host in ips]
         if not names:
             return None
         for n in names:
-            t = self.trunks[n]
+            t = self.config[n]
             if t["kind"] == "register" and inv.ruri_user in (t.get("username"), t.get("auth_username")):
                 return n
         for n in names:
-            numbers = {normalise(x) for x in self.trunks[n].get("numbers", [])}
+            numbers = {normalise(x) for x in self.config[n].get("numbers", [])}
             if normalise(inv.to_user) in numbers or normalise(inv.ruri_user) in numbers:
                 return n
         return names[0]
 
     def trunk_out(self, prefer: str = "") -> tuple[Account, dict] | None:
-        order = ([prefer] if prefer else []) + [n for n in self.trunks if n != prefer]
+        order = ([prefer] if prefer else []) + [n for n in self.config if n != prefer]
         for name in order:
-            acc = self.accounts.get(f"trunk:{name}")
+            acc = self.b2bua.accounts.get(f"trunk:{name}")
             if acc is None:
                 continue
             if acc.trunk["kind"] == "ip" or acc.registered:
                 return acc, acc.trunk
         return None
+
+
+def resolve(host: str) -> str:
+    try:
+        socket.inet_aton(host)
+        return host
+    except OSError:
+        pass
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from appliance.routing.commands import trace
+from appliance.tracecmd import trace
 from tests.engine import routes
 
 pytestmark = pytest.mark.sip
