@@ -47,3 +47,14 @@ def test_a_bad_hw_section_is_refused_with_its_line(section, below, message):
         load_text(YAML + section + "\n")
     assert e.value.line == YAML.count("\n") + 1 + below
     assert message in e.value.reason
+
+
+def test_every_hw_key_and_part_is_documented():
+    from pathlib import Path
+
+    from appliance.hw.config import KEYS, PARTS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    section = doc[doc.index("## `hw`"):]
+    section = section[:section.index("\n## ", 1)]
+    assert [k for k in (*KEYS, *PARTS) if f"`{k}`" not in section] == []
