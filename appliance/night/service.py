@@ -101,9 +101,10 @@ class NightService:
     def _saved(self) -> dict[str, NightState]:
         return {sid: NightState.from_dict(row) for sid, row in self.store.night_states().items()}
 
-    def _settled(self, now: datetime) -> dict[str, NightState]:
+    def _history(self, now: datetime) -> dict[str, list[NightState | None]]:
+        """Per switch, its states in order: as saved (None: never saved), then as of now."""
         saved = self._saved()
-        return {sid: st.settle(saved.get(sid), sw, now) for sid, sw in self.switches().items()}
+        return {sid: [saved.get(sid), st.settle(saved.get(sid), sw, now)] for sid, sw in self.switches().items()}
 
     # -- reading -------------------------------------------------------------
 
@@ -111,8 +112,8 @@ class NightService:
         """Each switch's state as of now (what the schedule did is saved by the timer, not here)."""
         now = self._now()
         chosen = self._chosen(switch)
-        current = self._settled(now)
-        return {"switches": {sw.id: self._view(current[sw.id], sw, now) for sw in chosen}}
+        history = self._history(now)
+        return {"switches": {sw.id: self._view(history[sw.id][-1], sw, now) for sw in chosen}}
 
     def status_or_none(self) -> dict | None:
         """For `pbx status`: the switches' states, or None when the routing has none."""
@@ -160,31 +161,29 @@ class NightService:
     def tick(self) -> None:
         """Save what the schedule changed (the timer calls this at each boundary)."""
         now = self._now()
-        saved = self._saved()
-        self._save(now, {sid: (saved.get(sid), st.settle(saved.get(sid), sw, now))
-                         for sid, sw in self.switches().items()})
+        self._save(now, self._history(now))
 
     def _change(self, chosen: list[Switch], fn: Callable[..., NightState]) -> dict:
+        """fn(current, switch, now, first chosen switch's current) -> new state, for each chosen switch."""
         now = self._now()
-        saved = self._saved()
-        current = self._settled(now)
-        ref = current[chosen[0].id]
-        pairs = {sid: (saved.get(sid), cur) for sid, cur in current.items()}   # the schedule's changes first
+        history = self._history(now)      # what the schedule did is saved (and an event) first
+        ref = history[chosen[0].id][-1]
         changed = []
         for sw in chosen:
-            new = fn(current[sw.id], sw, now, ref)
-            if new != current[sw.id]:
-                pairs[sw.id] = (saved.get(sw.id), current[sw.id], new)
-                if new.differs(current[sw.id]):
+            current = history[sw.id][-1]
+            new = fn(current, sw, now, ref)
+            if new != current:
+                history[sw.id].append(new)
+                if new.differs(current):
                     changed.append(sw.id)
-        self._save(now, pairs)
-        return {"switches": {sw.id: self._view(pairs[sw.id][-1], sw, now) for sw in chosen}, "changed": changed}
+        self._save(now, history)
+        return {"switches": {sw.id: self._view(history[sw.id][-1], sw, now) for sw in chosen}, "changed": changed}
 
-    def _save(self, now: datetime, pairs: dict[str, tuple]) -> None:
+    def _save(self, now: datetime, history: dict[str, list[NightState | None]]) -> None:
         """Save each switch's last state, with an event for every step that changed mode or way of setting."""
         switches = self.switches()
         rows, events = [], []
-        for sid, steps in pairs.items():
+        for sid, steps in history.items():
             last = steps[-1]
             if last == steps[0]:
                 continue

@@ -61,7 +61,9 @@ def test_status_of_a_fresh_office_is_what_the_schedule_says(store):
 def test_a_change_is_saved_with_its_event_and_the_copy_routing_reads(store):
     published = []
     svc = NightService(store, published.append, clock=Clock(MON_2015))
+    moved = store.changes()["switches"]       # the engine re-reads the switches when this moves
     result = svc.set("off", switch="kyiv", by="command line")
+    assert store.changes()["switches"] > moved
     assert result["changed"] == ["kyiv"]
     assert result["switches"]["kyiv"]["how"] == "temporary"
     saved = saved_state(store, "kyiv")
