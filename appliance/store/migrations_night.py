@@ -31,7 +31,13 @@ def m_night_001_switches(db: Database) -> None:
     saved = json.loads(row[0]) if row and row[0] else None
     if not isinstance(saved, dict):
         return
-    per_switch = {"": saved} if "state" in saved else saved
+    if "state" in saved:
+        # One state for every switch: each switch of the saved routing gets it.
+        doc = db.execute("select document from routing where id = 1").fetchone()
+        switches = (json.loads(doc[0]).get("night") or {}) if doc and doc[0] else {}
+        per_switch = {sid: saved for sid in switches}
+    else:
+        per_switch = saved
     for switch, raw in per_switch.items():
         if isinstance(raw, dict) and raw.get("state") in ("day", "night"):
             db.execute(

@@ -152,3 +152,10 @@ def test_a_state_saved_before_the_night_table_is_kept(tmp_path):
         s = saved_state(store, "kyiv")
         assert (s.mode, s.how, s.since) == ("day", "permanent", MON_2015)
         assert json.loads(json.dumps(store.routing_state("night")))["kyiv"]["permanent"] is True
+        # One state for every switch (the older form) becomes each switch's.
+        store.db.execute("drop table night")
+        store.db.execute("delete from _sqlite_migrations where name = 'm_night_001_switches'")
+        store.set_routing_state("night", {"state": "night", "permanent": False, "since": since})
+        store.migrate()
+        assert {k: (v["mode"], v["how"]) for k, v in store.night_states().items()} == \
+            {"kyiv": ("night", "temporary"), "warehouse": ("night", "temporary")}
