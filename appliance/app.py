@@ -116,7 +116,7 @@ class Appliance:
 
         if opts.web:
             self._start_web()
-        self._emit({"kind": "ApplianceReady", "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds")})
+        self._emit({"kind": "ApplianceStarted", "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds")})
         shown = dict(created or {})
         if panel_password:
             shown["panel"] = panel_password

@@ -77,7 +77,7 @@ def _night(box: Box, e: dict) -> Box:
 
 
 EVENTS: dict[str, Callable[[Box, dict], Box]] = {
-    "ApplianceReady": lambda box, e: replace(box, phase="up"),
+    "ApplianceStarted": lambda box, e: replace(box, phase="up"),
     "TrunkConfigured": _trunk("configured"),
     "TrunkRegistered": _trunk("ok"),
     "TrunkRegistrationFailed": _trunk("failing"),

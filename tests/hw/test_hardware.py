@@ -69,7 +69,7 @@ def test_the_leds_start_from_the_state_and_the_ready_led_waits_for_the_appliance
         {"ready": "blinking", "trunk": "off", "calls": "off", "night": "on", "missed": "off"}
     assert lit["night"]["pin"] == "GPIO23" and lit["night"]["means"] == "kyiv: night by the schedule"
     assert hw.leds_out.devices["night"].pin.state == 1          # active high: the pin drives the LED
-    app.publish({"kind": "ApplianceReady"})
+    app.publish({"kind": "ApplianceStarted"})
     eventually(lambda: hw.leds()["ready"]["state"] == "on")
     assert hw.leds_out.devices["ready"].pin.state == 1
     app.engine_running = False

@@ -18,7 +18,7 @@ def test_there_is_a_rule_for_every_led_and_a_pattern_for_every_rule():
 
 
 def test_a_quiet_office_by_day():
-    box = fold(Box(), {"kind": "ApplianceReady"})
+    box = fold(Box(), {"kind": "ApplianceStarted"})
     box = fold(box, {"kind": "NightModeChanged", "switch": "kyiv", "mode": "day", "how": "auto"})
     assert shown(box) == {"ready": "on", "trunk": "off", "calls": "off", "night": "off", "missed": "off"}
 
@@ -59,7 +59,7 @@ def test_the_night_led_shows_the_buttons_switch_and_answers_a_press_at_once():
 
 
 def test_status_brings_what_no_event_says():
-    box = fold(Box(), {"kind": "ApplianceReady"})
+    box = fold(Box(), {"kind": "ApplianceStarted"})
     box = from_status(box, {"engine": {"running": False}, "missed_open": 2,
                             "night": {"kyiv": {"mode": "day", "how": "temporary", "until": "..."}}})
     assert shown(box) == {"ready": "fast", "trunk": "off", "calls": "off", "night": "wink", "missed": "on"}
