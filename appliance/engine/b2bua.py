@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import pjsua2 as pj
 
+from appliance.routing.desk import dialled_number
 from appliance.routing.facts import Call as CallFacts
 from appliance.routing.facts import Facts, Presence, State
 from appliance.routing.numbers import normalise
@@ -54,7 +55,7 @@ from .lookups import Lookups
 from .queuecalls import QueueCalls
 from .records import Recorder
 from .ringing import Ringing
-from .session import Account, Leg, Session, Timer, audio_of, call_op, clean, hangup, now_iso
+from .session import Account, CallOutcome, Leg, LegState, Session, Timer, audio_of, call_op, clean, hangup, now_iso
 from .sipmsg import Invite, parse_invite, split_address
 from .transfer import Transfers
 from .trunks import Trunks
@@ -333,13 +334,13 @@ class B2BUA:
         whole = clean(prm.rdata.wholeMsg)
         inv = parse_invite(whole, prm.rdata.srcAddress)
         a = Leg(self, acc, prm.callId, "a")  # kept by the registry until DISCONNECTED
-        a.state = "ringing"
+        a.state = LegState.RINGING
         a.reply_to = (answer_head(whole), prm.rdata.srcAddress)
         self.later(lambda: self._admit(a, inv))
 
     def _admit(self, a: Leg, inv: Invite) -> None:
         """An incoming leg, one turn after pjsua offered it: whose call is it?"""
-        if a.state == "ended":
+        if a.state == LegState.ENDED:
             return  # cancelled before we looked at it
         if self.transfers.probe_arrived(a, inv.header("call-id"), inv.source_host):
             return
@@ -391,16 +392,9 @@ class B2BUA:
 
     def _from_trunk(self, a: Leg, inv: Invite, trunk: str) -> None:
         t = self.trunks.config[trunk]
-        numbers = [normalise(x) for x in t.get("numbers", [])]
-        if normalise(inv.to_user) in numbers:
-            dialled = inv.to_user
-        elif normalise(inv.ruri_user) in numbers or not numbers:
-            dialled = inv.ruri_user
-        elif inv.ruri_user in (t.get("username"), t.get("auth_username")):
-            dialled = numbers[0]  # a registered trunk calls its account: the trunk's own number
-        else:
-            dialled = inv.ruri_user
-        s = Session(self, a, "inbound", normalise(inv.from_user), inv.from_name, normalise(dialled), trunk=trunk)
+        dialled = dialled_number(t.get("numbers", []), inv.to_user, inv.ruri_user,
+                                 {u for u in (t.get("username"), t.get("auth_username")) if u})
+        s = Session(self, a, "inbound", normalise(inv.from_user), inv.from_name, dialled, trunk=trunk)
         self.begin(s)
         self.route_first(s)
 
@@ -444,7 +438,7 @@ class B2BUA:
             decision = self.router.first_step(self.facts(s), self.state())
         except Exception as e:  # noqa: BLE001 - a routing bug must not leave the caller hanging
             log.exception("routing failed for call %s", s.id)
-            s.outcome, s.end_reason = "failed", f"routing error: {e}"
+            s.outcome, s.end_reason = CallOutcome.FAILED, f"routing error: {e}"
             return self.end(s, code=500, reason="Routing error")
         self.decided(s, decision)
 
@@ -464,13 +458,13 @@ class B2BUA:
             text = {486: "Busy Here", 480: "No Answer"}.get(code, "Service Unavailable")
             if outcome is Outcome.FAILED and kw.get("code"):
                 code = kw["code"]
-            s.outcome = s.outcome or ("missed" if s.direction == "internal" else "failed")
+            s.outcome = s.outcome or (CallOutcome.MISSED if s.direction == "internal" else CallOutcome.FAILED)
             return self.end(s, code=code, reason=text)
         try:
             decision = self.router.next_step(step, outcome, self.facts(s), self.state(), **kw)
         except Exception as e:  # noqa: BLE001
             log.exception("routing failed for call %s", s.id)
-            s.outcome, s.end_reason = "failed", f"routing error: {e}"
+            s.outcome, s.end_reason = CallOutcome.FAILED, f"routing error: {e}"
             return self.end(s, code=500, reason="Routing error")
         self.decided(s, decision)
 
@@ -535,7 +529,7 @@ class B2BUA:
         if leg.role == "probe":
             return self.transfers.probe_state(leg, ci)
         if st == pj.PJSIP_INV_STATE_DISCONNECTED:
-            if leg.state == "ended" and leg.session is None:
+            if leg.state == LegState.ENDED and leg.session is None:
                 return  # reported twice (a re-entrant hang-up): the first one counted
             # State first: hanging up the other legs below can run their
             # DISCONNECTED callbacks before hangup() returns.
@@ -547,12 +541,12 @@ class B2BUA:
             return
         if s is None or s.ended:
             return
-        if leg.role == "b" and st == pj.PJSIP_INV_STATE_EARLY and leg.state == "calling":
-            leg.state = "ringing"
+        if leg.role == "b" and st == pj.PJSIP_INV_STATE_EARLY and leg.state == LegState.CALLING:
+            leg.state = LegState.RINGING
             self.emit("LegRinging", s.id, target=leg.target, leg=leg.uid, code=ci.lastStatusCode)
             self.ringer.ringing(s)
-        elif st == pj.PJSIP_INV_STATE_CONFIRMED and leg.state != "answered":
-            leg.state = "answered"
+        elif st == pj.PJSIP_INV_STATE_CONFIRMED and leg.state != LegState.ANSWERED:
+            leg.state = LegState.ANSWERED
             if leg.role == "b":
                 self.ringer.b_answered(s, leg)
 
@@ -560,7 +554,7 @@ class B2BUA:
         s = leg.session
         if s is None or s.ended:
             return
-        if leg.role == "b" and leg.confirm and not leg.accepted and leg.state == "answered":
+        if leg.role == "b" and leg.confirm and not leg.accepted and leg.state == LegState.ANSWERED:
             if digit == self.settings.get("confirm_key", "1"):
                 leg.accepted = True
                 for snd in leg.sounds:
@@ -681,7 +675,7 @@ class B2BUA:
             hangup(leg)
         if s.peer is not None and s.peer.uid not in s.legs:
             hangup(s.peer)  # a leg that joined by pickup
-        if s.a.state != "ended":
+        if s.a.state != LegState.ENDED:
             if s.a_answered:
                 hangup(s.a)
             else:
@@ -709,15 +703,15 @@ class B2BUA:
         wait = ((s.t_answer or time.monotonic()) - s.t0)
         if not s.outcome:
             if s.answered_by:
-                s.outcome = "answered"
+                s.outcome = CallOutcome.ANSWERED
             elif isinstance(s.step, Voicemail):
-                s.outcome = "voicemail"
+                s.outcome = CallOutcome.VOICEMAIL
             elif s.direction in ("inbound", "internal", "unknown") and s.rung:
-                s.outcome = "missed"
+                s.outcome = CallOutcome.MISSED
             elif s.direction == "outbound":
-                s.outcome = "failed"
+                s.outcome = CallOutcome.FAILED
             else:
-                s.outcome = "missed" if s.direction == "inbound" else "failed"
+                s.outcome = CallOutcome.MISSED if s.direction == "inbound" else CallOutcome.FAILED
         row = {
             "id": s.id, "started_at": s.started_at, "answered_at": s.answered_at, "ended_at": ended_at,
             "direction": s.direction, "caller": s.caller, "dialled": s.dialled, "trunk": s.trunk,
@@ -726,7 +720,8 @@ class B2BUA:
             "path": [*s.path, {"kind": "end", "reason": s.end_reason, "rung": s.rung}],
             "invite": None, "source": None,  # needed only while the call is up
         }
-        missed = s.outcome in ("missed", "voicemail") and s.direction in ("inbound", "internal", "unknown")
+        missed = (s.outcome in (CallOutcome.MISSED, CallOutcome.VOICEMAIL)
+                  and s.direction in ("inbound", "internal", "unknown"))
         manager = None
         if missed and s.facts is not None:
             manager = (self.lookups.snapshot.contacts.get(s.caller) or {}).get("manager")

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Callable
 
-
+from appliance.routing.desk import desk_call
 from appliance.routing.facts import Call as CallFacts
 from appliance.routing.numbers import normalise
-from appliance.routing.steps import Forward, Leg as LegSpec, Ring
+from appliance.routing.steps import Feature, Forward, Pickup, Refuse, Ring, Routed
 
-from . import dialplan
 from .sipmsg import Invite
-from .session import INTERNAL_RING_SECONDS, Leg, Session
+from .session import CallOutcome, Leg, LegState, Session
 
 log = logging.getLogger("appliance.engine.b2bua")
 
@@ -27,58 +26,54 @@ class Desk:
 
     def __init__(self, b2bua: Any):
         self.b2bua = b2bua
+        # What carries out each step routing can return for a desk phone's call.
+        self.carry_out: dict[type, Callable[[Session, Any], None]] = {
+            Refuse: self.refuse, Pickup: self._pickup, Feature: self._feature, Routed: self._routed,
+            Ring: self._ring, Forward: self._ring,
+        }
 
     def from_phone(self, a: Leg, inv: Invite, ext: str) -> None:
+        """Routing says what the number means (desk_call); the step is carried out here."""
         number = inv.ruri_user
-        name = self.b2bua.extensions[ext].get("name") or ""
-        s = Session(self.b2bua, a, "internal", ext, name, number, extension=ext)
-        self.b2bua.begin(s)
-        if not dialplan.valid(number):
-            return self.refuse(s, dialplan.Refused(484, f"'{number}' is not a number: only digits, *, # and +"))
-        if number.startswith("**") and number[2:] in self.b2bua.extensions:
-            return self.pickup(s, number[2:])
-        if number == "*8":
-            return self.group_pickup(s)
-        if number[0] in "*#":
-            handler = self.b2bua.feature_codes.get(number)
-            if handler is None:
-                return self.refuse(s, dialplan.Refused(404, f"No feature code {number}"))
-            s.note("feature", code=number)
-            handler(s, number)
-            return
-        if number in self.b2bua.extensions:
-            if number == ext:
-                return self.refuse(s, dialplan.Refused(486, "You called your own extension"))
-            s.step = Ring(f"ext:{number}", f"extension {number}",
-                          (LegSpec(number, 0, INTERNAL_RING_SECONDS),), INTERNAL_RING_SECONDS)
-            return self.b2bua.execute(s, s.step)
-        route = self.b2bua.router.match(CallFacts(ext, number)) if self.b2bua.router else None
-        if route is not None and route.numbers and normalise(number) in route.numbers:
-            s.direction = "internal"
-            return self.b2bua.route_first(s)
-        self._outbound(s, number)
-
-    def _outbound(self, s: Session, number: str) -> None:
-        ext = s.extension
         row = self.b2bua.extensions[ext]
-        try:
-            d = dialplan.classify(number)
-            rules = json.loads(row["dial_rules"]) if row.get("dial_rules") else None
-            active = sum(1 for o in self.b2bua.sessions.values()
-                         if o is not s and o.direction == "outbound" and o.extension == ext and not o.ended)
-            dialplan.check_outbound(d, ext, rules, active, row.get("max_outbound"))
-        except dialplan.Refused as r:
-            return self.refuse(s, r)
-        s.direction = "outbound"
-        s.dialled = d.number
-        s.step = Forward(f"number:{d.number}", d.number, d.number, 120, confirm=False)
-        self.b2bua.execute(s, s.step)
+        s = Session(self.b2bua, a, "internal", ext, row.get("name") or "", number, extension=ext)
+        self.b2bua.begin(s)
+        active = sum(1 for o in self.b2bua.sessions.values()
+                     if o is not s and o.direction == "outbound" and o.extension == ext and not o.ended)
+        step = desk_call(
+            ext, number, extensions=self.b2bua.extensions, features=self.b2bua.feature_codes,
+            is_office_number=lambda n: self._office_number(ext, n),
+            rules=json.loads(row["dial_rules"]) if row.get("dial_rules") else None,
+            active=active, limit=row.get("max_outbound"))
+        self.carry_out[type(step)](s, step)
 
-    def refuse(self, s: Session, r: dialplan.Refused) -> None:
-        s.outcome, s.end_reason = "refused", r.text
-        s.note("refused", status=r.status, reason=r.text)
-        self.b2bua.emit("CallRefused", s.id, reason=r.text, status=r.status)
-        self.b2bua.end(s, code=r.status, reason=r.text, warning=r.text)
+    def _office_number(self, ext: str, number: str) -> bool:
+        router = self.b2bua.router
+        route = router.match(CallFacts(ext, number)) if router else None
+        return route is not None and bool(route.numbers) and normalise(number) in route.numbers
+
+    def _feature(self, s: Session, step: Feature) -> None:
+        s.note("feature", code=step.code)
+        self.b2bua.feature_codes[step.code](s, step.code)
+
+    def _pickup(self, s: Session, step: Pickup) -> None:
+        self.pickup(s, step.ext) if step.ext else self.group_pickup(s)
+
+    def _routed(self, s: Session, step: Routed) -> None:
+        self.b2bua.route_first(s)
+
+    def _ring(self, s: Session, step: Ring | Forward) -> None:
+        if isinstance(step, Forward):
+            s.direction = "outbound"
+            s.dialled = step.number
+        s.step = step
+        self.b2bua.execute(s, step)
+
+    def refuse(self, s: Session, r: Refuse) -> None:
+        s.outcome, s.end_reason = CallOutcome.REFUSED, r.reason
+        s.note("refused", status=r.status, reason=r.reason)
+        self.b2bua.emit("CallRefused", s.id, reason=r.reason, status=r.status)
+        self.b2bua.end(s, code=r.status, reason=r.reason, warning=r.reason)
 
     def pickup(self, s: Session, ext: str) -> None:
         """**EXT: take a call ringing at extension EXT."""
@@ -87,7 +82,7 @@ class Desk:
                 continue
             if any(l.target == ext for l in other.legs.values()):
                 return self._take(other, s)
-        self.refuse(s, dialplan.Refused(404, f"Nothing is ringing at extension {ext}"))
+        self.refuse(s, Refuse(404, f"Nothing is ringing at extension {ext}"))
 
     def group_pickup(self, s: Session) -> None:
         """*8: take a call ringing any member of a group the caller belongs to."""
@@ -103,13 +98,13 @@ class Desk:
                 continue
             if any(l.target in mates for l in other.legs.values()):
                 return self._take(other, s)
-        self.refuse(s, dialplan.Refused(404, "No call is ringing in your groups"))
+        self.refuse(s, Refuse(404, "No call is ringing in your groups"))
 
     def _take(self, ringing: Session, picker: Session) -> None:
         leg = picker.a
         # The picker's own call becomes the ringing call's answering leg.
         picker.ended = True
-        picker.outcome = "pickup"
+        picker.outcome = CallOutcome.PICKUP
         self.b2bua.sessions.pop(picker.id, None)
         # The picker's call is now a leg of the ringing call, whose record tells it.
         pid = picker.id
@@ -120,5 +115,5 @@ class Desk:
         self.b2bua.emit("CallPickedUp", ringing.id, by=picker.extension)
         picker.a_answered = True
         self.b2bua.answer_a(picker)
-        leg.state = "answered"
+        leg.state = LegState.ANSWERED
         self.b2bua.ringer.winner(ringing, leg, picker.extension)

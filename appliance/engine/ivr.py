@@ -24,7 +24,7 @@ import pjsua2 as pj
 from appliance.routing.steps import AskWebhook, Menu, Outcome, Play, Queue, Voicemail
 
 from . import media
-from .session import Session, audio_of, now_iso
+from .session import CallOutcome, Session, audio_of, now_iso
 
 log = logging.getLogger("appliance.engine.b2bua")
 
@@ -199,11 +199,10 @@ class Prompts:
     def voicemail(self, s: Session, step: Voicemail) -> None:
         """Greeting, a beep, then record the caller until they hang up (or `voicemail_max` s)."""
         self.greet(s)
-        s.outcome = "missed"  # until there is a message
-        box = self.b2bua.router.config.voicemail.get(step.box) if self.b2bua.router is not None else None
+        s.outcome = CallOutcome.MISSED  # until there is a message
         greeting = f"vm-{step.box}-{step.greeting}"
-        if box is not None and box.greeting:
-            greeting = box.greeting
+        if step.prompt:
+            greeting = step.prompt
         elif not media.exists(self.b2bua.data_dir, greeting):
             greeting = f"vm-{step.greeting}"
         self.say(s, [greeting, "beep"], then=lambda: self.voicemail_record(s, step))
@@ -226,7 +225,7 @@ class Prompts:
             s.end_reason = "voicemail could not record"
             return self.b2bua.end(s)
         s.sounds.append(rec)
-        s.outcome = "voicemail"
+        s.outcome = CallOutcome.VOICEMAIL
         s.note("voicemail", box=step.box, file=str(path))
         self.b2bua.emit("VoicemailStarted", s.id, box=step.box, file=str(path), caller=s.caller)
         about = {"call_id": s.id, "box": step.box, "caller": s.caller, "caller_name": s.caller_name,

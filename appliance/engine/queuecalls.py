@@ -22,7 +22,7 @@ from appliance.routing.steps import Outcome, Queue, Ring
 
 from . import media
 from .queues import Queues
-from .session import RingRun, Session, audio_of, hangup, now_iso
+from .session import LegState, RingRun, Session, audio_of, hangup, now_iso
 
 log = logging.getLogger("appliance.engine.b2bua")
 
@@ -142,7 +142,7 @@ class QueueCalls:
         if not idle:
             return
         ringing = {leg.target for o in self.b2bua.sessions.values() for leg in o.legs.values()
-                   if leg.state in ("calling", "ringing")}
+                   if leg.state in (LegState.CALLING, LegState.RINGING)}
         state = self.queue_state(ringing)
         first = idle[0][1]
         free = self.b2bua.router.queue_status(first.step, 1, self.b2bua.facts(first), state)["agents"]

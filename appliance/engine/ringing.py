@@ -12,12 +12,14 @@ from typing import Any
 
 import pjsua2 as pj
 
+from appliance.routing import dialplan
 from appliance.routing.numbers import normalise
 from appliance.routing.steps import Connected, Decision, Forward, Leg as LegSpec, Outcome, Queue, Ring
 
-from . import dialplan, media
+from . import media
 from .session import (
-    BUSY_CODES, COMPLETED_ELSEWHERE, CONFIRM_SECONDS, Account, Leg, RingRun, Session, call_op, hangup, now_iso,
+    BUSY_CODES, COMPLETED_ELSEWHERE, CONFIRM_SECONDS, Account, Leg, LegState, RingRun, Session, call_op, hangup,
+    now_iso,
 )
 
 log = logging.getLogger("appliance.engine.b2bua")
@@ -168,7 +170,7 @@ class Ringing:
         self.winner(s, leg, leg.target)
 
     def confirm_timeout(self, s: Session, leg: Leg) -> None:
-        if leg.accepted or leg.state == "ended" or s.ended:
+        if leg.accepted or leg.state == LegState.ENDED or s.ended:
             return
         s.note("not_confirmed", target=leg.target)
         self.b2bua.emit("LegNotConfirmed", s.id, target=leg.target, leg=leg.uid)

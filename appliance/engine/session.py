@@ -8,6 +8,7 @@ carried out and the record of everything that happened.  pjsua2 callbacks on
 
 from __future__ import annotations
 
+import enum
 import itertools
 import logging
 import time
@@ -37,6 +38,29 @@ BUSY_CODES = {486, 600}
 REG_BACKOFF = (30, 60, 120, 300, 600)  # seconds before retrying a failed trunk registration
 
 _uids = itertools.count(1)
+
+
+class CallOutcome(enum.StrEnum):
+    """How a call ended, as its record keeps it (`calls.outcome`)."""
+
+    IN_PROGRESS = "in progress"  # written when the call starts (store.IN_PROGRESS)
+    ANSWERED = "answered"
+    MISSED = "missed"            # a customer's or colleague's call nobody answered
+    VOICEMAIL = "voicemail"      # the caller left a message
+    FAILED = "failed"            # an outside call that did not connect, a routing error
+    REFUSED = "refused"          # a desk phone dialled what it may not call
+    PICKUP = "pickup"            # the call became part of the one it picked up
+    INTERRUPTED = "interrupted"  # the engine stopped during it (closed at the next start)
+
+
+class LegState(enum.StrEnum):
+    """Where a leg is, as the engine sees it (pjsua's own INVITE states are finer)."""
+
+    NEW = "new"              # created, not yet placed (or an incoming leg not yet decided on)
+    CALLING = "calling"      # placed: the INVITE is out
+    RINGING = "ringing"      # the far end rings (B legs), or the caller waits for us (A legs)
+    ANSWERED = "answered"    # confirmed
+    ENDED = "ended"          # pjsua reported DISCONNECTED, or it never started
 
 
 def clean(text: str) -> str:
@@ -99,7 +123,7 @@ class Leg(pj.Call):
         self.b2bua = b2bua
         self.session: Session | None = None
         self.role, self.target, self.spec, self.confirm = role, target, spec, confirm
-        self.state = "new"       # calling, ringing, answered, ended
+        self.state = LegState.NEW
         self.media_ok = False
         self.held = False        # the far end put this leg on hold
         self.code = 0
@@ -119,22 +143,22 @@ class Leg(pj.Call):
         from inside makeCall only marks the leg ended, it does not reach routing
         in the middle of placing legs.
         """
-        self.state = "calling"
+        self.state = LegState.CALLING
         try:
             self.makeCall(uri, prm)
         except pj.Error as e:
             self.code, self.reason = 500, e.info()
             self.finished()
             return False
-        if self.state == "ended":
+        if self.state == LegState.ENDED:
             return False
         self.b2bua.engine.registry.holds(self.key)
         return True
 
     def finished(self) -> None:
         """pjsua is done with this leg (or never started it): hand it back to the registry, once."""
-        if self.state != "ended":
-            self.state = "ended"
+        if self.state != LegState.ENDED:
+            self.state = LegState.ENDED
         self.b2bua.engine.registry.done(self.key)
 
     @guarded
@@ -182,7 +206,7 @@ def call_op(code: int = 0) -> Any:
 
 
 def hangup(leg: Leg, code: int = 0, reason: str = "", headers: tuple[tuple[str, str], ...] = ()) -> None:
-    if leg.state == "ended":
+    if leg.state == LegState.ENDED:
         return
     prm = pj.CallOpParam()
     if code:
@@ -261,7 +285,7 @@ class Session:
         self.sounds: list[Any] = []    # tone generators, players, recorders attached to this call
         self.digits = ""
         self.ended = False
-        self.outcome = ""
+        self.outcome: CallOutcome | str = ""
         self.end_reason = ""
         self.path: list[dict] = []
         self.rung: list[str] = []

@@ -38,10 +38,11 @@ from typing import Any
 
 import pjsua2 as pj
 
-from appliance.routing.steps import Forward, Leg as LegSpec, Outcome, Ring
+from appliance.routing.desk import transfer_target
+from appliance.routing.steps import Forward, Leg as LegSpec, Outcome, Refuse as RefuseStep, Ring
 
-from . import dialplan, media
-from .session import INTERNAL_RING_SECONDS, Leg, Session, Timer, audio_of, clean, hangup
+from . import media
+from .session import INTERNAL_RING_SECONDS, Leg, LegState, Session, Timer, audio_of, clean, hangup
 from .sipmsg import parse_refer_to, split_address
 
 log = logging.getLogger("appliance.engine.b2bua")
@@ -74,6 +75,7 @@ class Transfer:
     replaced: Leg | None = None  # attended: the transferor's leg in the second call
     started: bool = False
     finished: bool = False   # the transfer is decided; the transferor's legs only wait for the probe
+    step: Ring | Forward | None = None  # blind: where routing said the target rings
 
 
 def parse_replaces(value: str) -> tuple[str, dict[str, str]]:
@@ -138,8 +140,9 @@ class Transfers:
         if "replaces" in headers:
             replaced = self._replaced_leg(headers["replaces"], by, s)
             return Transfer("attended", s, leg, other, by, "", leg is s.a, replaced=replaced)
-        target = self._transfer_target(s, by, user)
-        return Transfer("blind", s, leg, other, by, target, leg is s.a)
+        step = self._transfer_target(s, by, user)
+        target = step.legs[0].target if isinstance(step, Ring) else step.number
+        return Transfer("blind", s, leg, other, by, target, leg is s.a, step=step)
 
     def _is_pbx(self, host: str, port: int) -> bool:
         cfg = self.b2bua.engine.config
@@ -148,23 +151,17 @@ class Transfers:
             ours.add((self.b2bua.edge[0], self.b2bua.edge[1]))
         return (host, port) in ours
 
-    def _transfer_target(self, s: Session, by: str, user: str) -> str:
-        if not user or not dialplan.valid(user):
-            raise Refuse(484, f"'{user}' is not a number")
-        if user in self.b2bua.extensions:
-            if user == by:
-                raise Refuse(403, "A call cannot be transferred to the transferor")
-            return user
-        try:
-            d = dialplan.classify(user)
-            row = self.b2bua.extensions[by]
-            rules = json.loads(row["dial_rules"]) if row.get("dial_rules") else None
-            dialplan.check_outbound(d, by, rules, 0, row.get("max_outbound"))
-        except dialplan.Refused as r:
-            raise Refuse(r.status, r.text) from None
-        if not s.may_use_trunk:
-            raise Refuse(403, "This call cannot be transferred to an outside number")
-        return d.number
+    def _transfer_target(self, s: Session, by: str, user: str) -> Ring | Forward:
+        """Routing says where the transfer rings (an extension, or a number within `by`'s dial rules)."""
+        row = self.b2bua.extensions[by]
+        step = transfer_target(
+            by, user, extensions=self.b2bua.extensions,
+            rules=json.loads(row["dial_rules"]) if row.get("dial_rules") else None,
+            limit=row.get("max_outbound"), may_use_trunk=s.may_use_trunk,
+            seconds=int(self.b2bua.settings.get("transfer_ring_seconds", INTERNAL_RING_SECONDS)))
+        if isinstance(step, RefuseStep):
+            raise Refuse(step.status, step.reason)
+        return step
 
     def _replaced_leg(self, replaces: str, by: str, s: Session) -> Leg:
         call_id, _params = parse_replaces(replaces)
@@ -209,12 +206,9 @@ class Transfers:
         if snd is not None:
             s.sounds.append(snd)
             self.b2bua.connect_sound(snd, s.a)
-        secs = int(self.b2bua.settings.get("transfer_ring_seconds", INTERNAL_RING_SECONDS))
-        if t.target in self.b2bua.extensions:
-            step = Ring(f"ext:{t.target}", f"extension {t.target}", (LegSpec(t.target, 0, secs),), secs)
-        else:
-            step = Forward(f"number:{t.target}", t.target, t.target, secs, confirm=False)
-        self.b2bua.ringer.ring(s, step, (LegSpec(t.target, 0, secs, external=t.target not in self.b2bua.extensions),))
+        step = t.step
+        legs = step.legs if isinstance(step, Ring) else (LegSpec(step.number, 0, step.for_seconds, external=True),)
+        self.b2bua.ringer.ring(s, step, legs)
 
     def _unbridge(self, s: Session) -> None:
         a, b = audio_of(s.a), audio_of(s.peer) if s.peer is not None else None
@@ -252,7 +246,7 @@ class Transfers:
         self.b2bua.emit("TransferFailed", s.id, by=t.by, to=t.target, outcome=outcome.value, status=code)
         self._probe_progress(t, code)
         back = t.transferor
-        if back.state != "ended" and back.session is s:
+        if back.state != LegState.ENDED and back.session is s:
             if t.was_a:
                 s.a, back.role = back, "a"
                 t.other.role = "b"
@@ -274,7 +268,7 @@ class Transfers:
         """Attended: the other party of the transferor's second call joins this one."""
         s, r = t.session, t.replaced
         o = r.session
-        if o is None or o.ended or r.state == "ended":
+        if o is None or o.ended or r.state == LegState.ENDED:
             s.note("transfer_failed", how="attended", by=t.by, why="the second call ended")
             self.b2bua.emit("TransferFailed", s.id, how="attended", by=t.by, reason="the second call ended")
             self._probe_progress(t, 487)
@@ -324,7 +318,7 @@ class Transfers:
             s.legs.pop(leg.uid, None)
         leg.session = None
         t.finished = True
-        if t.probe_out is None or t.probe_out.state == "ended":
+        if t.probe_out is None or t.probe_out.state == LegState.ENDED:
             return self._hang_up_transferor(t)
         self.b2bua.add_timer(Timer(time.monotonic() + PROBE_WAIT, lambda: self._hang_up_transferor(t)))
 
@@ -358,7 +352,7 @@ class Transfers:
             return
         t.status = code
         y = t.probe_in
-        if y is not None and y.state != "ended":
+        if y is not None and y.state != LegState.ENDED:
             self._answer_probe(y, code)
 
     def _answer_probe(self, y: Leg, code: int) -> None:
@@ -388,7 +382,7 @@ class Transfers:
             return
         if ci.state == pj.PJSIP_INV_STATE_CONFIRMED and t is not None and leg is t.probe_out:
             # pjsua has sent the final NOTIFY: the transferor may go now.
-            leg.state = "answered"
+            leg.state = LegState.ANSWERED
             if t.finished:
                 self.b2bua.later(lambda: self._hang_up_transferor(t))
 

@@ -482,7 +482,7 @@ class Router:
         greeting = "busy" if path.reason == "busy" else "unavailable"
         trace.append(TraceEntry("voicemail", f"voicemail box '{name}' ({greeting} greeting)",
                                 {"box": ident, "greeting": greeting}))
-        return Voicemail(f"voicemail:{ident}", name, ident, greeting, path)
+        return Voicemail(f"voicemail:{ident}", name, ident, greeting, path, box.greeting if box else None)
 
     def _external(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
         e = self.config.externals[ident]

@@ -149,6 +149,7 @@ class Voicemail:
     box: str
     greeting: str = "unavailable"  # or "busy"
     path: Path = Path()
+    prompt: str | None = None      # the box's own recorded greeting, played instead of the standard one
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,42 @@ class Connected:
     path: Path = Path()
 
 
+@dataclass(frozen=True)
+class Refuse:
+    """A desk phone's call or transfer the PBX will not place: `status` and a sentence for the user."""
+
+    status: int
+    reason: str
+    path: Path = Path()
+
+
+@dataclass(frozen=True)
+class Pickup:
+    """A desk phone takes a call ringing elsewhere: at extension `ext`, or in its groups when empty."""
+
+    ext: str = ""
+    path: Path = Path()
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A feature code dialled on a desk phone (`*28`...), carried out by the engine's handler for it."""
+
+    code: str
+    path: Path = Path()
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A desk phone dialled one of the office's own numbers: the call takes that number's route."""
+
+    number: str
+    path: Path = Path()
+
+
 Step = Ring | Forward | Play | Menu | Queue | Voicemail | AskWebhook | Hangup | Connected
+# What a desk phone's dialling can mean besides ringing (routing/desk.py); not steps of a route's flow.
+DeskStep = Refuse | Pickup | Feature | Routed
 TERMINAL = (Voicemail, Hangup, Connected)
 
 

@@ -1,8 +1,8 @@
 """What a desk phone dialled, and whether that extension may call it.
 
-Pure functions, no pjsua2: the B2BUA asks `classify()` what kind of number
-was dialled and `check_outbound()` whether the extension's dial rules allow
-it.  Classes are the ones the extensions table stores in `dial_rules`:
+Pure functions: `classify()` says what kind of number was dialled and
+`check_outbound()` whether the extension's dial rules allow it (routing's
+desk.py asks both for desk phones' calls and transfers).  Classes are the ones the extensions table stores in `dial_rules`:
 local, mobile, international, premium (emergency numbers are always allowed).
 Numbering is Ukraine's (the appliance's home market): +380 national numbers,
 0XX codes, 0900 premium lines, 112 and the 10X services.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from appliance.routing.numbers import normalise
+from .numbers import normalise
 
 DIALLABLE = re.compile(r"[0-9*#+]+\Z")
 CLASSES = ("local", "mobile", "international", "premium")
