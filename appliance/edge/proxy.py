@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from appliance.edge.bindings import BindingTable, Flow
 from appliance.sip import Request, Response, SipError, SipURI, Via, parse_name_addr, parse_uri, parse_via
+from appliance.sip.errors import is_decimal
 from appliance.sip.uri import format_params
 
 MAGIC = "z9hG4bKpbx"
@@ -80,7 +81,7 @@ class Proxy:
 
     def read_token(self, value: str, call_id: str) -> FlowToken | None:
         parts = value.split("~")
-        if len(parts) != 5 or not parts[3].isdigit():
+        if len(parts) != 5 or not is_decimal(parts[3], 5):
             return None
         body = "~".join(parts[:4])
         if not hmac.compare_digest(parts[4], self._sign(body + "~" + call_id)):

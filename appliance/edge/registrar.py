@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from appliance.edge.bindings import Binding, BindingTable, Flow
 from appliance.sip import Request, Response, SipError, SipURI, parse_name_addr, response_to
+from appliance.sip.errors import is_decimal
 
 MIN_EXPIRES = 60
 DEFAULT_EXPIRES = 3600
@@ -71,7 +72,7 @@ class Registrar:
             if not isinstance(na.uri, SipURI):
                 raise SipError(400, "Contact must be a sip or sips URI", req)
             text = na.param("expires")
-            if text is not None and text.isdigit():
+            if text is not None and is_decimal(text, 10):
                 expires = int(text)
             else:
                 expires = default

@@ -22,3 +22,12 @@ class SipError(ValueError):
         self.message = message
         # Extra header fields the answer should carry (Unsupported for 420...).
         self.headers = tuple(headers)
+
+
+def is_decimal(text: str, max_digits: int = 10) -> bool:
+    """ASCII digits only, at most `max_digits` of them: safe to pass to int().
+
+    str.isdigit() also accepts other scripts' digits and superscripts ("²"),
+    which int() refuses, and int() refuses more than 4,300 digits: a header
+    value must pass here before it is converted."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from appliance.sip.errors import SipError
+from appliance.sip.errors import SipError, is_decimal
 from appliance.sip.uri import Params, format_params, param, parse_host, parse_params
 
 # RFC 3261 7.3.3 and the IANA registry of compact forms.
@@ -212,7 +212,7 @@ class Via:
         """Where a response goes (RFC 3261 18.2.2 with RFC 3581 rport)."""
         host = self.param("received") or self.host
         rport = self.param("rport")
-        port = int(rport) if rport and rport.isdigit() else (self.port or default_port)
+        port = int(rport) if rport and is_decimal(rport, 5) else (self.port or default_port)
         return host.strip("[]"), port
 
 
@@ -225,14 +225,14 @@ def parse_via(text: str) -> Via:
     p = parse_params((params or "").strip(), where="Via")
     for name in ("rport", "ttl"):
         value = param(p, name)
-        if value and not value.isdigit():
+        if value and not is_decimal(value, 5):
             raise SipError(400, f"bad {name} in Via")
     return Via(transport.upper(), host, port, p)
 
 
 def parse_cseq(text: str) -> tuple[int, str]:
     parts = text.split()
-    if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
+    if len(parts) != 2 or not is_decimal(parts[0], 10):
         raise SipError(400, "bad CSeq")
     number = int(parts[0])
     if number >= 2**31:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from appliance.sip.errors import SipError
+from appliance.sip.errors import SipError, is_decimal
 from appliance.sip.headers import Headers, Via, canonical, parse_cseq, parse_via
 from appliance.sip.uri import NameAddr, OtherURI, SipURI, parse_name_addr, parse_uri
 
@@ -227,7 +227,7 @@ def _start_response(first: str, headers: Headers, body: bytes) -> Response:
     version, _, rest = first.partition(" ")
     code, _, reason = rest.partition(" ")
     m = _VERSION.match(version)
-    if not m or len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+    if not m or len(code) != 3 or not is_decimal(code) or not 100 <= int(code) <= 699:
         raise SipError(400, "bad status line")
     if (m.group(1), m.group(2)) != ("2", "0"):
         raise SipError(505, "SIP version not supported")
@@ -243,7 +243,7 @@ def _check_body(msg: Request | Response, stream: bool) -> Request | Response:
     if len(lengths) > 1 and len(set(lengths)) > 1:
         raise SipError(400, "conflicting Content-Length", msg)
     text = lengths[0]
-    if not text.isdigit() or len(text) > 9:
+    if not is_decimal(text, 9):
         raise SipError(400, "bad Content-Length", msg)
     length = int(text)
     if length > len(msg.body):
@@ -281,10 +281,10 @@ def _check_headers(msg: Request | Response) -> None:
         if method != msg.method:
             raise SipError(400, "CSeq method does not match the request", msg)
         mf = h.get("max-forwards")
-        if mf is not None and (not mf.isdigit() or int(mf) > 255):
+        if mf is not None and (not is_decimal(mf, 3) or int(mf) > 255):
             raise SipError(400, "bad Max-Forwards", msg)
         expires = h.get("expires")
-        if expires is not None and (not expires.isdigit() or len(expires) > 10):
+        if expires is not None and not is_decimal(expires, 10):
             raise SipError(400, "bad Expires", msg)
         try:
             uri = msg.request_uri
@@ -354,7 +354,7 @@ def _stream_content_length(head: bytes) -> int:
     if not m:
         raise SipError(400, "no Content-Length on a stream")
     value = m.group(1).rstrip(b"\r")
-    if not value.isdigit() or len(value) > 9:
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
         raise SipError(400, "bad Content-Length")
     return int(value)
 

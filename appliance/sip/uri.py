@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
-from appliance.sip.errors import SipError
+from appliance.sip.errors import SipError, is_decimal
 
 Params = tuple[tuple[str, "str | None"], ...]
 
@@ -162,7 +162,7 @@ def parse_host(text: str, *, where: str) -> tuple[str, int | None]:
             raise SipError(400, f"bad host in {where}")
     port = None
     if port_text is not None:
-        if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
+        if not is_decimal(port_text, 5) or int(port_text) > 65535:
             raise SipError(400, f"bad port in {where}")
         port = int(port_text)
     return host, port

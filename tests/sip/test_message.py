@@ -129,3 +129,18 @@ def test_stream_framer_requires_content_length_and_limits_size():
     assert info.value.status_hint == 513
     with pytest.raises(SipError):
         parse(INVITE.replace(b"Content-Length: 4\r\n", b""), stream=True)
+
+
+@pytest.mark.parametrize("header, value", [
+    ("Max-Forwards", "9" * 5000), ("Max-Forwards", "\u00b2"), ("Content-Length", "\u00b2"),
+    ("CSeq", "\u0663 OPTIONS"), ("Expires", "9" * 5000), ("Via", "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport=\u00b9"),
+])
+def test_numbers_that_int_would_refuse_are_a_400_not_an_exception(header, value):
+    # str.isdigit() accepts superscripts and other scripts' digits, int() does not,
+    # nor more than 4,300 digits: each must end as a SipError the edge can answer.
+    lines = ["OPTIONS sip:pbx SIP/2.0", "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa", "From: <sip:a@pbx>;tag=1",
+             "To: <sip:pbx>", "Call-ID: c1", "CSeq: 1 OPTIONS", "Max-Forwards: 70", "Content-Length: 0"]
+    lines = [line for line in lines if not line.startswith(header + ":")] + [f"{header}: {value}"]
+    with pytest.raises(SipError) as e:
+        parse(("\r\n".join(lines) + "\r\n\r\n").encode())
+    assert e.value.status_hint == 400

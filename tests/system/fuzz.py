@@ -523,6 +523,15 @@ def very_long(rng: random.Random, msg: bytes) -> bytes:
     return fix_length(_join(lines, body + b"a=x-pad:" + b"p" * PAD_OVER_64K + CRLF))
 
 
+def long_number(rng: random.Random, msg: bytes) -> bytes:
+    """A number (CSeq, Content-Length, a port, Expires, Max-Forwards...) thousands of digits long."""
+    numbers = list(re.finditer(rb"\d+", msg))
+    if not numbers:
+        return msg
+    m = rng.choice(numbers)
+    return msg[:m.start()] + b"9" * rng.choice((20, 5000, 20_000)) + msg[m.end():]
+
+
 def junk_body(rng: random.Random, msg: bytes) -> bytes:
     lines, _ = _split(msg)
     body = rng.randbytes(rng.choice((1, 100, 1400, 9000)))
@@ -536,6 +545,7 @@ OPS: dict[str, Callable[[random.Random, bytes], bytes]] = {
     "content-length": content_length, "start-line": bad_start_line, "bad-header": bad_header,
     "non-utf8": non_utf8, "compact": compact_headers, "fold": fold_lines, "nul": nul_bytes, "sdp": corrupt_sdp,
     "empty-lines": empty_lines, "line-endings": line_endings, "very-long": very_long, "junk-body": junk_body,
+    "long-number": long_number,
 }
 # Header-level mutations are the ones most likely to get past the parser and into the call logic.
 WEIGHTS = {"bad-header": 6, "sdp": 4, "content-length": 3, "start-line": 3, "dup-header": 2, "drop-header": 2,
