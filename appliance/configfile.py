@@ -41,7 +41,8 @@ DIAL_CLASSES = ("local", "mobile", "international", "premium")
 # calls: whole-number keys and their (lowest, highest) values
 CALL_INTS = {"confirm_seconds": (3, 120), "transfer_ring_seconds": (5, 300), "voicemail_max": (10, 3600),
              "rtp_port": (1024, 64000), "rtp_ports": (100, 20000), "session_expires": (90, 7200)}
-CALL_KEYS = (*CALL_INTS, "confirm_key", "ringback", "media_address", "trunk_public")
+CALL_KEYS = (*CALL_INTS, "confirm_key", "ringback", "media_address", "trunk_public", "language")
+LANGUAGES = ("uk", "en")  # what the appliance says to callers and desk phones
 
 
 # A real configuration is tens of kilobytes; this leaves room for about
@@ -415,6 +416,10 @@ def _parse_calls(item: Any) -> dict:
     if first + count > 65536:
         key = "rtp_ports" if "rtp_ports" in out else "rtp_port"
         raise ConfigError(f"rtp_port {first} with {count} ports runs past port 65535", (*path, key))
+    if "language" in item:
+        if item["language"] not in LANGUAGES:
+            raise ConfigError(f"language must be one of {', '.join(LANGUAGES)}", (*path, "language"))
+        out["language"] = item["language"]
     if "confirm_key" in item:
         key = item["confirm_key"]
         key = str(key) if isinstance(key, int) and not isinstance(key, bool) else key

@@ -13,9 +13,11 @@ Engine events reach control subscribers through the appliance's own
 
 from __future__ import annotations
 
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, Callable
 
 from .b2bua import B2BUA
+from .nightcode import NightCode
 
 DEFAULT_TRUNK_PORT = 5070
 
@@ -33,6 +35,9 @@ def attach(app: Any) -> B2BUA:
         b2bua.start()
 
     engine.call(setup, timeout=15)
+    if getattr(app, "night", None) is not None:
+        night = NightCode(b2bua, lambda args: _on_loop(app, lambda: _set_night(app.night, args)))
+        engine.call(night.register)
 
     def calls(args: dict) -> dict:
         return {"calls": app.store.recent_calls(int(args.get("limit", 50)))}
@@ -44,3 +49,27 @@ def attach(app: Any) -> B2BUA:
     app.control.command("calls", calls)
     app.control.command("engine.reload", reload)
     return b2bua
+
+
+def _on_loop(app: Any, fn: Callable[[], Any]) -> Future:
+    """Run fn on the appliance's loop thread (where the night service lives); its result as a Future."""
+    fut: Future = Future()
+
+    def run() -> None:
+        try:
+            fut.set_result(fn())
+        except Exception as e:  # noqa: BLE001 - handed to the engine, which tells the caller
+            fut.set_exception(e)
+    app.loop.call_soon_threadsafe(run)
+    return fut
+
+
+def _set_night(night: Any, args: dict) -> dict:
+    """*28N names the N-th night switch of the routing; *28 all of them."""
+    switch = None
+    if args.get("switch_index"):
+        names = list(night.switches())
+        if not 1 <= args["switch_index"] <= len(names):
+            raise ValueError(f"no night switch number {args['switch_index']}")
+        switch = names[args["switch_index"] - 1]
+    return night.set(args["mode"], switch=switch, by=args["by"])

@@ -120,14 +120,38 @@ SPEECH = {
 _speaking = threading.Lock()
 
 
+def speak(path: Path, text: str, voice: str = "en") -> bool:
+    """Say `text` with espeak-ng into `path` as a prompt (8 kHz mono, silence trimmed); False without it.
+
+    Slow (a fraction of a second): run it in a worker thread, never on the
+    engine thread."""
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, raw = tempfile.mkstemp(suffix=".wav", dir=path.parent)
+    os.close(fd)
+    try:
+        subprocess.run([espeak, "-v", voice, "-s", "150", "-w", raw, text], check=True,
+                       capture_output=True, timeout=30)
+        with wave.open(raw) as w:
+            rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+            data = w.readframes(w.getnframes())
+        if width != 2 or channels != 1:
+            raise ValueError(f"espeak-ng wrote {channels} channel(s) of {width * 8} bits")
+        write_wav(path, trim(resample(data, rate, RATE)))
+        return True
+    finally:
+        Path(raw).unlink(missing_ok=True)
+
+
 def speak_missing(data_dir: Path, voice: str = "en") -> int:
     """Generate the spoken prompts that are missing with espeak-ng; the number written.
 
     Slow (a fraction of a second per prompt): run it in a worker thread, never
     on the engine thread.  Without espeak-ng the tone stand-ins are used.
     """
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
+    if shutil.which("espeak-ng") is None:
         log.info("espeak-ng is not installed: prompts that were not recorded are played as tones")
         return 0
     written = 0
@@ -136,24 +160,12 @@ def speak_missing(data_dir: Path, voice: str = "en") -> int:
             path = Path(data_dir) / "prompts" / f"{name}.wav"
             if path.exists():
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, raw = tempfile.mkstemp(suffix=".wav", dir=path.parent)
-            os.close(fd)
             try:
-                subprocess.run([espeak, "-v", voice, "-s", "150", "-w", raw, text], check=True,
-                               capture_output=True, timeout=30)
-                with wave.open(raw) as w:
-                    rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
-                    data = w.readframes(w.getnframes())
-                if width != 2 or channels != 1:
-                    raise ValueError(f"espeak-ng wrote {channels} channel(s) of {width * 8} bits")
-                write_wav(path, trim(resample(data, rate, RATE)))
+                speak(path, text, voice)
                 written += 1
             except (OSError, subprocess.SubprocessError, wave.Error, ValueError) as e:
                 log.warning("could not generate prompt %s with espeak-ng: %s", name, e)
                 break
-            finally:
-                Path(raw).unlink(missing_ok=True)
     if written:
         log.info("generated %d spoken prompts in %s", written, Path(data_dir) / "prompts")
     return written

@@ -50,6 +50,7 @@ class CallOutcome(enum.StrEnum):
     FAILED = "failed"            # an outside call that did not connect, a routing error
     REFUSED = "refused"          # a desk phone dialled what it may not call
     PICKUP = "pickup"            # the call became part of the one it picked up
+    FEATURE = "feature"          # a feature code was carried out (*28 night mode)
     INTERRUPTED = "interrupted"  # the engine stopped during it (closed at the next start)
 
 
