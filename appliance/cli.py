@@ -307,9 +307,10 @@ def _register_parts() -> None:
     from appliance.edge.commands import guard, phones
     from appliance.engine.commands import bench_calls, calls
     from appliance.night.commands import night
-    from appliance.tracecmd import bench_routing, trace
+    from appliance.tracecmd import bench_routing, duty, trace
 
     cli.add_command(trace)
+    cli.add_command(duty)
     cli.add_command(phones)
     cli.add_command(guard)
     cli.add_command(calls)

@@ -171,3 +171,46 @@ def bench_routing(calls: int, seed: int, data_dir: Path) -> None:
     click.echo(f"{result.calls} calls, {result.decisions} decisions in {result.seconds:.2f} s "
                "(50 extensions, 10 groups)")
     click.echo(f"{result.per_second:,.0f} decisions/s".replace(",", ""))
+
+
+@click.command("duty")
+@click.option("--json", "as_json", is_flag=True, help="One object: each roster's today and next.")
+@data_option
+def duty(as_json: bool, data_dir: Path) -> None:
+    """Who is on duty after hours: today's mobile and the next change, for each roster.
+
+    The roster's day turns at its changeover time (08:00 unless set): before
+    it, last night's duty still holds.
+
+    Example:
+
+        pbx duty --data /var/lib/pbx
+    """
+    from datetime import timedelta
+
+    from appliance.routing.router import on_duty
+
+    router, _, _, _ = _from_store(data_dir)
+    now = datetime.now(dt_timezone.utc)
+    out = {}
+    for ident, roster in router.config.duty.items():
+        day, number = on_duty(roster, now)
+        nxt = None
+        for days in range(1, 15):  # the next day whose duty differs, within two weeks
+            later = now + timedelta(days=days)
+            d, n = on_duty(roster, later)
+            if n != number:
+                nxt = {"day": d.isoformat(), "number": n}
+                break
+        out[ident] = {"name": roster.name, "day": day.isoformat(), "number": number, "next": nxt}
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    if not out:
+        click.echo("No duty roster in the routing (docs/routing.md, duty).")
+    for ident, r in out.items():
+        today = r["number"] or "nobody"
+        line = f"{ident} ({r['name']}): {r['day']} {today}"
+        if r["next"]:
+            line += f"; from {r['next']['day']} {r['next']['number'] or 'nobody'}"
+        click.echo(line)

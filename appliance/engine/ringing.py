@@ -6,8 +6,11 @@ everything here runs on the engine thread.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import subprocess
 import time
+import wave
 from typing import Any
 
 import pjsua2 as pj
@@ -98,8 +101,35 @@ class Ringing:
         leg.session = s
         s.legs[leg.uid] = leg
         run.placed += 1
+        if confirm:
+            self.prepare_whisper(s, run.step)
         self.b2bua.emit("LegStarted", s.id, target=spec.target, uri=uri, leg=leg.uid)
         return leg
+
+    def whisper_text(self, step: Ring | Forward) -> str:
+        """What a mobile hears before it takes a call: whose line, and the key to press."""
+        language = str(self.b2bua.settings.get("language", "uk"))
+        key = str(self.b2bua.settings.get("confirm_key", "1"))
+        line = step.path.route or step.name
+        if language == "en":
+            return f"Call for {line}. Press {key} to take it."
+        return f"Дзвінок на лінію {line}. Натисніть {key}, щоб прийняти."
+
+    def prepare_whisper(self, s: Session, step: Ring | Forward) -> None:
+        """Have the whisper spoken while the mobile rings (once per text; espeak-ng in a worker thread)."""
+        text = self.whisper_text(step)
+        s.whisper = f"said/whisper-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+        path = self.b2bua.data_dir / "prompts" / f"{s.whisper}.wav"
+        if path.exists():
+            return
+        language = str(self.b2bua.settings.get("language", "uk"))
+
+        def speak() -> None:
+            try:
+                media.speak(path, text, "en" if language == "en" else "uk")
+            except (OSError, subprocess.SubprocessError, wave.Error, ValueError) as e:
+                log.warning("could not speak the whisper %r: %s", text, e)
+        self.b2bua.pool.submit(speak)
 
     def leg_stop(self, s: Session, run: RingRun, i: int) -> None:
         if s.ended or s.ring is not run or s.peer is not None:
@@ -161,7 +191,15 @@ class Ringing:
             # voicemail can never take the call.
             self.b2bua.emit("LegConfirming", s.id, target=leg.target, leg=leg.uid)
             s.note("confirming", target=leg.target)
-            snd = media.confirm_prompt(self.b2bua.data_dir)
+            whisper = self.b2bua.data_dir / "prompts" / f"{s.whisper}.wav" if s.whisper else None
+            snd = None
+            if whisper is not None and whisper.exists():
+                try:
+                    snd = media.player(whisper, loop=True)  # whose line, and the key, again until pressed
+                except pj.Error as e:
+                    log.warning("call %s: the whisper cannot be played: %s", s.id, e.info())
+            if snd is None:
+                snd = media.confirm_prompt(self.b2bua.data_dir)
             leg.sounds.append(snd)
             self.b2bua.connect_sound(snd, leg)
             s.after(float(self.b2bua.settings.get("confirm_seconds", CONFIRM_SECONDS)),

@@ -10,13 +10,13 @@ trace; the loop stops at the first step the engine has to carry out.
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
 from . import webhook as webhook_mod
 from . import kinds
 from .facts import IDLE, Facts, State
-from .model import Exits, Group, Member, Queue as QueueConfig, RoutingConfig, Route, split_ref
+from .model import DutyRoster, Exits, Group, Member, Queue as QueueConfig, RoutingConfig, Route, split_ref
 from .numbers import caller_matches, normalise
 from .schedule import Clock, local_label, zone
 from .steps import (
@@ -561,21 +561,8 @@ class Router:
 
     def _duty(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
         r = self.config.duty[ident]
-        local = facts.now.astimezone(zone(r.timezone))
-        day = local.date()
-        if local.hour * 60 + local.minute < r.changeover:
-            day -= timedelta(days=1)
+        day, number = on_duty(r, facts.now)
         iso = day.isoformat()
-        number = None
-        for e in r.entries:
-            if iso in e.dates:
-                number = e.number
-                break
-        if number is None:
-            for e in r.entries:
-                if day.weekday() in e.weekdays:
-                    number = e.number
-                    break
         if number is None:
             trace.append(TraceEntry("duty", f"nobody is on duty in '{r.name}' for {iso} → {self._d(r.nobody)}",
                                     {"roster": ident, "day": iso, "number": None, "to": r.nobody}))
@@ -604,3 +591,20 @@ def _legs_text(legs: tuple[Leg, ...]) -> str:
 def _leg_dict(l: Leg) -> dict[str, Any]:
     return {"target": l.target, "start": l.start, "stop": l.stop,
             "external": l.external, "confirm": l.confirm}
+
+
+def on_duty(roster: DutyRoster, when: datetime) -> tuple[date, str | None]:
+    """The roster's day at `when` (before the changeover time the previous day's duty holds) and
+    the mobile on duty then: a date entry first, else a weekday entry, else None."""
+    local = when.astimezone(zone(roster.timezone))
+    day = local.date()
+    if local.hour * 60 + local.minute < roster.changeover:
+        day -= timedelta(days=1)
+    iso = day.isoformat()
+    for e in roster.entries:
+        if iso in e.dates:
+            return day, e.number
+    for e in roster.entries:
+        if day.weekday() in e.weekdays:
+            return day, e.number
+    return day, None

@@ -122,6 +122,40 @@ def test_forward_to_mobile_that_presses_1_is_bridged(world):
     assert world.engine.expect(kind="CallEnded")["outcome"] == "answered"
 
 
+def test_a_mobile_hears_whose_line_it_is_presses_1_and_talks_both_ways(world, tmp_path):
+    world.route("forward_mobile")
+    # Answers, listens to the whisper for 2.5 s (the test office gives a mobile 3 s), then presses 1.
+    world.mobile.mode(mode="answer", delay=0.3, digits="1", digits_after=2.5)
+    pid = world.ip_call()
+    inc = world.mobile.expect(ev="incoming")
+    heard = tmp_path / "whisper.wav"
+    world.engine.expect(kind="LegConfirming")
+    world.mobile.send(cmd="record", id=inc["id"], path=str(heard))
+    world.mobile.expect(ev="dtmf_sent", digits="1", timeout=8)
+    world.mobile.send(cmd="stoprecord", id=inc["id"])
+    world.provider.expect(ev="state", id=pid, state="confirmed", timeout=5)
+    world.engine.expect(kind="CallBridged")
+    # The whisper was spoken (a prompt of its own, "Call for sales..."), and heard.
+    spoken = list((world.data / "prompts" / "said").glob("whisper-*.wav"))
+    assert spoken, "no whisper was spoken"
+    time.sleep(0.3)
+    assert loudness(heard) > 300, "the mobile heard nothing before it pressed 1"
+    # Two-way audio once bridged.
+    p_wav, m_wav = tmp_path / "provider.wav", tmp_path / "mobile.wav"
+    world.provider.send(cmd="tone", id=pid, freq=600)
+    world.mobile.send(cmd="tone", id=inc["id"], freq=1400)
+    world.provider.send(cmd="record", id=pid, path=str(p_wav))
+    world.mobile.send(cmd="record", id=inc["id"], path=str(m_wav))
+    time.sleep(1.5)
+    world.provider.send(cmd="stoprecord")
+    world.mobile.send(cmd="stoprecord")
+    time.sleep(0.3)
+    assert harness.goertzel(p_wav, 1400) > 0.5, "the customer does not hear the mobile"
+    assert harness.goertzel(m_wav, 600) > 0.5, "the mobile does not hear the customer"
+    world.provider.send(cmd="hangup", id=pid)
+    assert world.engine.expect(kind="CallEnded")["answered_by"] == routes.MOBILE
+
+
 def test_forward_to_mobile_that_does_not_press_is_no_answer(world):
     world.route("forward_mobile")
     world.mobile.mode(mode="answer", delay=0.3)  # its voicemail picks up, nobody presses
@@ -138,6 +172,13 @@ def test_forward_to_mobile_that_does_not_press_is_no_answer(world):
     assert world.engine.expect(kind="CallAnswered")["by"] == "103"
     world.provider.send(cmd="hangup", id=pid)
     world.engine.expect(kind="CallEnded")
+
+
+def loudness(path) -> float:
+    """RMS of a 16-bit mono recording."""
+    with wave.open(str(path)) as w:
+        samples = array.array("h", w.readframes(w.getnframes()))
+    return (sum(x * x for x in samples) / max(1, len(samples))) ** 0.5
 
 
 class _Hook(BaseHTTPRequestHandler):

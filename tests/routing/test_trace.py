@@ -119,3 +119,27 @@ def test_a_config_file_that_is_not_text_is_refused_in_one_line(tmp_path):
     result = CliRunner().invoke(trace, ["--config", str(bad), "--caller", "1", "--dialled", "2"])
     assert result.exit_code == 1
     assert "not UTF-8 text" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_pbx_duty_shows_each_rosters_mobile_today_and_the_next(tmp_path):
+    import json as _json
+    from datetime import datetime as _dt, timezone as _tz
+
+    from appliance.cli import cli
+    from appliance.routing.config import parse
+    from appliance.routing.router import on_duty
+
+    data = tmp_path / "data"
+    res = CliRunner().invoke(cli, ["config", "import", OFFICE, "--data", str(data)])
+    assert res.exit_code == 0, res.output
+    from appliance.tracecmd import duty
+    res = CliRunner().invoke(duty, ["--json", "--data", str(data)])
+    assert res.exit_code == 0, res.output
+    out = _json.loads(res.output)["after_hours"]
+    # The same answer routing gives a call now.
+    from appliance.configfile import load_text
+    cfg = load_text(open(OFFICE).read())
+    roster = parse(cfg.routing, {e["number"]: e["name"] for e in cfg.extensions}, timezone=cfg.timezone).duty["after_hours"]
+    day, number = on_duty(roster, _dt.now(_tz.utc))
+    assert (out["day"], out["number"]) == (day.isoformat(), number)
+    assert out["next"] is None or out["next"]["number"] != number
