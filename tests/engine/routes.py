@@ -102,3 +102,22 @@ def announced(store) -> Router:
     group = replace(_group("ringall", 20), announce="sales-hello")
     return _router(store, RoutingConfig(
         routes=(Route("sales", "group:sales", numbers=(SALES_NUMBER,)),), groups={"sales": group}))
+
+
+def after_hours_duty(store) -> Router:
+    """The shop's night switch (set to night by the test) sends calls to the duty mobile of the
+    roster, every day; if it does not take the call, voicemail."""
+    from appliance.routing.config import parse
+
+    known = {e["number"]: e["name"] for e in store.extensions()}
+    doc = {
+        "routes": [{"name": "Shop", "numbers": [SALES_NUMBER], "to": "night:shop"}],
+        "night": {"shop": {"name": "Shop", "day": "group:sales", "night": "duty:nights"}},
+        "groups": {"sales": {"name": "Sales", "members": ["101", "102", "103"], "on_fail": "hangup"}},
+        "duty": {"nights": {"name": "Nights", "roster": [{"weekdays": "mon-sun", "number": MOBILE}],
+                            "ring_time": 8, "confirm": True, "nobody": "voicemail:shop",
+                            "on_fail": "voicemail:shop"}},
+        "voicemail": {"shop": {"name": "Shop"}},
+        "unmatched": "hangup",
+    }
+    return Router(parse(doc, known, timezone=store.timezone))

@@ -156,6 +156,46 @@ def test_a_mobile_hears_whose_line_it_is_presses_1_and_talks_both_ways(world, tm
     assert world.engine.expect(kind="CallEnded")["answered_by"] == routes.MOBILE
 
 
+@pytest.fixture
+def after_hours(world):
+    with world.store() as st:
+        st.set_routing_state("night", {"state": "night", "permanent": True})
+    world.route("after_hours_duty")
+    time.sleep(0.2)  # the engine's lookups see the night state within 50 ms
+    yield world
+    with world.store() as st:
+        st.set_routing_state("night", None)
+
+
+def test_after_hours_the_duty_mobile_that_presses_1_takes_the_call(after_hours):
+    world = after_hours
+    world.mobile.mode(mode="answer", delay=0.3, digits="1", digits_after=1.5)
+    pid = world.ip_call()
+    assert world.engine.expect(kind="StepStarted", step="forward")["dest"] == "duty:nights"
+    inc = world.mobile.expect(ev="incoming")
+    assert "+380501234567" in inc["remote"]  # the customer's number, where the trunk allows it
+    world.engine.expect(kind="LegConfirming")
+    world.provider.expect(ev="state", id=pid, state="confirmed", timeout=6)
+    assert world.engine.expect(kind="CallAnswered")["by"] == routes.MOBILE
+    world.provider.send(cmd="hangup", id=pid)
+    assert world.engine.expect(kind="CallEnded")["outcome"] == "answered"
+
+
+def test_after_hours_a_duty_mobile_that_does_not_press_lets_the_call_go_to_voicemail(after_hours):
+    world = after_hours
+    world.mobile.mode(mode="answer", delay=0.3)  # its own voicemail answers; nobody presses
+    pid = world.ip_call()
+    world.mobile.expect(ev="incoming")
+    world.engine.expect(kind="LegNotConfirmed", timeout=6)
+    assert world.engine.expect(kind="StepStarted", step="voicemail", timeout=5)["dest"] == "voicemail:shop"
+    world.provider.expect(ev="state", id=pid, state="confirmed", timeout=5)  # the appliance's voicemail
+    world.engine.expect(kind="VoicemailStarted", timeout=10)
+    world.provider.send(cmd="hangup", id=pid)
+    ended = world.engine.expect(kind="CallEnded")
+    assert ended["outcome"] == "voicemail"
+    world.engine.expect(kind="CallMissed")  # a message left after hours still needs a call back
+
+
 def test_forward_to_mobile_that_does_not_press_is_no_answer(world):
     world.route("forward_mobile")
     world.mobile.mode(mode="answer", delay=0.3)  # its voicemail picks up, nobody presses
