@@ -12,9 +12,10 @@ import json
 import secrets
 import sqlite3
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlite_utils import Database
 
@@ -29,6 +30,12 @@ DEFAULT_TIMEZONE = "Europe/Kyiv"
 DEFAULT_EXTENSIONS = ("101", "102", "103")
 EXTENSION_MIN_LEN, EXTENSION_MAX_LEN = 2, 6
 IN_PROGRESS = "in progress"  # a call record's outcome until the call ends
+# The edge looks an HA1 up for every request with credentials: one fixed
+# statement per digest algorithm, no table introspection on that path.
+_HA1_SQL = {
+    "MD5": "select ha1_md5 from extensions where number = ?",
+    "SHA-256": "select ha1_sha256 from extensions where number = ?",
+}
 
 # Out of the box every inbound call rings every desk phone; the owner then
 # builds the real flow in the panel or a configuration file.  Plain data: the
@@ -365,3 +372,117 @@ class Store:
         return list(
             self.db["bindings"].rows_where("extension = ? and expires_at > ?", [extension, now], order_by="q desc")
         )
+
+    # -- transactions -----------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator["Store"]:
+        """What the caller writes inside commits together or not at all (nested: a savepoint)."""
+        with self.db.atomic():
+            yield self
+
+    # -- what the SIP edge reads and writes ---------------------------------------
+
+    def ha1_of(self, number: str, algorithm: str) -> str | None:
+        """The extension's HA1 for a digest algorithm (SHA-256, else MD5); None when there is no such extension."""
+        sql = _HA1_SQL["SHA-256" if algorithm == "SHA-256" else "MD5"]
+        row = self.db.conn.execute(sql, [number]).fetchone()
+        return None if row is None else row[0]
+
+    def add_extensions(self, entries: Iterable[tuple[str, str, str | None]]) -> dict[str, str]:
+        """Add (number, name, password) extensions in one transaction; returns {number: password}.
+
+        One commit instead of one per extension: a thousand cost a thousand
+        fsyncs of the WAL otherwise."""
+        with self.db.atomic():
+            return {number: self.add_extension(number, name, password) for number, name, password in entries}
+
+    def load_bindings(self, now: float) -> list[dict]:
+        """Drop the bindings that expired by `now` and return the others as stored (the edge's start)."""
+        self.db.execute("delete from bindings where expires_at <= ?", [now])
+        return list(self.db["bindings"].rows)
+
+    def save_bindings(self, rows: Sequence[dict], removed: Iterable[tuple[str, str]]) -> list[int]:
+        """Write the edge's changed bindings and delete removed (extension, contact) pairs, in one transaction.
+
+        Columns the table lacks are left out (`instance` comes with a
+        migration).  Returns the positions in `rows` the store refused: a
+        binding whose extension is gone breaks the foreign key, and the others
+        are written all the same."""
+        present = self.db["bindings"].columns_dict
+        cols = [c for c in rows[0] if c in present] if rows else []
+        insert = f"insert or replace into bindings ({', '.join(cols)}) values ({', '.join('?' * len(cols))})"
+        refused: list[int] = []
+        conn = self.db.conn
+        conn.execute("BEGIN")
+        try:
+            conn.executemany("delete from bindings where extension = ? and contact = ?", removed)
+            for i, row in enumerate(rows):
+                try:
+                    conn.execute(insert, [row[c] for c in cols])
+                except sqlite3.IntegrityError:
+                    refused.append(i)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return refused
+
+    def drop_ended_bans(self, now: float) -> int:
+        """Delete the bans that were over by `now`; returns how many."""
+        return self.db.execute("delete from bans where until <= ?", [now]).rowcount
+
+    def bans(self, now: float) -> list[dict]:
+        """The bans not yet over, soonest to end first (only reads: never waits for a writer)."""
+        sql = "select address, reason, banned_at, until from bans where until > ? order by until, address"
+        return [dict(zip(("address", "reason", "banned_at", "until"), r)) for r in self.db.execute(sql, [now]).fetchall()]
+
+    def save_ban(self, address: str, banned_at: float, until: float, reason: str) -> None:
+        self.db.execute("insert or replace into bans (address, reason, banned_at, until) values (?, ?, ?, ?)",
+                        [address, reason, banned_at, until])
+
+    def delete_ban(self, address: str) -> bool:
+        """Lift a ban; False when there was none."""
+        return self.db.execute("delete from bans where address = ?", [address]).rowcount > 0
+
+    def data_version(self) -> int:
+        """Changes whenever another connection committed to the file (SQLite's data_version): the cue to read again.
+
+        Commits on this connection leave it as it is."""
+        return self.db.execute("pragma data_version").fetchone()[0]
+
+    # -- what the configuration import replaces ------------------------------------
+
+    def remove_extensions_except(self, keep: Sequence[str]) -> None:
+        """Remove every extension not in `keep`, and its bindings (their foreign key would refuse otherwise)."""
+        marks = ",".join("?" * len(keep)) or "''"
+        with self.db.atomic():
+            self.db.execute(f"delete from bindings where extension not in ({marks})", list(keep))
+            self.db.execute(f"delete from extensions where number not in ({marks})", list(keep))
+
+    def remove_trunks(self) -> None:
+        self.db.execute("delete from trunks")
+
+    def remove_listed_contacts(self) -> None:
+        """Remove the contacts the owner listed; managers learned from answered calls (learned = 1) stay."""
+        self.db.execute("delete from contacts where learned = 0")
+
+    # -- what the engine writes when a call ends or asks for a callback ------------
+
+    def finish_call(self, call: dict, missed: dict | None = None) -> None:
+        """A call's final record and, when given, its missed-call row, in one transaction.
+
+        `missed` holds `caller`, `dialled`, `at` and `manager` (may be None);
+        its call is `call["id"]`.  Together, so a missed call never points at a
+        record still "in progress", nor a finished one lacks its missed call."""
+        with self.db.atomic():
+            self.record_call(call)
+            if missed is not None:
+                self.add_missed(call["id"], missed["caller"], missed["dialled"], missed["at"], missed.get("manager"))
+
+    def add_callback(self, row: dict) -> int:
+        """A caller's request to be called back (a queue's callback key); returns its id."""
+        return self.db["callbacks"].insert({"status": "open", **row}).last_pk
+
+    def open_callbacks(self) -> list[dict]:
+        return list(self.db["callbacks"].rows_where("status = 'open'", order_by="requested_at"))
