@@ -554,22 +554,18 @@ def load_text(text: str) -> ParsedConfig:
 def import_config(store: Store, text: str) -> ParsedConfig:
     """Replace the appliance's configuration with the file's, all or nothing."""
     cfg = load_text(text)
-    db = store.db
-    with db.atomic():
+    with store.transaction():
         store.set_setting("timezone", cfg.timezone)
         store.set_setting("sip_realm", cfg.realm)
         store.set_setting("engine", cfg.calls)
         store.set_setting("hw", cfg.hw)
-        keep = [e["number"] for e in cfg.extensions]
-        marks = ",".join("?" * len(keep)) or "''"
-        db.execute(f"delete from bindings where extension not in ({marks})", keep)
-        db.execute(f"delete from extensions where number not in ({marks})", keep)
+        store.remove_extensions_except([e["number"] for e in cfg.extensions])
         for row in cfg.extensions:
             store.put_extension(row)
-        db.execute("delete from trunks")
+        store.remove_trunks()
         for row in cfg.trunks:
             store.put_trunk(row)
-        db.execute("delete from contacts where learned = 0")
+        store.remove_listed_contacts()
         for row in cfg.contacts:
             store.put_contact(row)
         store.set_routing_document(cfg.routing)

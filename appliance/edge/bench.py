@@ -45,10 +45,7 @@ def edge(registrations: int, binding_count: int, rate: int) -> None:
         work = Path(tmp)
         store = Store(work / "data")
         users = [(str(1000 + i), f"pw{i:04d}") for i in range(binding_count)]
-        store.db.conn.execute("BEGIN")
-        for user, password in users:
-            store.add_extension(user, f"Bench {user}", password)
-        store.db.conn.execute("COMMIT")
+        store.add_extensions((user, f"Bench {user}", password) for user, password in users)
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, daemon=True)
         thread.start()

@@ -9,10 +9,11 @@ REGISTER would cap the registrar at a few hundred per second.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sqlite_utils import Database
+if TYPE_CHECKING:
+    from appliance.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,43 +152,23 @@ class BindingTable:
     def pending(self) -> int:
         return len(self._dirty)
 
-    def flush(self, db: Database) -> list[Binding]:
+    def flush(self, store: Store) -> list[Binding]:
         """Write changed bindings; returns bindings the store refused (their extension is gone)."""
         if not self._dirty:
             return []
         dirty, self._dirty = self._dirty, {}
-        has_instance = "instance" in db["bindings"].columns_dict
-        deletes = [key for key, b in dirty.items() if b is None]
+        removed = [key for key, b in dirty.items() if b is None]
         upserts = [b for b in dirty.values() if b is not None]
-        refused: list[Binding] = []
-        conn = db.conn
-        conn.execute("BEGIN")
-        try:
-            conn.executemany("DELETE FROM bindings WHERE extension = ? AND contact = ?", deletes)
-            cols = list(upserts[0].row()) if upserts else []
-            if not has_instance and "instance" in cols:
-                cols.remove("instance")
-            sql = f"INSERT OR REPLACE INTO bindings ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-            for b in upserts:
-                row = b.row()
-                try:
-                    conn.execute(sql, [row[c] for c in cols])
-                except sqlite3.IntegrityError:
-                    refused.append(b)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        refused = [upserts[i] for i in store.save_bindings([b.row() for b in upserts], removed)]
         for b in refused:
             self.remove(b)
             self._dirty.pop((b.extension, b.contact), None)
         return refused
 
-    def load(self, db: Database, now: float, uri_key) -> int:
+    def load(self, store: Store, now: float, uri_key) -> int:
         """Read the bindings that have not expired; `uri_key(text)` makes the lookup key."""
-        db.execute("DELETE FROM bindings WHERE expires_at <= ?", [now])
         n = 0
-        for r in db["bindings"].rows:
+        for r in store.load_bindings(now):
             b = Binding(
                 extension=r["extension"],
                 contact=r["contact"],
@@ -204,31 +185,3 @@ class BindingTable:
             self.put(b, persist=False)
             n += 1
         return n
-
-
-def load_bans(db: Database, now: float) -> dict[str, tuple[float, str]]:
-    db.execute("DELETE FROM bans WHERE until <= ?", [now])
-    return {r["address"]: (r["until"], r["reason"] or "") for r in db["bans"].rows}
-
-
-def save_ban(db: Database, address: str, banned_at: float, until: float, reason: str) -> None:
-    db.execute(
-        "INSERT OR REPLACE INTO bans (address, reason, banned_at, until) VALUES (?, ?, ?, ?)",
-        [address, reason, banned_at, until],
-    )
-
-
-def bans_in_force(db: Database, now: float) -> list[dict]:
-    """The bans not yet over, soonest to end first (only reads: never waits for a writer)."""
-    sql = "SELECT address, reason, banned_at, until FROM bans WHERE until > ? ORDER BY until, address"
-    return [dict(zip(("address", "reason", "banned_at", "until"), r)) for r in db.execute(sql, [now]).fetchall()]
-
-
-def delete_ban(db: Database, address: str) -> bool:
-    """Lift a ban; False when there was none.  A running edge sees it at its next tick (`bans_version`)."""
-    return db.execute("DELETE FROM bans WHERE address = ?", [address]).rowcount > 0
-
-
-def bans_version(db: Database) -> int:
-    """Changes whenever another connection to the file committed (SQLite's data_version): the cue to read the bans again."""
-    return db.execute("PRAGMA data_version").fetchone()[0]

@@ -62,11 +62,10 @@ def guard_list(data_dir: Path) -> None:
 
     Example: pbx guard list --data /var/lib/pbx
     """
-    from appliance.edge.bindings import bans_in_force
     from appliance.store import Store
 
     with Store(data_dir) as store:
-        rows = bans_in_force(store.db, time.time())
+        rows = store.bans(time.time())
     if not rows:
         click.echo("No addresses are banned.")
         return
@@ -87,11 +86,10 @@ def guard_unban(address: str, data_dir: Path) -> None:
 
     Example: pbx guard unban 203.0.113.9
     """
-    from appliance.edge.bindings import delete_ban
     from appliance.store import Store
 
     with Store(data_dir) as store:
-        lifted = delete_ban(store.db, address)
+        lifted = store.delete_ban(address)
     if not lifted:
         raise click.ClickException(f"{address} is not banned")
     click.echo(f"{address} is no longer banned")

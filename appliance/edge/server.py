@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from appliance.edge import events as ev
-from appliance.edge.bindings import Binding, BindingTable, Flow, bans_in_force, bans_version, load_bans, save_ban
+from appliance.edge.bindings import Binding, BindingTable, Flow
 from appliance.edge.guard import Guard, GuardPolicy, Proof, is_address, is_scanner, trunk_hosts
 from appliance.edge.proxy import DIALOG_CREATING, Proxy
 from appliance.edge.registrar import Registrar, uri_key
@@ -90,6 +90,11 @@ def lookup_trunks(names: frozenset[str], known: dict[str, frozenset[str]]) -> di
         except OSError:
             found[name] = known.get(name, frozenset())
     return found
+
+
+def _by_address(bans: list[dict]) -> dict[str, tuple[float, str]]:
+    """Stored bans in the guard's shape: address -> (until, reason)."""
+    return {r["address"]: (r["until"], r["reason"] or "") for r in bans}
 
 
 def primary_address() -> str:
@@ -186,9 +191,10 @@ class Edge:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         now = self.clock()
-        self.table.load(self.store.db, now, uri_key)
-        self._db_version = bans_version(self.store.db)
-        self.guard.replace_bans(load_bans(self.store.db, now))  # and drops the rows of bans that are over
+        self.table.load(self.store, now, uri_key)
+        self._db_version = self.store.data_version()
+        self.store.drop_ended_bans(now)
+        self.guard.replace_bans(_by_address(self.store.bans(now)))
         self._trust_trunks(time.monotonic(), again=True)
         for attempt in range(20):
             self.udp, _ = await loop.create_datagram_endpoint(
@@ -256,7 +262,7 @@ class Edge:
             self._soon = asyncio.get_running_loop().call_later(delay, run)
 
     def flush(self) -> None:
-        for b in self.table.flush(self.store.db):
+        for b in self.table.flush(self.store):
             log.warning("binding of %s dropped: extension no longer exists", b.extension)
             self._emit(ev.BindingRemoved(b.extension, b.contact, "extension removed"))
 
@@ -287,10 +293,10 @@ class Edge:
         quiet tick costs one PRAGMA, and an unban takes effect within a tick.
         Only reads here: in WAL mode they never wait for another writer.
         """
-        version = bans_version(self.store.db)
+        version = self.store.data_version()
         if version != self._db_version:
             self._db_version = version
-            self.guard.replace_bans({r["address"]: (r["until"], r["reason"] or "") for r in bans_in_force(self.store.db, now)})
+            self.guard.replace_bans(_by_address(self.store.bans(now)))
             self._trust_trunks(mono, again=False)
         if mono - self._trunks_at >= self.policy.trunk_refresh:
             self._trust_trunks(mono, again=True)
@@ -362,7 +368,7 @@ class Edge:
         until, reason = ban
         log.warning("silencing %s until %s: %s", address, time.strftime("%H:%M:%S", time.localtime(until)), reason)
         try:
-            save_ban(self.store.db, address, self.clock(), until, reason)
+            self.store.save_ban(address, self.clock(), until, reason)
         except Exception:
             log.exception("could not store the ban of %s", address)
         self._emit(ev.SourceBanned(address, until, reason))
@@ -534,10 +540,9 @@ class Edge:
         state = self.nonces.check(best.nonce, now, flow.host)
         if state != "ok":
             return Shown(stale=state == "stale")
-        column = "ha1_sha256" if best.algorithm == "SHA-256" else "ha1_md5"
-        row = self.store.db.execute(f"SELECT {column} FROM extensions WHERE number = ?", [best.username]).fetchone()
-        ha1 = row[0] if row and row[0] else _DUMMY[best.algorithm]
-        if verify(best, req.method, req.uri, ha1) and row is not None:
+        stored = self.store.ha1_of(best.username, best.algorithm)
+        ha1 = stored or _DUMMY[best.algorithm]
+        if verify(best, req.method, req.uri, ha1) and stored is not None:
             return Shown(Proof.CREDENTIALS, best.username)
         return Shown(failed=best.username)
 
