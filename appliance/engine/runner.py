@@ -8,7 +8,7 @@ engine event is printed on stdout as one JSON object; commands come on stdin:
 
     {"cmd": "reload"}                               read extensions, trunks, routing again
     {"cmd": "router", "factory": "module:function"} route with function(store) -> Router
-    {"cmd": "stats"}                                live calls, legs, post-dial delays, longest loop turn
+    {"cmd": "stats"}                                live calls, legs, post-dial delays, loop turns (p99, longest)
     {"cmd": "flush"}                                wait until records are written
 """
 
@@ -84,12 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         out = {"sessions": len(b2bua.sessions), "live": len(engine.registry),
                "waiting": engine.registry.waiting(), "leaked": engine.registry.leaked(),
                "timers": len(b2bua.timers), "post_dial_ms": list(b2bua.stats["post_dial_ms"]),
-               "longest_turn_ms": round(engine.turns.longest * 1000, 2), "slow_turns": engine.turns.slow}
+               "turns": engine.turns.n, "turn_p99_ms": round(engine.turns.percentile(99) * 1000, 2),
+               "longest_turn_ms": round(engine.turns.longest * 1000, 2),
+               "longest_turn_cpu_ms": round(engine.turns.longest_cpu * 1000, 2), "slow_turns": engine.turns.slow}
         b2bua.stats["post_dial_ms"] = []
         engine.turns.reset()
         return out
 
-    say({"kind": "ready", "pid": __import__("os").getpid()})
+    say({"kind": "ready", "pid": os.getpid(), "pjsua2": engine.call(lambda: engine.ep.libVersion().full)})
     try:
         for line in sys.stdin:
             line = line.strip()
