@@ -1,13 +1,23 @@
 """The far ends for `pbx bench calls`: a provider that places calls and a phone that answers.
 
-    python -m appliance.engine.benchpeer answer PORT             then stdin: "hangup" hangs up every call
+    python -m appliance.engine.benchpeer answer PORT             then stdin: "hangup" hangs up every call,
+                                                                "media" prints its calls' RTP statistics
     python -m appliance.engine.benchpeer call PORT URI [RTP_PORT [DIRECT_URI]]
-                                                                then stdin: N HOLD_SECONDS per line
+                                                                then stdin: N HOLD_SECONDS [media] [paced]
 
 The caller places N calls (paced, 50 a second, as calls arrive from a real
 trunk rather than all in one packet burst), times each INVITE to its 180,
 waits until all are answered, says "held" and holds them HOLD_SECONDS, then
 hangs up and prints a JSON summary.  One pjsua2 Endpoint per process.
+
+Both ends talk: every call carries a steady tone from the moment its media
+is up (the caller 440 Hz, the phone 880 Hz), so RTP flows both ways through
+the engine for the whole hold.  With "media" the caller prints its calls' RTP
+statistics at the end of the hold ({"talked": ...}) and waits for a
+"hangup" line, so that the phone's can be read ("media") before any call
+ends.  With "paced" it hangs its calls up at the pace it placed them, as
+calls end one by one in an office; without, all at once (the crossing
+BYEs of tests/engine/test_hangup_storm.py).
 
 With DIRECT_URI (the phone itself) it also places, half a pace after each
 call, a call straight to the phone, times it the same way and hangs it up
@@ -19,12 +29,14 @@ from __future__ import annotations
 
 import gc
 import json
+import select
 import sys
 import time
 
 import pjsua2 as pj
 
 PACE = 0.02
+TONES = {"call": 440, "answer": 880}  # Hz: each end's voice, told apart in a capture
 
 
 def peer_config(max_calls: int | None = 512) -> pj.EpConfig:
@@ -78,13 +90,26 @@ def endpoint(port: int) -> pj.Endpoint:
     return ep
 
 
+def tone(freq: int) -> pj.ToneGenerator:
+    """A steady tone in the conference bridge: what this end says on every call."""
+    gen = pj.ToneGenerator()
+    gen.createToneGenerator()
+    desc = pj.ToneDesc()
+    desc.freq1, desc.freq2, desc.on_msec, desc.off_msec, desc.volume = freq, 0, 1000, 0, 0
+    tones = pj.ToneDescVector()
+    tones.append(desc)
+    gen.play(tones, True)
+    return gen
+
+
 class Call(pj.Call):
-    def __init__(self, acc, call_id=pj.PJSUA_INVALID_ID):
+    def __init__(self, acc, call_id=pj.PJSUA_INVALID_ID, voice: pj.ToneGenerator | None = None):
         super().__init__(acc, call_id)
         self.state = "new"
         self.sent = 0.0
         self.ringing = 0.0
         self.hung = False
+        self.voice = voice
 
     def onCallState(self, prm):
         try:
@@ -98,15 +123,51 @@ class Call(pj.Call):
         except Exception as e:  # noqa: BLE001 - never into SWIG
             print(f"callback error {e}", file=sys.stderr, flush=True)
 
+    def onCallMediaState(self, prm):
+        """Talk as soon as there is media: silence would still be sent, but a tone is a voice's work."""
+        try:
+            if self.voice is not None:
+                self.voice.startTransmit(self.getAudioMedia(-1))
+        except pj.Error:
+            pass  # no audio (yet, or any more): nothing to say
+        except Exception as e:  # noqa: BLE001 - never into SWIG
+            print(f"callback error {e}", file=sys.stderr, flush=True)
+
+
+def media(calls: list[Call]) -> dict:
+    """This end's RTP on its confirmed calls, summed: what it sent, and what it received, lost
+    and with what jitter (RFC 3550's interarrival jitter, as pjmedia's RTCP keeps it per packet)."""
+    out = {"streams": 0, "sent": 0, "received": 0, "lost": 0, "jitter_mean_ms": 0.0, "jitter_max_ms": 0.0}
+    weighted = samples = 0
+    for c in calls:
+        if c.state != "confirmed":
+            continue
+        try:
+            st = c.getStreamStat(0).rtcp
+        except pj.Error:
+            continue
+        rx = st.rxStat
+        out["streams"] += 1
+        out["sent"] += st.txStat.pkt
+        out["received"] += rx.pkt
+        out["lost"] += rx.loss
+        if rx.jitterUsec.n > 0:
+            weighted += rx.jitterUsec.mean * rx.jitterUsec.n
+            samples += rx.jitterUsec.n
+            out["jitter_max_ms"] = max(out["jitter_max_ms"], rx.jitterUsec.max / 1000)
+    out["jitter_mean_ms"] = round(weighted / samples / 1000, 3) if samples else 0.0
+    return out
+
 
 class Answerer(pj.Account):
-    def __init__(self):
+    def __init__(self, voice: pj.ToneGenerator | None = None):
         super().__init__()
         self.calls = []
+        self.voice = voice
 
     def onIncomingCall(self, prm):
         try:
-            call = Call(self, prm.callId)
+            call = Call(self, prm.callId, self.voice)
             self.calls.append(call)
             op = pj.CallOpParam()
             op.statusCode = 180
@@ -120,14 +181,12 @@ class Answerer(pj.Account):
 
 def answer(port: int) -> None:
     ep = endpoint(port)
-    acc = Answerer()
+    acc = Answerer(tone(TONES["answer"]))
     cfg = pj.AccountConfig()
     cfg.idUri = f"sip:bench@127.0.0.1:{port}"
     cfg.mediaConfig.transportConfig.port = 30000
     acc.create(cfg)
     print("ready", flush=True)
-    import select
-
     while True:
         ep.libHandleEvents(5)
         acc.calls = [c for c in acc.calls if c.state != "disconnected"]
@@ -137,11 +196,14 @@ def answer(port: int) -> None:
                 break
             if line.strip() == "hangup":  # the phone's side hangs up every call it has
                 ep.hangupAllCalls()
+            elif line.strip() == "media":
+                print(json.dumps({"media": media(acc.calls)}), flush=True)
     ep.hangupAllCalls()
     end = time.monotonic() + 1
     while time.monotonic() < end:
         ep.libHandleEvents(5)
     acc.calls.clear()
+    acc.voice = None  # the tone is a pj object: gone before libDestroy
     gc.collect()
     acc.shutdown()
     ep.libDestroy()
@@ -153,6 +215,13 @@ def pump(ep: pj.Endpoint, seconds: float) -> None:
         ep.libHandleEvents(5)
 
 
+def pump_until_line(ep: pj.Endpoint) -> str:
+    """Keep the calls going until a line comes on stdin (its text, "" at its end)."""
+    while not select.select([sys.stdin], [], [], 0)[0]:
+        ep.libHandleEvents(5)
+    return sys.stdin.readline().strip()
+
+
 def call(port: int, uri: str, direct: str = "") -> None:
     ep = endpoint(port)
     acc = pj.Account()
@@ -160,21 +229,23 @@ def call(port: int, uri: str, direct: str = "") -> None:
     cfg.idUri = f"sip:+380501234567@127.0.0.1:{port}"
     cfg.mediaConfig.transportConfig.port = int(sys.argv[4]) if len(sys.argv) > 4 else 20000
     acc.create(cfg)
+    voice = tone(TONES["call"])
     print("ready", flush=True)
     for line in sys.stdin:
         if not line.strip():
             break
-        n, hold = line.split()
-        print(json.dumps(one_round(ep, acc, uri, int(n), float(hold), direct)), flush=True)
+        n, hold, *options = line.split()
+        print(json.dumps(one_round(ep, acc, uri, int(n), float(hold), direct, voice, set(options))), flush=True)
     # Every Call object must be gone before libDestroy: one freed afterwards
     # aborts the process (pjsua_call_set_user_data asserts on its stale id).
+    voice = None
     gc.collect()
     acc.shutdown()
     ep.libDestroy()
 
 
-def place(acc: pj.Account, uri: str, errors: list) -> Call | None:
-    c = Call(acc)
+def place(acc: pj.Account, uri: str, errors: list, voice: pj.ToneGenerator | None = None) -> Call | None:
+    c = Call(acc, voice=voice)
     c.sent = time.monotonic()
     prm = pj.CallOpParam(True)
     # No m=text (pjsua2 offers it by default): hanging up a call with a text
@@ -188,12 +259,13 @@ def place(acc: pj.Account, uri: str, errors: list) -> Call | None:
         return None
 
 
-def one_round(ep: pj.Endpoint, acc: pj.Account, uri: str, n: int, hold: float, direct: str = "") -> dict:
+def one_round(ep: pj.Endpoint, acc: pj.Account, uri: str, n: int, hold: float, direct: str = "",
+              voice: pj.ToneGenerator | None = None, options: set[str] = frozenset()) -> dict:
     """Place n calls, hold them, hang them all up; the Call objects die with this frame."""
     calls, errors = [], []
     straight: list[Call] = []  # the direct calls, hung up once answered
     for _ in range(n):
-        c = place(acc, uri, errors)
+        c = place(acc, uri, errors, voice)
         if c is not None:
             calls.append(c)
         if direct:
@@ -218,6 +290,11 @@ def one_round(ep: pj.Endpoint, acc: pj.Account, uri: str, n: int, hold: float, d
     still = sum(1 for c in calls if c.state == "confirmed")
     delays = [(c.ringing - c.sent) * 1000 for c in calls if c.ringing]  # in the order placed
     direct_delays = [(c.ringing - c.sent) * 1000 for c in straight if c.ringing]
+    if "media" in options:
+        print(json.dumps({"talked": media(calls)}), flush=True)
+        pump_until_line(ep)
+    if "paced" in options:
+        hang_up_paced(ep, calls)
     ep.hangupAllCalls()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(c.state != "disconnected" for c in calls + straight):
@@ -228,6 +305,17 @@ def one_round(ep: pj.Endpoint, acc: pj.Account, uri: str, n: int, hold: float, d
     pump(ep, 0.5)
     return {"placed": n, "answered": up, "still_up": still, "delays_ms": delays, "direct_ms": direct_delays,
             "errors": errors[:3], "not_ended": left}
+
+
+def hang_up_paced(ep: pj.Endpoint, calls: list[Call]) -> None:
+    """One call ended every PACE, as they were placed."""
+    for c in calls:
+        if c.state == "confirmed":
+            try:
+                c.hangup(pj.CallOpParam())
+            except pj.Error:
+                pass  # it ended meanwhile
+            pump(ep, PACE)
 
 
 if __name__ == "__main__":
