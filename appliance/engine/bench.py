@@ -12,12 +12,19 @@ Between its calls the provider also calls the phone straight, with no
 engine, and hangs those up once answered: the same delay under the same load
 (the peers and the engine's media share the machine's two cores), which is
 subtracted, percentile by percentile, to show what the engine adds.
+
+Both ends talk for the whole hold (a tone each way, see benchpeer), and at its
+end each reads pjsua2's statistics of its bridged streams: the packets the
+other end's voice arrived in from the engine, those lost on the way, and
+their jitter.  Calls end at the pace they were placed.  The engine reports
+its loop turns (the longest, and the 99th percentile) for each round.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -27,9 +34,10 @@ from typing import Any, Callable
 
 from appliance.store import Store
 
-SIZES = (10, 25, 50, 100)
+SIZES = (10, 25, 50, 100, 200)
 NUMBER = "+380440000000"
 ENGINE_RTP_PORT = 46000
+DIRECTIONS = ("caller_to_phone", "phone_to_caller")
 
 
 def router(store: Store) -> Any:
@@ -57,6 +65,11 @@ def _proc(args: list[str], name: str) -> subprocess.Popen:
         return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
 
 
+def _send(p: subprocess.Popen, line: str) -> None:
+    p.stdin.write(line + "\n")
+    p.stdin.flush()
+
+
 def _until(p: subprocess.Popen, test: Callable[[str], bool], timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -68,9 +81,20 @@ def _until(p: subprocess.Popen, test: Callable[[str], bool], timeout: float = 60
     raise RuntimeError("a bench process did not answer in time")
 
 
-def _cpu_seconds(pid: int) -> float:
+def _reply(p: subprocess.Popen, key: str, timeout: float = 60) -> dict:
+    """The next JSON line of p that starts with {"key": ...}."""
+    return json.loads(_until(p, lambda s: s.startswith(f'{{"{key}"'), timeout))
+
+
+def _cpu_times(pid: int) -> tuple[float, float]:
+    """Seconds of CPU the process has used: (user, system)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def _cpu_seconds(pid: int) -> float:
+    return sum(_cpu_times(pid))
 
 
 def _rss_mb(pid: int) -> float:
@@ -88,129 +112,238 @@ def percentile(values: list[float], p: float) -> float:
     return values[k]
 
 
-def _round(caller: subprocess.Popen, n: int, hold: float, engine_pid: int | None) -> dict:
-    caller.stdin.write(f"{n} {hold}\n")
-    caller.stdin.flush()
-    held = json.loads(_until(caller, lambda s: s.startswith('{"held"')))
-    cpu = rss = None
-    if engine_pid:
-        time.sleep(min(0.5, hold / 4))
-        c0, t0 = _cpu_seconds(engine_pid), time.monotonic()
-        time.sleep(max(0.5, hold - 1.0))
-        cpu = (_cpu_seconds(engine_pid) - c0) / (time.monotonic() - t0) * 100
-        rss = _rss_mb(engine_pid)
-    summary = json.loads(_until(caller, lambda s: s.startswith('{"placed"'), timeout=hold + 60))
-    summary.update(held=held["held"], cpu=cpu, rss=rss)
+def _engine_stats(engine: subprocess.Popen) -> dict:
+    """The engine's figures since it was last asked (it resets them)."""
+    _send(engine, '{"cmd": "stats"}')
+    return json.loads(_until(engine, lambda s: '"stats"' in s))
+
+
+def _sample_cpu(pid: int, hold: float) -> dict:
+    """The engine's CPU (% of one core; all, and in the kernel) and RSS while the calls are held,
+    settled after the last answer."""
+    time.sleep(min(0.5, hold / 4))
+    (u0, s0), t0 = _cpu_times(pid), time.monotonic()
+    time.sleep(max(0.5, hold - 1.0))
+    (u1, s1), t1 = _cpu_times(pid), time.monotonic()
+    return {"cpu": (u1 - u0 + s1 - s0) / (t1 - t0) * 100, "cpu_system": (s1 - s0) / (t1 - t0) * 100,
+            "rss": _rss_mb(pid)}
+
+
+def _round(caller: subprocess.Popen, phone: subprocess.Popen, n: int, hold: float, pid: int) -> dict:
+    """n calls held for `hold` seconds: their delays, both ends' RTP, the engine's CPU; then hung up."""
+    _send(caller, f"{n} {hold} media paced")
+    held = _reply(caller, "held")
+    cpu = _sample_cpu(pid, hold)
+    talked = _reply(caller, "talked", timeout=hold + 60)["talked"]  # the caller's end, its calls still up
+    _send(phone, "media")
+    heard = _reply(phone, "media")["media"]
+    _send(caller, "hangup")
+    summary = _reply(caller, "placed", timeout=n * 0.1 + 60)
+    summary.update(held=held["held"], media=_directions(talked, heard), **cpu)
     return summary
 
 
-def _rounds(caller: subprocess.Popen, engine: subprocess.Popen, n: int, hold: float, pid: int,
-            rounds: int) -> dict:
+def _directions(caller: dict, phone: dict) -> dict:
+    """Each end's statistics as two directions: what one end said, as the other heard it from the engine."""
+    def way(talker: dict, listener: dict) -> dict:
+        return {"streams": listener["streams"], "sent": talker["sent"], "received": listener["received"],
+                "lost": listener["lost"], "jitter_mean_ms": listener["jitter_mean_ms"],
+                "jitter_max_ms": listener["jitter_max_ms"]}
+
+    return {"caller_to_phone": way(caller, phone), "phone_to_caller": way(phone, caller)}
+
+
+def _pool_media(total: dict, add: dict) -> None:
+    """Sum one round's streams into the size's; jitter means weighted by the packets behind them."""
+    for way in DIRECTIONS:
+        t, a = total.setdefault(way, {"streams": 0, "sent": 0, "received": 0, "lost": 0,
+                                      "jitter_mean_ms": 0.0, "jitter_max_ms": 0.0}), add[way]
+        received = t["received"] + a["received"]
+        if received:
+            t["jitter_mean_ms"] = round((t["jitter_mean_ms"] * t["received"]
+                                         + a["jitter_mean_ms"] * a["received"]) / received, 3)
+        t["jitter_max_ms"] = max(t["jitter_max_ms"], a["jitter_max_ms"])
+        for key in ("streams", "sent", "received", "lost"):
+            t[key] += a[key]
+
+
+def _rounds(caller: subprocess.Popen, phone: subprocess.Popen, engine: subprocess.Popen, n: int, hold: float,
+            pid: int, rounds: int) -> dict:
     """`rounds` rounds of n calls, their delays pooled (a p99 of 100 calls is nearly their maximum)."""
     out: dict[str, Any] = {"delays_ms": [], "direct_ms": [], "inside_ms": [], "errors": [], "not_ended": 0,
-                           "cpus": [], "rss": 0.0, "still_up": n, "turn": 0.0}
+                           "cpus": [], "cpus_system": [], "rss": 0.0, "still_up": n, "turn": 0.0, "turn_cpu": 0.0,
+                           "turn99": 0.0, "slow": 0, "media": {}}
     for _ in range(rounds):
-        r = _round(caller, n, hold, pid)
-        engine.stdin.write('{"cmd": "stats"}\n')
-        engine.stdin.flush()
-        st = json.loads(_until(engine, lambda s: '"stats"' in s))
+        r = _round(caller, phone, n, hold, pid)
+        st = _engine_stats(engine)
         out["delays_ms"] += r["delays_ms"]
         out["direct_ms"] += r["direct_ms"]
         out["inside_ms"] += st["post_dial_ms"]
         out["errors"] += r["errors"]
         out["not_ended"] += r.get("not_ended", 0)
         out["cpus"].append(r["cpu"])
+        out["cpus_system"].append(r["cpu_system"])
         out["rss"] = max(out["rss"], r["rss"])
         out["still_up"] = min(out["still_up"], r["still_up"])
-        out["turn"] = max(out["turn"], st.get("longest_turn_ms", float("nan")))
+        if st["longest_turn_ms"] > out["turn"]:
+            out["turn"], out["turn_cpu"] = st["longest_turn_ms"], st["longest_turn_cpu_ms"]
+        out["turn99"] = max(out["turn99"], st["turn_p99_ms"])  # the worst round's
+        out["slow"] += st["slow_turns"]
+        _pool_media(out["media"], r["media"])
         out["live"], out["leaked"] = st["live"], st.get("leaked", 0)
         time.sleep(1.0)
     out["cpu"] = sum(out["cpus"]) / len(out["cpus"])
+    out["cpu_system"] = sum(out["cpus_system"]) / len(out["cpus_system"])
     return out
 
 
-def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str], None] = print,
-        rounds: int = 3) -> list[dict]:
+def _row(n: int, r: dict) -> dict:
+    """One size's figures, as `--json` prints them."""
+    d, base, inside = r["delays_ms"], r["direct_ms"], r["inside_ms"]
+    pdd = {p: percentile(d, p) for p in (50, 99)}
+    direct = {p: percentile(base, p) for p in (50, 99)}
+    figures = {
+        "calls": n, "bridged": r["still_up"], "cpu_percent": r["cpu"], "cpu_system_percent": r["cpu_system"],
+        "rss_mb": r["rss"],
+        "pdd_p50_ms": pdd[50], "pdd_p99_ms": pdd[99], "direct_p50_ms": direct[50], "direct_p99_ms": direct[99],
+        "added_p50_ms": pdd[50] - direct[50], "added_p99_ms": pdd[99] - direct[99],
+        "inside_p50_ms": percentile(inside, 50), "inside_p99_ms": percentile(inside, 99),
+        **r["media"],
+        "turn_p99_ms": r["turn99"], "turn_max_ms": r["turn"], "turn_max_cpu_ms": r["turn_cpu"],
+        "slow_turns": r["slow"],
+        "samples": {"pdd": len(d), "direct": len(base), "inside": len(inside)},
+        "errors": r["errors"], "not_ended": r["not_ended"], "live_after": r["live"], "leaked": r["leaked"],
+    }
+    # NaN (no sample) is not JSON: null instead.
+    return {k: (round(v, 2) if v == v else None) if isinstance(v, float) else v for k, v in figures.items()}
+
+
+def machine(pjsua2: str) -> dict:
+    return {"cores": os.cpu_count(), "arch": platform.machine(), "python": platform.python_version(),
+            "pjsua2": pjsua2, "loadavg_1min": round(os.getloadavg()[0], 2)}
+
+
+HEADER = (f"{'calls':>6} {'bridged':>8} {'cpu %':>6} {'rss MB':>7} {'pdd p50':>8} {'pdd p99':>8}"
+          f" {'direct p50':>10} {'direct p99':>10} {'added p50':>10} {'added p99':>10} {'lost':>6}"
+          f" {'jitter':>7} {'max':>6} {'turn p99':>8} {'max':>6}")
+
+
+def _explain(echo: Callable[[str], None], rounds: int) -> None:
+    echo("cpu: the engine process, % of one core while the calls are held (user + system)")
+    echo("pdd: post-dial delay, the caller's INVITE to its 180 through the engine;"
+         " direct: the same straight to the phone, under the same load; added: pdd minus direct")
+    echo("lost, jitter (mean, max; ms): RTP both ways on the bridged calls, as the receiving end measured it"
+         " (lost: both directions together; jitter: the worse direction)")
+    echo(f"turn: the engine loop's turns (about 5 ms when idle), p99 and longest, ms; each size:"
+         f" {rounds} rounds, their delays pooled")
+    echo(HEADER)
+
+
+def _echo_row(echo: Callable[[str], None], row: dict) -> None:
+    ways = [row[w] for w in DIRECTIONS]
+    echo(f"{row['calls']:>6} {row['bridged']:>8} {row['cpu_percent']:>6.1f} {row['rss_mb']:>7.0f}"
+         f" {row['pdd_p50_ms']:>8.2f} {row['pdd_p99_ms']:>8.2f} {row['direct_p50_ms']:>10.2f}"
+         f" {row['direct_p99_ms']:>10.2f} {row['added_p50_ms']:>10.2f} {row['added_p99_ms']:>10.2f}"
+         f" {sum(w['lost'] for w in ways):>6} {max(w['jitter_mean_ms'] for w in ways):>7.2f}"
+         f" {max(w['jitter_max_ms'] for w in ways):>6.2f} {row['turn_p99_ms']:>8.1f} {row['turn_max_ms']:>6.1f}")
+    echo(f"       inside the engine (INVITE handled to 180 sent): p50 {row['inside_p50_ms']:.2f} ms,"
+         f" p99 {row['inside_p99_ms']:.2f} ms; cpu in the kernel {row['cpu_system_percent']:.1f} %;"
+         f" longest turn {row['turn_max_ms']:.1f} ms, {row['turn_max_cpu_ms']:.1f} ms of it on a core")
+    for way in DIRECTIONS:
+        w = row[way]
+        echo(f"       {way.replace('_to_', ' to ')}: {w['streams']} streams, {w['sent']} packets sent,"
+             f" {w['received']} received from the engine, {w['lost']} lost,"
+             f" jitter mean {w['jitter_mean_ms']:.2f} ms, max {w['jitter_max_ms']:.2f} ms")
+    problems = []
+    if row["errors"]:
+        problems.append(f"errors: {row['errors']}")
+    if row["not_ended"]:
+        problems.append(f"{row['not_ended']} calls did not end")
+    if row["live_after"] or row["leaked"]:
+        problems.append(f"after hang-up the engine still holds {row['live_after']} legs, {row['leaked']} leaked")
+    if problems:
+        echo("       " + "; ".join(problems))
+
+
+def _prepare(data: Path, phone_port: int, caller_port: int) -> None:
+    with Store(data) as store:
+        store.add_extension("101", "Bench", "bench-password")
+        store.db["bindings"].insert({
+            "extension": "101", "contact": f"sip:101@127.0.0.1:{phone_port}", "source_host": "127.0.0.1",
+            "source_port": phone_port, "transport": "udp", "q": 1.0, "expires_at": time.time() + 86400,
+            "registered_at": time.time()})
+        store.put_trunk({"name": "bench", "kind": "ip", "host": "127.0.0.1", "port": caller_port,
+                         "addresses": ["127.0.0.1"], "numbers": [NUMBER]})
+        # RTP apart from the peers' (20000, 30000, 40000 up) and from an engine
+        # another test run may have on the default 10000.
+        store.set_setting("engine", {"rtp_port": ENGINE_RTP_PORT, "rtp_ports": 1000})
+
+
+def _start(data: Path, procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, ...]:
+    """The phone, the caller and the engine, each ready; appended to procs as they start."""
     py = sys.executable
-    results = []
+    sip_port, trunk_port, phone_port, caller_port = (_free_port() for _ in range(4))
+    _prepare(data, phone_port, caller_port)
+    phone = _proc([py, "-m", "appliance.engine.benchpeer", "answer", str(phone_port)], "phone")
+    procs.append(phone)
+    _until(phone, lambda s: s == "ready")
+    caller = _proc([py, "-m", "appliance.engine.benchpeer", "call", str(caller_port),
+                    f"sip:{NUMBER}@127.0.0.1:{trunk_port}", "20000", f"sip:101@127.0.0.1:{phone_port}"], "caller")
+    procs.append(caller)
+    _until(caller, lambda s: s == "ready")
+    runner = os.environ.get("PBX_BENCH_ENGINE", "-m appliance.engine.runner").split()
+    engine = _proc([py, *runner, "--data", str(data), "--sip-port", str(sip_port), "--trunk-port", str(trunk_port),
+                    "--router", "appliance.engine.bench:router", "--quiet",
+                    "--pj-log-level", os.environ.get("PBX_BENCH_PJLOG", "2")], "engine")
+    procs.append(engine)
+    return phone, caller, engine
+
+
+def _idle(pid: int) -> dict:
+    time.sleep(1.0)
+    idle0 = _cpu_seconds(pid)
+    time.sleep(2.0)
+    return {"cpu_percent": round((_cpu_seconds(pid) - idle0) / 2 * 100, 1), "rss_mb": round(_rss_mb(pid))}
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        try:
+            if p.stdin and not p.stdin.closed:
+                p.stdin.close()
+            p.wait(10)
+        except Exception:  # noqa: BLE001 - a process that would not stop is killed
+            p.kill()
+            p.wait(5)
+        if p.stdout:
+            p.stdout.close()
+
+
+def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str], None] = print,
+        rounds: int = 3) -> dict:
+    """Measure every size; echo the table as it goes, and return it as one object (what `--json` prints)."""
+    report: dict[str, Any] = {"sizes": []}
     with tempfile.TemporaryDirectory(prefix="pbx-bench-") as tmp:
-        data = Path(tmp) / "data"
-        sip_port, trunk_port, phone_port, caller_port = (_free_port() for _ in range(4))
-        with Store(data) as store:
-            store.add_extension("101", "Bench", "bench-password")
-            store.db["bindings"].insert({
-                "extension": "101", "contact": f"sip:101@127.0.0.1:{phone_port}", "source_host": "127.0.0.1",
-                "source_port": phone_port, "transport": "udp", "q": 1.0, "expires_at": time.time() + 86400,
-                "registered_at": time.time()})
-            store.put_trunk({"name": "bench", "kind": "ip", "host": "127.0.0.1", "port": caller_port,
-                             "addresses": ["127.0.0.1"], "numbers": [NUMBER]})
-            # RTP apart from the peers' (20000, 30000, 40000 up) and from an engine
-            # another test run may have on the default 10000.
-            store.set_setting("engine", {"rtp_port": ENGINE_RTP_PORT, "rtp_ports": 1000})
         procs: list[subprocess.Popen] = []
         try:
-            phone = _proc([py, "-m", "appliance.engine.benchpeer", "answer", str(phone_port)], "phone")
-            procs.append(phone)
-            _until(phone, lambda s: s == "ready")
-            caller = _proc([py, "-m", "appliance.engine.benchpeer", "call", str(caller_port),
-                            f"sip:{NUMBER}@127.0.0.1:{trunk_port}", "20000", f"sip:101@127.0.0.1:{phone_port}"],
-                           "caller")
-            procs.append(caller)
-            _until(caller, lambda s: s == "ready")
-            engine = _proc([py, *(os.environ.get("PBX_BENCH_ENGINE", "-m appliance.engine.runner").split()), "--data", str(data), "--sip-port", str(sip_port),
-                            "--trunk-port", str(trunk_port), "--router", "appliance.engine.bench:router", "--quiet",
-                            "--pj-log-level", os.environ.get("PBX_BENCH_PJLOG", "2")], "engine")
-            procs.append(engine)
+            phone, caller, engine = _start(Path(tmp) / "data", procs)
             ready = json.loads(_until(engine, lambda s: '"ready"' in s))
             pid = ready["pid"]
-            time.sleep(1.0)
-            idle0 = _cpu_seconds(pid)
-            time.sleep(2.0)
-            echo(f"engine idle: {(_cpu_seconds(pid) - idle0) / 2 * 100:.1f} % of a core, {_rss_mb(pid):.0f} MB")
-            echo("cpu: the engine process, % of one core while the calls are held (user + system)")
-            echo("pdd: post-dial delay, the caller's INVITE to its 180 through the engine;"
-                 " direct: the same straight to the phone, under the same load; added: pdd minus direct")
-            echo(f"each size: {rounds} rounds, their delays pooled; turn: the engine loop's longest turn"
-                 " (about 5 ms when idle)")
-            echo(f"{'calls':>6} {'bridged':>8} {'cpu %':>6} {'rss MB':>7} {'pdd p50':>8} {'pdd p99':>8}"
-                 f" {'direct p50':>10} {'direct p99':>10} {'added p50':>10} {'added p99':>10} {'turn ms':>8}")
+            report["machine"] = machine(ready.get("pjsua2", ""))
+            report["idle"] = _idle(pid)
+            echo(f"engine idle: {report['idle']['cpu_percent']:.1f} % of a core, {report['idle']['rss_mb']} MB")
+            _explain(echo, rounds)
+            _engine_stats(engine)  # the start's turns (the B2BUA's start takes about 150 ms) are not a call's
             for n in sizes:
-                r = _rounds(caller, engine, n, hold, pid, rounds)
-                d, base, inside = r["delays_ms"], r["direct_ms"], r["inside_ms"]
-                r.update(n=n, p50=percentile(d, 50), p99=percentile(d, 99),
-                         direct50=percentile(base, 50), direct99=percentile(base, 99),
-                         inside50=percentile(inside, 50), inside99=percentile(inside, 99))
-                r.update(added50=r["p50"] - r["direct50"], added99=r["p99"] - r["direct99"])
-                results.append(r)
-                echo(f"{n:>6} {r['still_up']:>8} {r['cpu']:>6.1f} {r['rss']:>7.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}"
-                     f" {r['direct50']:>10.2f} {r['direct99']:>10.2f} {r['added50']:>10.2f} {r['added99']:>10.2f}"
-                     f" {r['turn']:>8.1f}")
-                echo(f"       inside the engine (INVITE handled to 180 sent): p50 {r['inside50']:.2f} ms,"
-                     f" p99 {r['inside99']:.2f} ms")
-                problems = []
-                if r["errors"]:
-                    problems.append(f"errors: {r['errors']}")
-                if r.get("not_ended"):
-                    problems.append(f"{r['not_ended']} calls did not end")
-                if r["live"] or r["leaked"]:
-                    problems.append(f"after hang-up the engine still holds {r['live']} legs, {r['leaked']} leaked")
-                if problems:
-                    echo("       " + "; ".join(problems))
-            engine.stdin.write('{"cmd": "quit"}\n')
-            engine.stdin.flush()
+                row = _row(n, _rounds(caller, phone, engine, n, hold, pid, rounds))
+                report["sizes"].append(row)
+                _echo_row(echo, row)
+            _send(engine, '{"cmd": "quit"}')
             engine.wait(10)
         finally:
-            for p in procs:
-                try:
-                    if p.stdin and not p.stdin.closed:
-                        p.stdin.close()
-                    p.wait(10)
-                except Exception:  # noqa: BLE001 - a process that would not stop is killed
-                    p.kill()
-                    p.wait(5)
-                if p.stdout:
-                    p.stdout.close()
-    return results
+            _stop(procs)
+    report["hold_s"], report["rounds"] = hold, rounds
+    return report
 
 
 if __name__ == "__main__":

@@ -1,20 +1,54 @@
-"""`pbx bench calls` itself: a small round through real peers prints a full table and loses no call."""
+"""`pbx bench calls` itself: a small bench through real peers measures every call, the RTP both ways
+and the engine's loop, and prints them as a table or as one JSON object."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from click.testing import CliRunner
 
 from appliance.engine import bench
+from appliance.engine.commands import bench_calls
 
-pytestmark = pytest.mark.sip
+CALLS, HOLD = 4, 2.0
 
 
-def test_a_small_bench_round_measures_every_call_both_ways():
+@pytest.mark.sip
+def test_a_small_bench_measures_every_call_its_rtp_and_the_loop_as_json():
+    result = CliRunner().invoke(bench_calls, ["--sizes", str(CALLS), "--hold", str(HOLD), "--rounds", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)  # the whole output is the one object
+    json.dumps(report, allow_nan=False)  # strict JSON: a missing figure is null, never NaN
+    assert set(report["machine"]) >= {"cores", "arch", "python", "pjsua2"} and report["machine"]["pjsua2"]
+    (row,) = report["sizes"]
+    assert row["calls"] == row["bridged"] == CALLS and not row["errors"] and not row["not_ended"]
+    assert row["samples"] == {"pdd": 2 * CALLS, "direct": 2 * CALLS, "inside": 2 * CALLS}
+    assert 0 < row["direct_p50_ms"] <= row["direct_p99_ms"] and 0 < row["pdd_p50_ms"] <= row["pdd_p99_ms"]
+    assert (row["live_after"], row["leaked"]) == (0, 0)
+    assert 0 <= row["turn_p99_ms"] <= row["turn_max_ms"] and 0 <= row["turn_max_cpu_ms"]
+    assert row["cpu_percent"] > 0 and row["rss_mb"] > 0
+    for way in ("caller_to_phone", "phone_to_caller"):
+        w = row[way]
+        assert w["streams"] == 2 * CALLS, (way, w)
+        # Both ends talked the whole hold (50 packets a second each way), and
+        # nothing is lost on loopback.
+        assert w["sent"] >= w["streams"] * 50 * HOLD * 0.8 and w["received"] >= w["streams"] * 50 * HOLD * 0.8, w
+        assert w["lost"] == 0, (way, w)
+        assert 0 <= w["jitter_mean_ms"] <= w["jitter_max_ms"], (way, w)
+
+
+def test_the_table_shows_a_row_per_size_with_its_loss_jitter_and_turns():
+    way = {"streams": 8, "sent": 1000, "received": 990, "lost": 1, "jitter_mean_ms": 0.5, "jitter_max_ms": 2.0}
+    row = {"calls": 4, "bridged": 4, "cpu_percent": 5.0, "cpu_system_percent": 2.0, "rss_mb": 70.0,
+           "pdd_p50_ms": 6.0, "pdd_p99_ms": 8.0, "direct_p50_ms": 2.0, "direct_p99_ms": 3.0,
+           "added_p50_ms": 4.0, "added_p99_ms": 5.0, "inside_p50_ms": 3.0, "inside_p99_ms": 4.0,
+           "caller_to_phone": way, "phone_to_caller": {**way, "lost": 2, "jitter_max_ms": 3.0},
+           "turn_p99_ms": 6.1, "turn_max_ms": 9.5, "turn_max_cpu_ms": 2.5, "errors": [], "not_ended": 0,
+           "live_after": 0, "leaked": 0}
     lines: list[str] = []
-    (r,) = bench.run(sizes=(3,), hold=0.5, echo=lines.append, rounds=2)
-    assert r["still_up"] == 3 and not r["errors"] and not r["not_ended"]
-    assert len(r["delays_ms"]) == 6 and len(r["direct_ms"]) == 6 and len(r["inside_ms"]) == 6
-    assert 0 < r["direct50"] <= r["direct99"] and 0 < r["p50"] <= r["p99"]
-    assert (r["live"], r["leaked"]) == (0, 0)
-    row = next(line for line in lines if line.split()[:2] == ["3", "3"])
-    assert len(row.split()) == 11, row
+    bench._echo_row(lines.append, row)
+    cells = lines[0].split()
+    assert len(cells) == 15, lines[0]
+    assert cells[:2] == ["4", "4"] and cells[-5:] == ["3", "0.50", "3.00", "6.1", "9.5"]
+    assert "caller to phone: 8 streams" in lines[2] and "2 lost" in lines[3]
