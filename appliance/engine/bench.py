@@ -14,10 +14,12 @@ engine, and hangs those up once answered: the same delay under the same load
 subtracted, percentile by percentile, to show what the engine adds.
 
 Both ends talk for the whole hold (a tone each way, see benchpeer), and at its
-end each reads pjsua2's statistics of its bridged streams: the packets the
-other end's voice arrived in from the engine, those lost on the way, and
-their jitter.  Calls end at the pace they were placed.  The engine reports
-its loop turns (the longest, and the 99th percentile) for each round.
+end each, and the engine, read pjsua2's statistics of the bridged streams:
+the packets one end's voice arrived in at the engine and at the other end,
+those lost on each hop, and their jitter (the engine re-sends what it
+receives on its own clock, so a loss into it would not show at the far end).
+Calls end at the pace they were placed.  The engine reports its loop turns
+(the longest, and the 99th percentile) for each round.
 """
 
 from __future__ import annotations
@@ -112,9 +114,9 @@ def percentile(values: list[float], p: float) -> float:
     return values[k]
 
 
-def _engine_stats(engine: subprocess.Popen) -> dict:
-    """The engine's figures since it was last asked (it resets them)."""
-    _send(engine, '{"cmd": "stats"}')
+def _engine_stats(engine: subprocess.Popen, media: bool = False) -> dict:
+    """The engine's figures since it was last asked (it resets them); with media, the RTP its legs received."""
+    _send(engine, json.dumps({"cmd": "stats", "media": media}))
     return json.loads(_until(engine, lambda s: '"stats"' in s))
 
 
@@ -129,42 +131,54 @@ def _sample_cpu(pid: int, hold: float) -> dict:
             "rss": _rss_mb(pid)}
 
 
-def _round(caller: subprocess.Popen, phone: subprocess.Popen, n: int, hold: float, pid: int) -> dict:
-    """n calls held for `hold` seconds: their delays, both ends' RTP, the engine's CPU; then hung up."""
+def _round(caller: subprocess.Popen, phone: subprocess.Popen, engine: subprocess.Popen, n: int, hold: float,
+           pid: int) -> dict:
+    """n calls held for `hold` seconds: their delays, the RTP both ways, the engine's CPU and its
+    figures for the calls' start and hold ("talk") and for their end ("end"); then hung up."""
     _send(caller, f"{n} {hold} media paced")
     held = _reply(caller, "held")
     cpu = _sample_cpu(pid, hold)
     talked = _reply(caller, "talked", timeout=hold + 60)["talked"]  # the caller's end, its calls still up
     _send(phone, "media")
     heard = _reply(phone, "media")["media"]
+    talk = _engine_stats(engine, media=True)
     _send(caller, "hangup")
     summary = _reply(caller, "placed", timeout=n * 0.1 + 60)
-    summary.update(held=held["held"], media=_directions(talked, heard), **cpu)
+    summary.update(held=held["held"], media=_directions(talked, talk["media"], heard), talk=talk,
+                   end=_engine_stats(engine), **cpu)
     return summary
 
 
-def _directions(caller: dict, phone: dict) -> dict:
-    """Each end's statistics as two directions: what one end said, as the other heard it from the engine."""
-    def way(talker: dict, listener: dict) -> dict:
-        return {"streams": listener["streams"], "sent": talker["sent"], "received": listener["received"],
-                "lost": listener["lost"], "jitter_mean_ms": listener["jitter_mean_ms"],
-                "jitter_max_ms": listener["jitter_max_ms"]}
+def _directions(caller: dict, engine: dict, phone: dict) -> dict:
+    """Both ends' and the engine's statistics as two directions: what one end said, as the engine
+    received it (its "a" legs hear the caller, its "b" legs the phone) and as the other end heard it."""
+    def way(talker: dict, into_engine: dict, listener: dict) -> dict:
+        return {"streams": listener["streams"], "sent": talker["sent"],
+                "engine_received": into_engine["received"], "lost_in": into_engine["lost"],
+                "jitter_in_mean_ms": into_engine["jitter_mean_ms"], "jitter_in_max_ms": into_engine["jitter_max_ms"],
+                "received": listener["received"], "lost_out": listener["lost"],
+                "lost": into_engine["lost"] + listener["lost"],
+                "jitter_mean_ms": listener["jitter_mean_ms"], "jitter_max_ms": listener["jitter_max_ms"]}
 
-    return {"caller_to_phone": way(caller, phone), "phone_to_caller": way(phone, caller)}
+    return {"caller_to_phone": way(caller, engine["a"], phone), "phone_to_caller": way(phone, engine["b"], caller)}
+
+
+# A direction's jitter means, each weighted by the packets it was measured on.
+WEIGHTS = {"jitter_mean_ms": "received", "jitter_in_mean_ms": "engine_received"}
 
 
 def _pool_media(total: dict, add: dict) -> None:
-    """Sum one round's streams into the size's; jitter means weighted by the packets behind them."""
+    """Sum one round's streams into the size's: counts added, maxima kept, means weighted."""
     for way in DIRECTIONS:
-        t, a = total.setdefault(way, {"streams": 0, "sent": 0, "received": 0, "lost": 0,
-                                      "jitter_mean_ms": 0.0, "jitter_max_ms": 0.0}), add[way]
-        received = t["received"] + a["received"]
-        if received:
-            t["jitter_mean_ms"] = round((t["jitter_mean_ms"] * t["received"]
-                                         + a["jitter_mean_ms"] * a["received"]) / received, 3)
-        t["jitter_max_ms"] = max(t["jitter_max_ms"], a["jitter_max_ms"])
-        for key in ("streams", "sent", "received", "lost"):
-            t[key] += a[key]
+        t, a = total.setdefault(way, dict.fromkeys(add[way], 0)), add[way]
+        for key, weight in WEIGHTS.items():
+            packets = t[weight] + a[weight]
+            t[key] = round((t[key] * t[weight] + a[key] * a[weight]) / packets, 3) if packets else 0.0
+        for key in a:
+            if key.endswith("_max_ms"):
+                t[key] = max(t[key], a[key])
+            elif key not in WEIGHTS:
+                t[key] += a[key]
 
 
 def _rounds(caller: subprocess.Popen, phone: subprocess.Popen, engine: subprocess.Popen, n: int, hold: float,
@@ -174,27 +188,32 @@ def _rounds(caller: subprocess.Popen, phone: subprocess.Popen, engine: subproces
                            "cpus": [], "cpus_system": [], "rss": 0.0, "still_up": n, "turn": 0.0, "turn_cpu": 0.0,
                            "turn99": 0.0, "slow": 0, "media": {}}
     for _ in range(rounds):
-        r = _round(caller, phone, n, hold, pid)
-        st = _engine_stats(engine)
+        r = _round(caller, phone, engine, n, hold, pid)
         out["delays_ms"] += r["delays_ms"]
         out["direct_ms"] += r["direct_ms"]
-        out["inside_ms"] += st["post_dial_ms"]
         out["errors"] += r["errors"]
         out["not_ended"] += r.get("not_ended", 0)
         out["cpus"].append(r["cpu"])
         out["cpus_system"].append(r["cpu_system"])
         out["rss"] = max(out["rss"], r["rss"])
         out["still_up"] = min(out["still_up"], r["still_up"])
-        if st["longest_turn_ms"] > out["turn"]:
-            out["turn"], out["turn_cpu"] = st["longest_turn_ms"], st["longest_turn_cpu_ms"]
-        out["turn99"] = max(out["turn99"], st["turn_p99_ms"])  # the worst round's
-        out["slow"] += st["slow_turns"]
+        for st in (r["talk"], r["end"]):
+            _pool_engine(out, st)
         _pool_media(out["media"], r["media"])
-        out["live"], out["leaked"] = st["live"], st.get("leaked", 0)
+        out["live"], out["leaked"] = r["end"]["live"], r["end"].get("leaked", 0)
         time.sleep(1.0)
     out["cpu"] = sum(out["cpus"]) / len(out["cpus"])
     out["cpu_system"] = sum(out["cpus_system"]) / len(out["cpus_system"])
     return out
+
+
+def _pool_engine(out: dict, st: dict) -> None:
+    """The engine's figures for part of a round into the size's: post-dial delays, turns."""
+    out["inside_ms"] += st["post_dial_ms"]
+    if st["longest_turn_ms"] > out["turn"]:
+        out["turn"], out["turn_cpu"] = st["longest_turn_ms"], st["longest_turn_cpu_ms"]
+    out["turn99"] = max(out["turn99"], st["turn_p99_ms"])  # the worst part's
+    out["slow"] += st["slow_turns"]
 
 
 def _row(n: int, r: dict) -> dict:
@@ -232,8 +251,8 @@ def _explain(echo: Callable[[str], None], rounds: int) -> None:
     echo("cpu: the engine process, % of one core while the calls are held (user + system)")
     echo("pdd: post-dial delay, the caller's INVITE to its 180 through the engine;"
          " direct: the same straight to the phone, under the same load; added: pdd minus direct")
-    echo("lost, jitter (mean, max; ms): RTP both ways on the bridged calls, as the receiving end measured it"
-         " (lost: both directions together; jitter: the worse direction)")
+    echo("lost: RTP packets lost on the bridged calls, both ways, into the engine and out of it;"
+         " jitter (mean, max; ms): as the receiving end measured it, the worse direction")
     echo(f"turn: the engine loop's turns (about 5 ms when idle), p99 and longest, ms; each size:"
          f" {rounds} rounds, their delays pooled")
     echo(HEADER)
@@ -251,9 +270,10 @@ def _echo_row(echo: Callable[[str], None], row: dict) -> None:
          f" longest turn {row['turn_max_ms']:.1f} ms, {row['turn_max_cpu_ms']:.1f} ms of it on a core")
     for way in DIRECTIONS:
         w = row[way]
-        echo(f"       {way.replace('_to_', ' to ')}: {w['streams']} streams, {w['sent']} packets sent,"
-             f" {w['received']} received from the engine, {w['lost']} lost,"
-             f" jitter mean {w['jitter_mean_ms']:.2f} ms, max {w['jitter_max_ms']:.2f} ms")
+        echo(f"       {way.replace('_to_', ' to ')}: {w['streams']} streams, {w['sent']} packets sent;"
+             f" into the engine {w['engine_received']}, {w['lost_in']} lost, jitter mean"
+             f" {w['jitter_in_mean_ms']:.2f} ms, max {w['jitter_in_max_ms']:.2f} ms; out of it {w['received']},"
+             f" {w['lost_out']} lost, jitter mean {w['jitter_mean_ms']:.2f} ms, max {w['jitter_max_ms']:.2f} ms")
     problems = []
     if row["errors"]:
         problems.append(f"errors: {row['errors']}")

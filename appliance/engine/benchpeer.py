@@ -134,29 +134,37 @@ class Call(pj.Call):
             print(f"callback error {e}", file=sys.stderr, flush=True)
 
 
-def media(calls: list[Call]) -> dict:
-    """This end's RTP on its confirmed calls, summed: what it sent, and what it received, lost
-    and with what jitter (RFC 3550's interarrival jitter, as pjmedia's RTCP keeps it per packet)."""
-    out = {"streams": 0, "sent": 0, "received": 0, "lost": 0, "jitter_mean_ms": 0.0, "jitter_max_ms": 0.0}
+def stream_stat(call: pj.Call):
+    """pjsua2's RTCP statistics of the call's audio stream (pj.RtcpStat), None when it has none."""
+    try:
+        return call.getStreamStat(0).rtcp
+    except pj.Error:
+        return None
+
+
+def rtp_figures(stats: list) -> dict:
+    """Streams' RTCP statistics summed: what was sent, and what was received, lost and with what
+    jitter (RFC 3550's interarrival jitter, which pjmedia updates on every packet; the mean is
+    weighted by the packets behind it)."""
+    out = {"streams": len(stats), "sent": 0, "received": 0, "lost": 0, "jitter_mean_ms": 0.0, "jitter_max_ms": 0.0}
     weighted = samples = 0
-    for c in calls:
-        if c.state != "confirmed":
-            continue
-        try:
-            st = c.getStreamStat(0).rtcp
-        except pj.Error:
-            continue
-        rx = st.rxStat
-        out["streams"] += 1
+    for st in stats:
+        rx, jitter = st.rxStat, st.rxStat.jitterUsec
         out["sent"] += st.txStat.pkt
         out["received"] += rx.pkt
         out["lost"] += rx.loss
-        if rx.jitterUsec.n > 0:
-            weighted += rx.jitterUsec.mean * rx.jitterUsec.n
-            samples += rx.jitterUsec.n
-            out["jitter_max_ms"] = max(out["jitter_max_ms"], rx.jitterUsec.max / 1000)
+        if jitter.n > 0:
+            weighted += jitter.mean * jitter.n
+            samples += jitter.n
+            out["jitter_max_ms"] = max(out["jitter_max_ms"], jitter.max / 1000)
     out["jitter_mean_ms"] = round(weighted / samples / 1000, 3) if samples else 0.0
     return out
+
+
+def media(calls: list[Call]) -> dict:
+    """This end's RTP on its confirmed calls, summed (rtp_figures)."""
+    stats = [stream_stat(c) for c in calls if c.state == "confirmed"]
+    return rtp_figures([st for st in stats if st is not None])
 
 
 class Answerer(pj.Account):

@@ -9,6 +9,7 @@ engine event is printed on stdout as one JSON object; commands come on stdin:
     {"cmd": "reload"}                               read extensions, trunks, routing again
     {"cmd": "router", "factory": "module:function"} route with function(store) -> Router
     {"cmd": "stats"}                                live calls, legs, post-dial delays, loop turns (p99, longest)
+    {"cmd": "stats", "media": true}                 also the RTP the answered legs received, by role
     {"cmd": "flush"}                                wait until records are written
 """
 
@@ -79,14 +80,28 @@ def main(argv: list[str] | None = None) -> int:
     engine.start()
     engine.call(b2bua.start)
 
-    def stats() -> dict:
+    def media() -> dict:
+        """Engine thread: RTP as the answered legs received it, "a" from callers, "b" from the phones."""
+        from .benchpeer import rtp_figures, stream_stat
+        from .session import LegState
+
+        answered = [leg for leg in map(engine.registry.get, engine.registry.keys())
+                    if getattr(leg, "state", None) == LegState.ANSWERED]  # the registry holds players too
+        out = {}
+        for role in ("a", "b"):
+            stats = [stream_stat(leg) for leg in answered if leg.role == role]
+            out[role] = rtp_figures([st for st in stats if st is not None])
+        return out
+
+    def stats(with_media: bool = False) -> dict:
         """Engine thread: what is alive, and the figures since the last stats."""
-        out = {"sessions": len(b2bua.sessions), "live": len(engine.registry),
-               "waiting": engine.registry.waiting(), "leaked": engine.registry.leaked(),
-               "timers": len(b2bua.timers), "post_dial_ms": list(b2bua.stats["post_dial_ms"]),
-               "turns": engine.turns.n, "turn_p99_ms": round(engine.turns.percentile(99) * 1000, 2),
-               "longest_turn_ms": round(engine.turns.longest * 1000, 2),
-               "longest_turn_cpu_ms": round(engine.turns.longest_cpu * 1000, 2), "slow_turns": engine.turns.slow}
+        out = {"media": media()} if with_media else {}
+        out |= {"sessions": len(b2bua.sessions), "live": len(engine.registry),
+                "waiting": engine.registry.waiting(), "leaked": engine.registry.leaked(),
+                "timers": len(b2bua.timers), "post_dial_ms": list(b2bua.stats["post_dial_ms"]),
+                "turns": engine.turns.n, "turn_p99_ms": round(engine.turns.percentile(99) * 1000, 2),
+                "longest_turn_ms": round(engine.turns.longest * 1000, 2),
+                "longest_turn_cpu_ms": round(engine.turns.longest_cpu * 1000, 2), "slow_turns": engine.turns.slow}
         b2bua.stats["post_dial_ms"] = []
         engine.turns.reset()
         return out
@@ -111,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                     b2bua.reload()
                 engine.call(swap)
             elif name == "stats":
-                say({"kind": "stats", **engine.call(stats)})
+                say({"kind": "stats", **engine.call(stats, bool(cmd.get("media")))})
                 continue
             elif name == "flush":
                 b2bua.recorder.flush()
