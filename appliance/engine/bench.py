@@ -181,6 +181,15 @@ def _pool_media(total: dict, add: dict) -> None:
                 t[key] += a[key]
 
 
+def _pool_engine(out: dict, st: dict) -> None:
+    """The engine's figures for part of a round into the size's: post-dial delays, turns."""
+    out["inside_ms"] += st["post_dial_ms"]
+    if st["longest_turn_ms"] > out["turn"]:
+        out["turn"], out["turn_cpu"] = st["longest_turn_ms"], st["longest_turn_cpu_ms"]
+    out["turn99"] = max(out["turn99"], st["turn_p99_ms"])  # the worst part's
+    out["slow"] += st["slow_turns"]
+
+
 def _rounds(caller: subprocess.Popen, phone: subprocess.Popen, engine: subprocess.Popen, n: int, hold: float,
             pid: int, rounds: int) -> dict:
     """`rounds` rounds of n calls, their delays pooled (a p99 of 100 calls is nearly their maximum)."""
@@ -205,15 +214,6 @@ def _rounds(caller: subprocess.Popen, phone: subprocess.Popen, engine: subproces
     out["cpu"] = sum(out["cpus"]) / len(out["cpus"])
     out["cpu_system"] = sum(out["cpus_system"]) / len(out["cpus_system"])
     return out
-
-
-def _pool_engine(out: dict, st: dict) -> None:
-    """The engine's figures for part of a round into the size's: post-dial delays, turns."""
-    out["inside_ms"] += st["post_dial_ms"]
-    if st["longest_turn_ms"] > out["turn"]:
-        out["turn"], out["turn_cpu"] = st["longest_turn_ms"], st["longest_turn_cpu_ms"]
-    out["turn99"] = max(out["turn99"], st["turn_p99_ms"])  # the worst part's
-    out["slow"] += st["slow_turns"]
 
 
 def _row(n: int, r: dict) -> dict:
@@ -363,6 +363,7 @@ def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str],
         finally:
             _stop(procs)
     report["hold_s"], report["rounds"] = hold, rounds
+    report["machine"]["loadavg_1min_end"] = round(os.getloadavg()[0], 2)  # others' work on the same cores
     return report
 
 
