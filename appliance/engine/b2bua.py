@@ -727,15 +727,10 @@ class B2BUA:
             manager = (self.lookups.snapshot.contacts.get(s.caller) or {}).get("manager")
 
         # The closure runs on the recorder's thread: it takes plain values, not the session.
-        sid, caller, dialled = s.id, s.caller, s.dialled
+        caller, dialled = s.caller, s.dialled
 
-        def write(store: Store) -> None:
-            with store.db.atomic():
-                store.record_call(row)
-                if missed:
-                    store.add_missed(sid, caller, dialled, ended_at, manager)
-
-        self.recorder.submit(write)
+        lost = {"caller": caller, "dialled": dialled, "at": ended_at, "manager": manager} if missed else None
+        self.recorder.submit(lambda store: store.finish_call(row, lost))
         if s.answered_by in self.extensions:
             self._count_call(s.answered_by)
         self.emit("CallEnded", s.id, outcome=s.outcome, answered_by=s.answered_by, reason=s.end_reason,

@@ -219,7 +219,7 @@ class QueueCalls:
         qid = split_ref(step.dest)[1]
         row = {"call_id": s.id, "queue": qid, "caller": s.caller, "caller_name": s.caller_name,
                "dialled": s.dialled, "requested_at": now_iso(), "status": "open"}
-        self.b2bua.recorder.submit(lambda st: st.db["callbacks"].insert(row))
+        self.b2bua.recorder.submit(lambda st: st.add_callback(row))
         s.note("callback", queue=qid)
         self.b2bua.emit("CallbackRequested", s.id, queue=qid, caller=s.caller, caller_name=s.caller_name)
 
