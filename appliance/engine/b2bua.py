@@ -7,18 +7,21 @@ everything that happened.  pjsua2 callbacks only report to the session; the
 session decides.  Everything here runs on the engine thread.
 
 Who may call what:
-- a phone's call (relayed by the edge with `X-PBX-Extension`) may call
-  extensions, hunt groups by their number, feature codes and, within the
-  extension's dial rules, outside numbers over a trunk;
+- a phone's call (relayed by the edge with `X-PBX-Extension` and the edge's
+  `X-PBX-Link` secret) may call extensions, hunt groups by their number,
+  feature codes and, within the extension's dial rules, outside numbers over
+  a trunk: routing's desk_call says which;
 - a trunk's call (from the trunk's addresses) is routed by `Router`;
 - a call from anywhere else is refused (403) unless the owner allows
   unknown callers, and even then it can never reach a trunk.
 
-The class is assembled from parts kept in their own modules: session.py
-(the pjsua2 objects and the Session), trunks.py, desk.py (calls from desk
-phones, pickup), ringing.py (Ring and Forward legs) and ivr.py (webhook,
-prompts, menus, voicemail, queues).  This module keeps the life cycle, the
-routing loop, media and bridging, and the end of a call with its record.
+`B2BUA` is the call-session core: the life cycle, the routing loop, media
+and bridging, and the end of a call with its record.  It owns collaborators
+kept in their own modules and calls them by name: `trunks` (trunks.py),
+`desk` (desk.py: desk phones' calls, pickup), `ringer` (ringing.py: Ring and
+Forward legs), `transfers` (transfer.py), `prompts` (ivr.py: webhook,
+announcements, menus, voicemail) and `queues` (queuecalls.py).  The pjsua2
+objects and the Session are in session.py.
 """
 
 from __future__ import annotations
