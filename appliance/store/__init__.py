@@ -378,8 +378,31 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator["Store"]:
         """What the caller writes inside commits together or not at all (nested: a savepoint)."""
-        with self.db.atomic():
+        with self._writing():
             yield self
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction that takes the write lock first (BEGIN IMMEDIATE), waiting up to busy_timeout.
+
+        A plain (deferred) BEGIN that reads before it writes cannot wait: when
+        another connection commits in between, its snapshot is stale and
+        SQLite answers "database is locked" at once, busy_timeout or not
+        (SQLITE_BUSY_SNAPSHOT; `pbx bench store` meets it every few seconds).
+        Inside a transaction already open, a savepoint."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     # -- what the SIP edge reads and writes ---------------------------------------
 
@@ -394,7 +417,7 @@ class Store:
 
         One commit instead of one per extension: a thousand cost a thousand
         fsyncs of the WAL otherwise."""
-        with self.db.atomic():
+        with self._writing():
             return {number: self.add_extension(number, name, password) for number, name, password in entries}
 
     def load_bindings(self, now: float) -> list[dict]:
@@ -414,18 +437,13 @@ class Store:
         insert = f"insert or replace into bindings ({', '.join(cols)}) values ({', '.join('?' * len(cols))})"
         refused: list[int] = []
         conn = self.db.conn
-        conn.execute("BEGIN")
-        try:
+        with self._writing():
             conn.executemany("delete from bindings where extension = ? and contact = ?", removed)
             for i, row in enumerate(rows):
                 try:
                     conn.execute(insert, [row[c] for c in cols])
                 except sqlite3.IntegrityError:
                     refused.append(i)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return refused
 
     def drop_ended_bans(self, now: float) -> int:
@@ -456,7 +474,7 @@ class Store:
     def remove_extensions_except(self, keep: Sequence[str]) -> None:
         """Remove every extension not in `keep`, and its bindings (their foreign key would refuse otherwise)."""
         marks = ",".join("?" * len(keep)) or "''"
-        with self.db.atomic():
+        with self._writing():
             self.db.execute(f"delete from bindings where extension not in ({marks})", list(keep))
             self.db.execute(f"delete from extensions where number not in ({marks})", list(keep))
 
@@ -475,7 +493,7 @@ class Store:
         `missed` holds `caller`, `dialled`, `at` and `manager` (may be None);
         its call is `call["id"]`.  Together, so a missed call never points at a
         record still "in progress", nor a finished one lacks its missed call."""
-        with self.db.atomic():
+        with self._writing():
             self.record_call(call)
             if missed is not None:
                 self.add_missed(call["id"], missed["caller"], missed["dialled"], missed["at"], missed.get("manager"))

@@ -116,6 +116,23 @@ def test_transaction_is_all_or_nothing(store):
     assert store.get_setting("a") == 2
 
 
+def test_a_transaction_holds_the_write_lock_from_its_start(store):
+    # A transaction that read first and then met another connection's commit
+    # would fail at its first write, at once ("database is locked", whatever
+    # busy_timeout says): so nobody else may commit while one is open.
+    other = sqlite3.connect(store.path, timeout=0.05, isolation_level=None)
+    try:
+        with store.transaction():
+            store.get_setting("a")
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("insert into settings (key, value) values ('b', '1')")
+            store.set_setting("a", 1)
+        other.execute("insert into settings (key, value) values ('b', '1')")
+    finally:
+        other.close()
+    assert store.get_setting("a") == 1 and store.get_setting("b") == 1
+
+
 def test_what_the_configuration_import_removes(store):
     store.save_bindings([binding("201", "sip:201@a"), binding("202", "sip:202@c")], [])
     store.put_trunk({"name": "main", "host": "sip.example.net"})
@@ -173,3 +190,20 @@ def test_add_callback(store):
     with other_connection(store) as conn:  # committed: another process sees it
         assert conn.execute("select count(*) from callbacks").fetchone()[0] == 2
 
+
+
+def test_every_writer_at_once_and_none_is_refused():
+    # `pbx bench store` for a moment: the edge, the engine, readers and the panel in another process.
+    from click.testing import CliRunner
+
+    from appliance.store.bench import store as bench_store
+
+    result = CliRunner().invoke(bench_store, ["--seconds", "1", "--bindings", "50", "--calls", "20",
+                                              "--import-every", "0.5"])
+    assert result.exit_code == 0, result.output
+    table = result.output.splitlines()[2:]
+    for writer in ("edge flush", "edge bans", "edge reads", "engine", "panel edits", "panel import", "readers"):
+        [row] = [line for line in table if line.startswith(writer + " ")]
+        writes, locked = row[len(writer):].split()[:2]
+        assert int(writes) > 0 and locked == "0", row
+    assert "failed" not in result.output and "locked in" not in result.output
