@@ -307,6 +307,7 @@ def _register_parts() -> None:
     from appliance.edge.commands import guard, phones
     from appliance.engine.commands import bench_calls, calls
     from appliance.night.commands import night
+    from appliance.store.bench import store as bench_store
     from appliance.tracecmd import bench_routing, duty, trace
 
     cli.add_command(trace)
@@ -318,6 +319,7 @@ def _register_parts() -> None:
     bench.add_command(bench_routing)
     bench.add_command(bench_edge)
     bench.add_command(bench_calls)
+    bench.add_command(bench_store)
 
 
 def main() -> None:
