@@ -69,6 +69,8 @@ class Appliance:
         self.web_thread: threading.Thread | None = None
         self.night: Any = None   # appliance.night.service.NightService
         self.hw: Any = None      # appliance.hw.Hardware: LEDs and the night button, a control client
+        self.missed: Any = None  # appliance.missed.service.MissedService: missed-call cases
+        self.notify: Any = None  # appliance.notify.deliver.Deliverer: the outbox's worker thread
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
         # The edge's proof to the engine that a request came through it (X-PBX-Link);
@@ -92,8 +94,16 @@ class Appliance:
 
         self.night = NightService(self.store, self._emit)
         self.night.register(self.control)
+        from appliance.missed.service import MissedService
+        from appliance.notify.deliver import Deliverer
+
+        self.notify = Deliverer(opts.data_dir)
+        self.notify.start()
+        self.missed = MissedService(self.store, self._emit, kick=self.notify.kick)
+        self.missed.register(self.control)
         await self.control.start()
         self.night.start(self.loop)
+        self.missed.start(self.loop)
         from appliance.hw import Hardware
 
         self.hw = Hardware.from_setting(self.store.get_setting("hw"), socket_path(opts.data_dir))
@@ -158,6 +168,8 @@ class Appliance:
             data = {"kind": type(event).__name__, **dataclasses.asdict(event)}
         if self.control:
             self.control.publish(data)
+        if self.missed:
+            self.missed.on_event(data)
 
     def status(self, args: dict) -> dict:
         bindings = self.store.bindings() if self.store else []
@@ -173,7 +185,7 @@ class Appliance:
             "web": f"http://{host_address(self.options.bind)}:{self.options.web_port}/" if self.options.web else None,
             "extensions": len(self.store.extensions()) if self.store else 0,
             "timezone": self.store.timezone if self.store else None,
-            "missed_open": len(self.store.open_missed()) if self.store else 0,
+            "missed_open": self.missed.open_count() if self.missed else 0,
             "night": self.night.status_or_none() if self.night else None,
             "leds": self.hw.leds() if self.hw else {},
         }
@@ -186,6 +198,10 @@ class Appliance:
             await self.loop.run_in_executor(None, self.hw.stop)
         if self.night is not None:
             self.night.stop()
+        if self.missed is not None:
+            self.missed.stop()
+        if self.notify is not None:
+            await self.loop.run_in_executor(None, self.notify.stop)
         if self.web_server is not None:
             await self.loop.run_in_executor(None, self.web_server.shutdown)
         if self.edge is not None:

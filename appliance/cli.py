@@ -306,6 +306,7 @@ def _register_parts() -> None:
     from appliance.edge.bench import edge as bench_edge
     from appliance.edge.commands import guard, phones
     from appliance.engine.commands import bench_calls, calls
+    from appliance.missed.commands import missed
     from appliance.night.commands import night
     from appliance.store.bench import store as bench_store
     from appliance.tracecmd import bench_routing, duty, trace
@@ -316,6 +317,7 @@ def _register_parts() -> None:
     cli.add_command(guard)
     cli.add_command(calls)
     cli.add_command(night)
+    cli.add_command(missed)
     bench.add_command(bench_routing)
     bench.add_command(bench_edge)
     bench.add_command(bench_calls)

@@ -71,7 +71,10 @@ class MissedService:
         if kind in CALL_EVENTS and event.get("call_id"):
             self._file_soon(str(event["call_id"]), RETRIES)
         elif kind == "CallsInterrupted":
-            self.catch_up()
+            try:
+                self.catch_up()
+            except Exception:  # noqa: BLE001 - a subscriber must not break the event's other listeners
+                log.exception("missed: filing interrupted calls failed")
 
     def _file_soon(self, call_id: str, tries: int) -> None:
         try:

@@ -43,7 +43,8 @@ class MissedTables:
         where = "" if include_closed else "where status = 'open'"
         return self._rows(
             f"select {_CASE_SQL} from missed_cases {where} "
-            "order by status = 'open' desc, case when status = 'open' then opened_at end, closed_at desc, id desc "
+            "order by status = 'open' desc, case when status = 'open' then opened_at end, "
+            "case when status = 'open' then id end, closed_at desc, id desc "
             "limit ?", [limit])
 
     def open_count(self) -> int:
