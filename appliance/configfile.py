@@ -32,10 +32,13 @@ import yaml
 
 from appliance.errors import ConfigError, format_path
 from appliance.hw.config import parse_hw
+from appliance.missed.config import parse_missed
+from appliance.notify.config import parse_notify
 from appliance.store import Store, ha1, validate_extension_number
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("version", "timezone", "sip", "calls", "hw", "extensions", "trunks", "contacts", "routing")
+TOP_KEYS = ("version", "timezone", "sip", "calls", "hw", "missed", "notify", "extensions", "trunks", "contacts",
+            "routing")
 RINGBACKS = ("180", "tone", "music")
 DIAL_CLASSES = ("local", "mobile", "international", "premium")
 # calls: whole-number keys and their (lowest, highest) values
@@ -389,6 +392,8 @@ class ParsedConfig:
     routing: dict
     calls: dict = field(default_factory=dict)
     hw: dict = field(default_factory=dict)
+    missed: dict = field(default_factory=dict)
+    notify: dict = field(default_factory=dict)
 
 
 def _parse_ringback(value: Any, path: tuple) -> str:
@@ -478,7 +483,9 @@ def parse_document(doc: Any) -> ParsedConfig:
         raise e.at("routing") from None
     calls = _parse_calls(doc.get("calls"))
     hw = parse_hw(doc.get("hw"), routing.get("night") or {})
-    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls, hw)
+    missed = parse_missed(doc.get("missed"), numbers)
+    notify = parse_notify(doc.get("notify"))
+    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls, hw, missed, notify)
 
 
 def _one_line(text: object) -> str:
@@ -559,6 +566,8 @@ def import_config(store: Store, text: str) -> ParsedConfig:
         store.set_setting("sip_realm", cfg.realm)
         store.set_setting("engine", cfg.calls)
         store.set_setting("hw", cfg.hw)
+        store.set_setting("missed", cfg.missed)
+        store.set_setting("notify", cfg.notify)
         store.remove_extensions_except([e["number"] for e in cfg.extensions])
         for row in cfg.extensions:
             store.put_extension(row)
@@ -600,6 +609,7 @@ def export_config(store: Store) -> str:
         "sip": {"realm": store.realm},
         "calls": {k: v for k, v in (store.get_setting("engine", {}) or {}).items() if k in CALL_KEYS},
         **({"hw": store.get_setting("hw")} if store.get_setting("hw") else {}),
+        **{key: store.get_setting(key) for key in ("missed", "notify") if store.get_setting(key)},
         "extensions": [],
         "trunks": [],
         "contacts": [],
