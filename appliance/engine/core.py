@@ -265,8 +265,8 @@ class EngineThread:
         gc.disable()
         # What exists before the library (modules, the appliance's parts, the
         # configuration read at start) is frozen: later collections leave it
-        # out, and a full one took about 1 ms instead of 17-25 ms with 100
-        # calls up (a loop turn that long).  The price: a cycle among those
+        # out, and a full one took 1-4 ms instead of 17-29 ms with 100 calls
+        # up (a loop turn that long).  The price: a cycle among those
         # objects is never collected.  No pj object exists yet, so collecting
         # here, on this thread, is safe.
         gc.collect()
