@@ -86,9 +86,19 @@ EVENTS: dict[str, Callable[[Box, dict], Box]] = {
     "CallEnded": _call_ended,
     "QueueJoined": lambda box, e: replace(box, waiting=box.waiting | {e.get("call_id")}),
     "QueueLeft": lambda box, e: replace(box, waiting=box.waiting - {e.get("call_id")}),
-    "CallMissed": lambda box, e: replace(box, missed_open=box.missed_open + 1),
+    # Open missed-call cases (appliance/missed): one opened lights the LED at once, the last one
+    # closed puts it out; a call that joins an open case or a short abandon changes nothing.
+    "MissedCaseOpened": lambda box, e: _cases(box, e, +1),
+    "MissedCaseClosed": lambda box, e: _cases(box, e, -1),
     "NightModeChanged": _night,
 }
+
+
+def _cases(box: Box, event: Mapping, step: int) -> Box:
+    case = event.get("case") or {}
+    if step > 0 and case.get("status") != "open":
+        return box  # a short abandon is filed closed: nothing to handle
+    return replace(box, missed_open=max(0, box.missed_open + step))
 
 
 def fold(box: Box, event: Mapping) -> Box:

@@ -133,9 +133,14 @@ def test_the_other_leds_follow_events(box):
     app.publish({"kind": "QueueLeft", "call_id": "c1"})
     eventually(lambda: hw.leds()["calls"]["pattern"] == "on" and hw.leds()["trunk"]["pattern"] == "on")
     app.publish({"kind": "CallEnded", "call_id": "c1"})
-    app.publish({"kind": "CallMissed", "call_id": "c1"})
+    app.missed_open = 1  # what the appliance's status says from now on, as its cases do
+    app.publish({"kind": "MissedCaseOpened", "call_id": "c1", "case": {"id": 1, "status": "open"}})
     eventually(lambda: hw.leds()["calls"]["pattern"] == "off" and hw.leds()["missed"]["pattern"] == "on")
     assert hw.leds_out.devices["missed"].pin.state == 1
+    # Its case closed (called back): the LED goes out.
+    app.missed_open = 0
+    app.publish({"kind": "MissedCaseClosed", "call_id": "c2", "case": {"id": 1, "status": "closed"}})
+    eventually(lambda: hw.leds()["missed"]["pattern"] == "off")
 
 
 def test_a_restart_keeps_the_state_and_the_night_led_shows_it(tmp_path, clock):

@@ -36,7 +36,7 @@ def test_a_quiet_office_by_day():
     ([{"kind": "CallStarted", "call_id": "1"}, {"kind": "QueueJoined", "call_id": "1"}], "calls", "fast"),
     ([{"kind": "CallStarted", "call_id": "1"}, {"kind": "QueueJoined", "call_id": "1"},
       {"kind": "CallEnded", "call_id": "1"}], "calls", "off"),
-    ([{"kind": "CallMissed", "call_id": "1"}], "missed", "on"),
+    ([{"kind": "MissedCaseOpened", "call_id": "1", "case": {"status": "open"}}], "missed", "on"),
     ([{"kind": "NightModeChanged", "switch": "kyiv", "mode": "night", "how": "auto"}], "night", "on"),
     ([{"kind": "NightModeChanged", "switch": "kyiv", "mode": "night", "how": "temporary"}], "night", "long"),
     ([{"kind": "NightModeChanged", "switch": "kyiv", "mode": "night", "how": "permanent"}], "night", "long"),
@@ -66,3 +66,14 @@ def test_status_brings_what_no_event_says():
     assert lights(box)["ready"][1] == "the call engine is down"
     box = from_status(box, {"engine": {"running": True}, "missed_open": 0, "night": None})
     assert shown(box)["ready"] == "on" and shown(box)["missed"] == "off" and shown(box)["night"] == "off"
+
+
+def test_the_missed_led_counts_open_cases_from_their_events():
+    from appliance.hw.lights import Box, fold
+
+    box = fold(Box(), {"kind": "MissedCaseOpened", "case": {"status": "open"}})
+    assert box.missed_open == 1
+    assert fold(box, {"kind": "MissedCaseOpened", "case": {"status": "closed"}}).missed_open == 1  # a short abandon
+    box = fold(box, {"kind": "MissedCaseClosed", "case": {"status": "closed"}})
+    assert box.missed_open == 0
+    assert fold(box, {"kind": "MissedCaseClosed", "case": {"status": "closed"}}).missed_open == 0
