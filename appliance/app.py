@@ -52,7 +52,7 @@ def raise_fd_limit() -> None:
 
 def host_address(bind: str) -> str:
     """An address phones on the LAN can use, for the banner."""
-    from appliance.edge.server import primary_address
+    from appliance.netaddr import primary_address
 
     return primary_address() if bind in ("0.0.0.0", "::", "") else bind
 

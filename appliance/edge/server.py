@@ -25,6 +25,7 @@ from appliance.edge.bindings import Binding, BindingTable, Flow
 from appliance.edge.guard import Guard, GuardPolicy, Proof, is_address, is_scanner, trunk_hosts
 from appliance.edge.proxy import DIALOG_CREATING, Proxy
 from appliance.edge.registrar import Registrar, uri_key
+from appliance.netaddr import primary_address
 from appliance.sip.message import parse_head
 from appliance.sip import (
     Credentials,
@@ -95,16 +96,6 @@ def lookup_trunks(names: frozenset[str], known: dict[str, frozenset[str]]) -> di
 def _by_address(bans: list[dict]) -> dict[str, tuple[float, str]]:
     """Stored bans in the guard's shape: address -> (until, reason)."""
     return {r["address"]: (r["until"], r["reason"] or "") for r in bans}
-
-
-def primary_address() -> str:
-    """The address this host uses towards other hosts (no packet is sent)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.1", 9))
-            return s.getsockname()[0]
-        except OSError:
-            return "127.0.0.1"
 
 
 class Edge:

@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 import pjsua2 as pj
 
+from appliance.netaddr import primary_address
 from appliance.routing.desk import dialled_number
 from appliance.routing.facts import Call as CallFacts
 from appliance.routing.facts import Facts, Presence, State
@@ -217,7 +218,7 @@ class B2BUA:
                 given = cfg.trunk_host
         else:
             given = self.settings.get("media_address", "")
-        return given or host_ip()
+        return given or primary_address()
 
     def _check_media_address(self) -> None:
         """Every 30 s: the machine's address may have changed (DHCP, another network)."""
@@ -785,16 +786,6 @@ def answer_stranded(head: str, source: str) -> None:
             sock.sendto(resp.to_bytes(), (host, port))
     except (SipError, OSError, ValueError) as e:
         log.info("could not tell a stranded caller at %s: %s", source, e)
-
-
-def host_ip() -> str:
-    """The IPv4 address the default route leaves from; 127.0.0.1 on a machine with no network."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("192.0.2.1", 9))  # a documentation address: connect() sends nothing
-            return s.getsockname()[0]
-    except OSError:
-        return "127.0.0.1"
 
 
 def default_router(store: Store) -> Any:
