@@ -190,6 +190,9 @@ class TurnStats:
 
     def add(self, seconds: float, cpu: float = 0.0) -> None:
         """A turn of `seconds`, `cpu` of them on a core (the rest it waited: for a core, mostly)."""
+        if self._resetting:  # the turn that asked for the figures is neither theirs nor the next's
+            self._resetting = False
+            return
         if seconds > self.longest:
             self.longest, self.longest_cpu = seconds, cpu
         if seconds > self.SLOW:
@@ -198,19 +201,22 @@ class TurnStats:
         self.n += 1
 
     def percentile(self, p: float) -> float:
-        """Seconds that p % of the turns took at most (to the bucket's upper edge, at most the longest)."""
+        """Seconds that p % of the turns took at most: the upper edge of their bucket, at most the
+        longest (which is also the answer when it falls in the last bucket, open-ended)."""
         rank, seen = self.n * p / 100, 0
-        for i, count in enumerate(self.counts):
+        for i, count in enumerate(self.counts[:-1]):
             seen += count
             if count and seen >= rank:
                 return min((i + 1) * self.STEP, self.longest)
         return self.longest
 
     def reset(self) -> None:
+        """Start again from the next turn (a reset comes from inside a turn: a command)."""
         self.longest = self.longest_cpu = 0.0
         self.slow = 0
         self.n = 0
         self.counts = [0] * self.BUCKETS
+        self._resetting = True
 
 
 _STOP = object()

@@ -70,3 +70,21 @@ def test_rounds_pool_their_streams_counts_added_maxima_kept_jitter_weighted_by_p
     w = total["caller_to_phone"]
     assert (w["streams"], w["received"], w["engine_received"], w["lost"]) == (8, 400, 400, 2)
     assert w["jitter_mean_ms"] == w["jitter_in_mean_ms"] == 1.75 and w["jitter_max_ms"] == w["jitter_in_max_ms"] == 5.0
+
+
+def test_loop_turns_give_their_percentile_and_longest_and_the_turn_that_reset_them_counts_for_neither():
+    from appliance.engine.core import TurnStats
+
+    turns = TurnStats()
+    turns.add(0.001)  # the turn in progress when the figures were (re)started: not counted
+    for ms in [5.0] * 98 + [12.0, 40.0]:
+        turns.add(ms / 1000, cpu=0.002)
+    assert turns.n == 100 and turns.longest == 0.040 and turns.longest_cpu == 0.002
+    assert abs(turns.percentile(99) - 0.0121) < 1e-9  # the 99th turn, to its 0.1 ms bucket
+    assert abs(turns.percentile(50) - 0.0051) < 1e-9
+    turns.reset()
+    turns.add(0.090)  # the stats command's own turn
+    turns.add(0.006)
+    assert (turns.n, turns.longest) == (1, 0.006)
+    turns.add(0.5)  # beyond the histogram: the last bucket, and the longest exactly
+    assert turns.longest == 0.5 and turns.percentile(99) == 0.5
