@@ -124,7 +124,8 @@ class Call(pj.Call):
             print(f"callback error {e}", file=sys.stderr, flush=True)
 
     def onCallMediaState(self, prm):
-        """Talk as soon as there is media: silence would still be sent, but a tone is a voice's work."""
+        """Talk as soon as there is media.  Silence would be sent too (VAD is off), but a tone
+        makes the bridge carry sound, as a conversation does."""
         try:
             if self.voice is not None:
                 self.voice.startTransmit(self.getAudioMedia(-1))

@@ -189,7 +189,8 @@ class TurnStats:
         self.reset()
 
     def add(self, seconds: float, cpu: float = 0.0) -> None:
-        """A turn of `seconds`, `cpu` of them on a core (the rest it waited: for a core, mostly)."""
+        """A turn of `seconds`, `cpu` of them on a core; the rest it waited, for work (at most
+        POLL_MS, in libHandleEvents) or for a core."""
         if self._resetting:  # the turn that asked for the figures is neither theirs nor the next's
             self._resetting = False
             return
