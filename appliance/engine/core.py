@@ -72,6 +72,9 @@ class EngineConfig:
     trunk_public: str = ""  # address written in Via/Contact on the trunk side ("" = trunk_host)
 
 
+RELEASED_KEPT = 4096  # weak references to released objects kept before the dead ones are dropped
+
+
 class Registry:
     """Live pj objects by key, let go of only when that can no longer hurt a call.
 
@@ -133,6 +136,10 @@ class Registry:
                 pass
             n += 1
         self._done = waiting
+        if len(self._released) > RELEASED_KEPT:
+            # The references to freed objects are dead: forget them, so a
+            # long-running appliance does not keep one per call it ever had.
+            self._released = [r for r in self._released if r() is not None]
         return n
 
     def leaked(self) -> int:

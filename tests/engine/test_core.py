@@ -147,3 +147,23 @@ def test_the_collector_runs_by_itself_again_after_stop():
     e.start()
     e.stop()
     assert gc.isenabled()
+
+
+def test_the_registry_forgets_released_objects_that_are_gone():
+    # One weak reference per released call would grow for as long as the appliance runs.
+    import weakref as _weakref
+
+    from appliance.engine.core import RELEASED_KEPT, Registry
+
+    class Obj:
+        def isActive(self):
+            return False
+
+    reg = Registry()
+    for i in range(RELEASED_KEPT + 10):
+        reg.keep(("leg", i), Obj())
+        reg.done(("leg", i))
+        reg.release_done()
+    assert len(reg._released) <= RELEASED_KEPT
+    assert reg.leaked() == 0
+    assert all(isinstance(r, _weakref.ref) for r in reg._released)
