@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from appliance.clickutil import data_option
+from appliance.clickutil import ask_appliance, data_option
 from appliance.missed.cases import Case, describe
 
 
@@ -28,18 +28,7 @@ def _who() -> str:
 
 def _ask(data_dir: Path, cmd: str, **args: Any) -> dict:
     """Run a missed command in the running appliance, or on the store when none runs."""
-    from appliance.control import ControlClient, ControlError, socket_path
-
-    client = ControlClient(socket_path(data_dir))
-    try:
-        client.connect()
-    except ControlError:
-        return _direct(data_dir, cmd, **args)
-    try:
-        with client:
-            return client.request(cmd, **args)
-    except ControlError as e:
-        raise click.ClickException(str(e)) from None
+    return ask_appliance(data_dir, cmd, _direct, **args)
 
 
 def _direct(data_dir: Path, cmd: str, **args: Any) -> dict:
