@@ -34,6 +34,8 @@ def attach(app: Any) -> B2BUA:
             engine.add_udp_transport("trunk", opts.bind, trunk_port, opts.extra.get("trunk_public", ""))
         b2bua.start()
 
+    if getattr(app, "notify", None) is not None:
+        b2bua.outbox_written = app.notify.kick
     engine.call(setup, timeout=15)
     if getattr(app, "night", None) is not None:
         night = NightCode(b2bua, lambda args: _on_loop(app, lambda: _set_night(app.night, args)))

@@ -41,6 +41,7 @@ from typing import Any, Callable
 import pjsua2 as pj
 
 from appliance.netaddr import primary_address
+from appliance.notify.config import NotifyConfig
 from appliance.routing.desk import dialled_number
 from appliance.routing.facts import Call as CallFacts
 from appliance.routing.facts import Facts, Presence, State
@@ -68,6 +69,8 @@ log = logging.getLogger("appliance.engine.b2bua")
 
 MEDIA_ADDRESS_CHECK = 30.0  # seconds between looks at the machine's address
 SESSION_EXPIRES = 300  # RFC 4028 interval asked for on every leg (Min-SE is 90)
+# Call events the owner's webhooks get (a CRM logs calls from them), through the outbox.
+OUTBOX_EVENTS = frozenset({"CallStarted", "CallAnswered", "CallEnded", "VoicemailStarted"})
 
 
 # ---- the B2BUA ---------------------------------------------------------------------------
@@ -113,6 +116,8 @@ class B2BUA:
         self.router: Any = None
         self.extensions: dict[str, dict] = {}
         self.settings: dict[str, Any] = {}
+        self.notify_urls: tuple[str, ...] = ()  # the owner's webhooks (appliance/notify), for OUTBOX_EVENTS
+        self.outbox_written: Callable[[], None] = lambda: None  # any thread: an outbox row is there
         self.strategy_state: dict[str, Any] = {}
         self.music: media.Music | None = None
         self.stats = {"post_dial_ms": []}
@@ -159,6 +164,7 @@ class B2BUA:
             "learned": store.routing_state("learned", {}) or {},
         }
         self.settings = store.get_setting("engine", {}) or {}
+        self.notify_urls = NotifyConfig.from_setting(store.get_setting("notify")).urls
         self.lookups.refresh(store)
         self.trunks.reload(store, accounts_made=bool(self.accounts))
 
@@ -314,7 +320,16 @@ class B2BUA:
 
     def emit(self, kind: str, call_id: str | None = None, /, **data: Any) -> None:
         event = {"kind": kind, "at": now_iso(), "call_id": call_id, **data}
-        self.recorder.submit(lambda s: s.append_event(kind, data, call_id, event["at"]))
+        urls = self.notify_urls if kind in OUTBOX_EVENTS else ()
+        if urls:
+            kick = self.outbox_written
+
+            def write(store: Store) -> None:
+                store.append_event_out(kind, data, call_id, event["at"], urls)
+                kick()  # the outbox's worker delivers it now, not at its next look
+            self.recorder.submit(write)
+        else:
+            self.recorder.submit(lambda s: s.append_event(kind, data, call_id, event["at"]))
         try:
             self._emit(event)
         except Exception:  # noqa: BLE001 - a subscriber must not break a call

@@ -359,6 +359,16 @@ class Store:
             self.db.execute("insert into events (at, kind, call_id, data) values (?, ?, ?, ?)",
                             [at or now_iso(), kind, call_id, json.dumps(data or {}, ensure_ascii=False)])
 
+    def append_event_out(self, kind: str, data: dict, call_id: str | None, at: str, urls: Iterable[str]) -> None:
+        """An event, and the same event in the outbox for the owner's webhooks, in one transaction:
+        a crash keeps both or neither, so the CRM hears of every call the records hold."""
+        from appliance.store.missed import Outbox
+
+        with self._writing():
+            self.db.execute("insert into events (at, kind, call_id, data) values (?, ?, ?, ?)",
+                            [at, kind, call_id, json.dumps(data, ensure_ascii=False)])
+            Outbox(self).add(kind, at, {"at": at, "call_id": call_id, **data}, urls)
+
     def events(self, limit: int = 100) -> Iterator[dict]:
         for r in self.db.execute("select id, at, kind, call_id, data from events order by id desc limit ?", [limit]):
             yield {"id": r[0], "at": r[1], "kind": r[2], "call_id": r[3], "data": json.loads(r[4])}
