@@ -63,3 +63,27 @@ class Running:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=10)
         return time.monotonic() - t0
+
+
+def desk_phones_and_provider(app: Running, data, passwords: dict[str, str], provider_port: int, procs: list):
+    """pjsua2 desk phones registered through the appliance's edge, and a provider on `provider_port`.
+
+    Each process is added to `procs` as it starts (the caller stops them);
+    returns (phones by extension, provider) once the store holds the phones'
+    bindings, which is what the engine rings."""
+    from tests.conftest import free_port
+    from tests.engine import harness
+    from tests.system.test_office import wait_for_bindings
+
+    phones = {}
+    for ext, pw in passwords.items():
+        phones[ext] = harness.Proc([sys.executable, str(harness.AGENT), "--port", str(free_port()), "--name", ext,
+                                    "--register", f"127.0.0.1:{app.sip}", "--password", pw], ext)
+        procs.append(phones[ext])
+    provider = harness.agent(provider_port, "provider")
+    provider.port = provider_port
+    procs.append(provider)
+    for p in phones.values():
+        p.expect(timeout=15, ev="reg", code=200)
+    wait_for_bindings(data, set(passwords))
+    return phones, provider

@@ -20,9 +20,7 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from tests.conftest import free_port
-from tests.engine import harness
-from tests.system.running import Running
-from tests.system.test_office import wait_for_bindings
+from tests.system.running import Running, desk_phones_and_provider
 
 pytestmark = pytest.mark.sip
 
@@ -84,17 +82,7 @@ def test_a_missed_customer_call_is_a_case_until_the_manager_calls_back(tmp_path)
     app = Running(data)
     procs = []
     try:
-        phones = {}
-        for ext, pw in PASSWORDS.items():
-            phones[ext] = harness.Proc([sys.executable, str(harness.AGENT), "--port", str(free_port()), "--name", ext,
-                                        "--register", f"127.0.0.1:{app.sip}", "--password", pw], ext)
-            procs.append(phones[ext])
-        provider = harness.agent(provider_port, "provider")
-        provider.port = provider_port
-        procs.append(provider)
-        for p in phones.values():
-            p.expect(timeout=15, ev="reg", code=200)
-        wait_for_bindings(data, set(PASSWORDS))
+        phones, provider = desk_phones_and_provider(app, data, PASSWORDS, provider_port, procs)
         assert missed_led(data) == "off"
 
         # Nobody answers: a case, assigned to the customer's manager; the LED lights.

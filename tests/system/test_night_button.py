@@ -26,10 +26,8 @@ from appliance.control import socket_path
 from appliance.hw import Hardware
 from appliance.hw.config import HwConfig
 from tests.conftest import free_port
-from tests.engine import harness
 from tests.night.office import YAML
-from tests.system.running import Running
-from tests.system.test_office import wait_for_bindings
+from tests.system.running import Running, desk_phones_and_provider
 
 pytestmark = pytest.mark.sip
 
@@ -85,17 +83,7 @@ def test_the_button_changes_where_the_next_customer_call_goes(tmp_path):
     procs = []
     hw = None
     try:
-        phones = {}
-        for ext, pw in PASSWORDS.items():
-            phones[ext] = harness.Proc([sys.executable, str(harness.AGENT), "--port", str(free_port()), "--name", ext,
-                                        "--register", f"127.0.0.1:{app.sip}", "--password", pw], ext)
-            procs.append(phones[ext])
-        provider = harness.agent(provider_port, "provider")
-        provider.port = provider_port
-        procs.append(provider)
-        for p in phones.values():
-            p.expect(timeout=15, ev="reg", code=200)
-        wait_for_bindings(data, set(PASSWORDS))
+        phones, provider = desk_phones_and_provider(app, data, PASSWORDS, provider_port, procs)
 
         hw = Hardware(HwConfig(hold_seconds=0.5, bounce_ms=20), socket_path(data), factory=MockFactory(), refresh=0.2)
         hw.start()
