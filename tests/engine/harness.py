@@ -127,6 +127,21 @@ def engine(data: Path, sip_port: int, trunk_port: int, router: str = "") -> Proc
     return p
 
 
+def exchange_tones(a: "Proc", a_call: int, b: "Proc", b_call: int, folder: Path,
+                   a_freq: int = 600, b_freq: int = 1400, seconds: float = 1.5) -> tuple[Path, Path]:
+    """Each end of a bridged call plays its own tone and records the other; (what a heard, what b heard)."""
+    a_wav, b_wav = folder / f"{a.name}-heard.wav", folder / f"{b.name}-heard.wav"
+    a.send(cmd="tone", id=a_call, freq=a_freq)
+    b.send(cmd="tone", id=b_call, freq=b_freq)
+    a.send(cmd="record", id=a_call, path=str(a_wav))
+    b.send(cmd="record", id=b_call, path=str(b_wav))
+    time.sleep(seconds)
+    a.send(cmd="stoprecord")
+    b.send(cmd="stoprecord")
+    time.sleep(0.3)  # the recorder writes the file's header when it is let go
+    return a_wav, b_wav
+
+
 def goertzel(path: str | Path, freq: float, skip: float = 0.3) -> float:
     """Relative power of `freq` in a 16-bit mono WAV (0..1 of the signal's power)."""
     with wave.open(str(path)) as w:

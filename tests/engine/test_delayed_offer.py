@@ -114,15 +114,7 @@ def test_delayed_offer_customer_call_is_answered_and_bridged_both_ways(world, tm
     world.provider.expect(ev="state", id=pid, state="confirmed")
     world.engine.expect(kind="CallBridged")
 
-    p_wav, d_wav = tmp_path / "provider.wav", tmp_path / "desk.wav"
-    world.provider.send(cmd="tone", id=pid, freq=600)
-    world.phones["101"].send(cmd="tone", id=rings["101"]["id"], freq=1400)
-    world.provider.send(cmd="record", id=pid, path=str(p_wav))
-    world.phones["101"].send(cmd="record", id=rings["101"]["id"], path=str(d_wav))
-    time.sleep(1.5)
-    world.provider.send(cmd="stoprecord")
-    world.phones["101"].send(cmd="stoprecord")
-    time.sleep(0.3)
+    p_wav, d_wav = harness.exchange_tones(world.provider, pid, world.phones["101"], rings["101"]["id"], tmp_path)
     assert harness.goertzel(p_wav, 1400) > 0.5, "the caller does not hear the desk phone"
     assert harness.goertzel(d_wav, 600) > 0.5, "the desk phone does not hear the caller"
     world.provider.send(cmd="hangup", id=pid)

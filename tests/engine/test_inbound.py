@@ -46,15 +46,7 @@ def test_ip_trunk_ring_all_answered_by_second_phone(world, tmp_path):
     world.engine.expect(kind="CallBridged")
 
     # Audio both ways: each end plays its own tone and records the other.
-    p_wav, d_wav = tmp_path / "provider.wav", tmp_path / "desk.wav"
-    world.provider.send(cmd="tone", id=pid, freq=600)
-    world.phones["102"].send(cmd="tone", id=rings["102"]["id"], freq=1400)
-    world.provider.send(cmd="record", id=pid, path=str(p_wav))
-    world.phones["102"].send(cmd="record", id=rings["102"]["id"], path=str(d_wav))
-    time.sleep(1.5)
-    world.provider.send(cmd="stoprecord")
-    world.phones["102"].send(cmd="stoprecord")
-    time.sleep(0.3)
+    p_wav, d_wav = harness.exchange_tones(world.provider, pid, world.phones["102"], rings["102"]["id"], tmp_path)
     assert harness.goertzel(p_wav, 1400) > 0.5, "the caller does not hear the desk phone"
     assert harness.goertzel(p_wav, 600) < 0.1
     assert harness.goertzel(d_wav, 600) > 0.5, "the desk phone does not hear the caller"

@@ -141,15 +141,7 @@ def test_a_mobile_hears_whose_line_it_is_presses_1_and_talks_both_ways(world, tm
     time.sleep(0.3)
     assert loudness(heard) > 300, "the mobile heard nothing before it pressed 1"
     # Two-way audio once bridged.
-    p_wav, m_wav = tmp_path / "provider.wav", tmp_path / "mobile.wav"
-    world.provider.send(cmd="tone", id=pid, freq=600)
-    world.mobile.send(cmd="tone", id=inc["id"], freq=1400)
-    world.provider.send(cmd="record", id=pid, path=str(p_wav))
-    world.mobile.send(cmd="record", id=inc["id"], path=str(m_wav))
-    time.sleep(1.5)
-    world.provider.send(cmd="stoprecord")
-    world.mobile.send(cmd="stoprecord")
-    time.sleep(0.3)
+    p_wav, m_wav = harness.exchange_tones(world.provider, pid, world.mobile, inc["id"], tmp_path)
     assert harness.goertzel(p_wav, 1400) > 0.5, "the customer does not hear the mobile"
     assert harness.goertzel(m_wav, 600) > 0.5, "the mobile does not hear the customer"
     world.provider.send(cmd="hangup", id=pid)
