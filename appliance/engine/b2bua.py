@@ -637,6 +637,11 @@ class B2BUA:
         b.startTransmit(a)
         s.bridged = True
         self.emit("CallBridged", s.id, by=s.answered_by)
+        # A phone may put the call on hold before the engine joined the two
+        # (its re-INVITE can overtake the other side's answer): honour it now.
+        for leg in (s.a, s.peer):
+            if leg.held:
+                self.hold_changed(s, leg)
 
     def hold_changed(self, s: Session, leg: Leg) -> None:
         """One side put the other on hold (or took it off): music instead of silence."""

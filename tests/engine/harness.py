@@ -61,6 +61,25 @@ class Proc:
         self.send(cmd="mode", **settings)
         self.expect(ev="ok", cmd="mode")
 
+    def do(self, timeout: float = 10.0, **cmd) -> None:
+        """Send a command and wait until the agent has carried it out; its error fails the test."""
+        self.send(**cmd)
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, obj in enumerate(self.seen):
+                if obj.get("cmd") == cmd["cmd"] and obj.get("ev") == "ok":
+                    self.seen.pop(i)
+                    return
+                if obj.get("where") == cmd["cmd"] and obj.get("ev") == "error":
+                    raise AssertionError(f"{self.name}: {cmd} failed: {obj.get('error')}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.name}: {cmd} not done within {timeout} s; saw {self.seen[-15:]}")
+            try:
+                self.seen.append(self.lines.get(timeout=min(left, 0.2)))
+            except queue.Empty:
+                pass
+
     def drain(self) -> list[dict]:
         while True:
             try:

@@ -104,13 +104,13 @@ def test_hold_plays_music_to_the_other_side(world, tmp_path):
     world.phones["101"].expect(ev="state", id=cid, state="confirmed")
     world.engine.expect(kind="CallBridged")
     world.phones["101"].send(cmd="tone", id=cid, freq=1400)
-    world.phones["101"].send(cmd="hold", id=cid)
+    world.phones["101"].do(cmd="hold", id=cid)
     world.engine.expect(kind="CallHeld")
     held = tmp_path / "held.wav"
     world.phones["103"].send(cmd="record", id=inc["id"], path=str(held))
     time.sleep(2.0)
     world.phones["103"].send(cmd="stoprecord")
-    world.phones["101"].send(cmd="unhold", id=cid)
+    world.phones["101"].do(cmd="unhold", id=cid)
     world.engine.expect(kind="CallResumed")
     back = tmp_path / "back.wav"
     world.phones["103"].send(cmd="record", id=inc["id"], path=str(back))

@@ -61,12 +61,13 @@ def kinds(row: dict) -> list[str]:
 
 def test_blind_transfer_to_an_extension_that_answers(world, tmp_path):
     pid, desk, call_id = answered_by(world, "101")
+    # The customer hears ringback from the engine while 103 rings: recorded from
+    # before the transfer, as the tone's one-second burst starts with it.
+    ring_wav = tmp_path / "ringback.wav"
+    world.provider.do(cmd="record", id=pid, path=str(ring_wav))
     world.phones["101"].send(cmd="xfer", id=desk["id"], uri=f"sip:103@127.0.0.1:{world.sip_port}")
     inc = world.phones["103"].expect(ev="incoming")
     assert CUSTOMER in inc["remote"], "the target should see who is being transferred to it"
-    # The customer hears ringback from the engine while 103 rings.
-    ring_wav = tmp_path / "ringback.wav"
-    world.provider.send(cmd="record", id=pid, path=str(ring_wav))
     time.sleep(1.2)
     world.provider.send(cmd="stoprecord")
     time.sleep(0.3)  # the recorder writes the file's header when it is let go
@@ -147,7 +148,7 @@ def test_unanswered_transfer_after_the_transferor_left_goes_back_to_routing(worl
 
 def test_attended_transfer_joins_the_two_remote_parties(world, tmp_path):
     pid, desk, call_id = answered_by(world, "102")
-    world.phones["102"].send(cmd="hold", id=desk["id"])
+    world.phones["102"].do(cmd="hold", id=desk["id"])
     world.engine.expect(kind="CallHeld")
     second = world.phone_call("102", "103")
     inc = world.phones["103"].expect(ev="incoming")

@@ -252,9 +252,11 @@ def test_hold_through_the_edge_gives_the_customer_music(office, tmp_path):
     inc = phones["103"].expect(timeout=10, ev="incoming")
     phones["103"].send(cmd="answer", id=inc["id"])
     provider.expect(timeout=10, ev="state", id=cid, state="confirmed")
+    # A phone re-INVITEs only once its own side is confirmed (the engine's ACK came).
+    phones["103"].expect(timeout=10, ev="state", id=inc["id"], state="confirmed")
     # The re-INVITE for hold follows the dialog's Record-Route through the edge.
     phones["103"].send(cmd="tone", id=inc["id"], freq=1400)
-    phones["103"].send(cmd="hold", id=inc["id"])
+    phones["103"].do(cmd="hold", id=inc["id"])
     time.sleep(0.5)
     held = tmp_path / "held.wav"
     provider.send(cmd="record", id=cid, path=str(held))
