@@ -39,6 +39,10 @@ class RunOptions:
     web_port: int = 8080
     engine_port: int = 5080
     web: bool = True
+    web_bind: str | None = None        # the panel's address; default: bind
+    https: bool = False                # serve the panel over HTTPS
+    web_cert: Path | None = None       # the owner's certificate and key; default: one made on first start
+    web_key: Path | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -139,8 +143,11 @@ class Appliance:
 
         if self.store.get_setting("panel_password_hash"):
             return None
+        # It opens the panel once: the owner chooses their own before any page shows.
         password = generate_password()
-        self.store.set_setting("panel_password_hash", generate_password_hash(password))
+        with self.store.transaction():
+            self.store.set_setting("panel_password_hash", generate_password_hash(password))
+            self.store.set_setting("panel_password_temporary", True)
         return password
 
     def _start_web(self) -> None:
@@ -148,8 +155,9 @@ class Appliance:
 
         from web import create_app
 
-        app = create_app({"DATA_DIR": str(self.options.data_dir)})
-        self.web_server = make_server(self.options.bind, self.options.web_port, app, threaded=True)
+        app = create_app({"DATA_DIR": str(self.options.data_dir), "SESSION_COOKIE_SECURE": self.options.https})
+        self.web_server = make_server(panel_bind(self.options), self.options.web_port, app, threaded=True,
+                                      ssl_context=panel_tls(self.options))
         self.web_thread = threading.Thread(target=self.web_server.serve_forever, name="web", daemon=True)
         self.web_thread.start()
 
@@ -182,7 +190,7 @@ class Appliance:
                 "live_objects": len(self.engine.registry) if self.engine else 0,
             },
             "edge": {"sip": f"{self.options.bind}:{self.options.sip_port}", "bindings": len(bindings)},
-            "web": f"http://{host_address(self.options.bind)}:{self.options.web_port}/" if self.options.web else None,
+            "web": panel_url(self.options) if self.options.web else None,
             "extensions": len(self.store.extensions()) if self.store else 0,
             "timezone": self.store.timezone if self.store else None,
             "missed_open": self.missed.open_count() if self.missed else 0,
@@ -214,16 +222,38 @@ class Appliance:
             self.store.close()
 
 
+def panel_bind(options: RunOptions) -> str:
+    return options.web_bind if options.web_bind is not None else options.bind
+
+
+def panel_tls(options: RunOptions) -> Any:
+    """The panel's TLS context when it is served over HTTPS, else None."""
+    if not options.https:
+        return None
+    from web.tls import context, self_signed
+
+    if options.web_cert and options.web_key:
+        return context(options.web_cert, options.web_key)
+    return context(*self_signed(options.data_dir, [host_address(panel_bind(options))]))
+
+
+def panel_url(options: RunOptions) -> str:
+    return f"{'https' if options.https else 'http'}://{host_address(panel_bind(options))}:{options.web_port}/"
+
+
 def print_banner(options: RunOptions, created: dict[str, str] | None) -> None:
     addr = host_address(options.bind)
     lines = []
     if options.web:
-        lines.append(f"Panel: http://{addr}:{options.web_port}/")
+        where = panel_bind(options)
+        reach = ("from the office network" if where in ("0.0.0.0", "::", "")
+                 else "from this machine only" if where.startswith("127.") or where == "::1" else f"on {where}")
+        lines.append(f"Panel: {panel_url(options)} (reachable {reach})")
     lines.append(f"Phones: register to {addr}:{options.sip_port} (UDP or TCP)")
     if created:
         panel = created.pop("panel", None)
         if panel:
-            lines.append(f"  panel login: owner / {panel}")
+            lines.append(f"  panel password for the first login: {panel} (you then choose your own)")
         for number, password in created.items():
             lines.append(f"  extension {number}: user {number}, password {password}")
         lines.append("  These passwords are shown once; only their digests are kept.")

@@ -87,9 +87,15 @@ def build_engine(accept_index: bool, force: bool) -> None:
 @click.option("--engine-port", type=int, default=5080, show_default=True, help="Loopback SIP port of the call engine.")
 @click.option("--trunk-port", type=int, default=5070, show_default=True, help="SIP port for trunks (providers), on --bind.")
 @click.option("--no-web", is_flag=True, help="Do not serve the panel from this process.")
+@click.option("--web-bind", default=None, help="Address of the panel (default: --bind); 127.0.0.1 keeps it to this machine.")
+@click.option("--https", is_flag=True, help="Serve the panel over HTTPS (a certificate is made on the first start).")
+@click.option("--web-cert", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="The panel's certificate (PEM), with --web-key, instead of a made one.")
+@click.option("--web-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="The key of --web-cert (PEM).")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def run(data_dir: Path, bind: str, sip_port: int, web_port: int, engine_port: int, trunk_port: int, no_web: bool,
-        log_level: str) -> None:
+        web_bind: str | None, https: bool, web_cert: Path | None, web_key: Path | None, log_level: str) -> None:
     """Run the appliance: SIP edge, call engine, control socket and panel.
 
     Prints a line with `ready` when every part is up; SIGTERM stops it.
@@ -100,8 +106,12 @@ def run(data_dir: Path, bind: str, sip_port: int, web_port: int, engine_port: in
 
     logging.basicConfig(level=log_level, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if bool(web_cert) != bool(web_key):
+        raise click.UsageError("--web-cert and --web-key go together")
     options = RunOptions(data_dir=data_dir, bind=bind, sip_port=sip_port, web_port=web_port,
-                         engine_port=engine_port, web=not no_web, extra={"trunk_port": trunk_port})
+                         engine_port=engine_port, web=not no_web, web_bind=web_bind,
+                         https=https or bool(web_cert), web_cert=web_cert, web_key=web_key,
+                         extra={"trunk_port": trunk_port})
     sys.exit(asyncio.run(run_app(options)))
 
 

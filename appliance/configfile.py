@@ -561,6 +561,12 @@ def load_text(text: str) -> ParsedConfig:
 def import_config(store: Store, text: str) -> ParsedConfig:
     """Replace the appliance's configuration with the file's, all or nothing."""
     cfg = load_text(text)
+    apply_config(store, cfg)
+    return cfg
+
+
+def apply_config(store: Store, cfg: ParsedConfig) -> None:
+    """Write a checked configuration over the appliance's, in one transaction (nested: a savepoint)."""
     with store.transaction():
         store.set_setting("timezone", cfg.timezone)
         store.set_setting("sip_realm", cfg.realm)
@@ -579,7 +585,6 @@ def import_config(store: Store, text: str) -> ParsedConfig:
             store.put_contact(row)
         store.set_routing_document(cfg.routing)
         store.set_setting("seeded", True)
-    return cfg
 
 
 # -- writing ------------------------------------------------------------------
@@ -603,6 +608,21 @@ def _routing_in_use(store: Store) -> dict:
 
 
 def export_config(store: Store) -> str:
+    return dump_document(export_document(store))
+
+
+def dump_document(doc: dict) -> str:
+    """A configuration document as the file `pbx config export` writes."""
+    header = (
+        "# Configuration of the office PBX appliance (format version 1).\n"
+        "# Import it with: pbx config import FILE   (see docs/config.md for every key)\n"
+        "# Extensions carry password digests, not passwords: keep this file private.\n"
+    )
+    return header + yaml.dump(doc, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=False)
+
+
+def export_document(store: Store) -> dict[str, Any]:
+    """The whole configuration as the mapping the file holds (parse_document reads it back)."""
     doc: dict[str, Any] = {
         "version": FORMAT_VERSION,
         "timezone": store.timezone,
@@ -639,9 +659,4 @@ def export_config(store: Store) -> str:
         if c["manager"]:
             item["manager"] = c["manager"]
         doc["contacts"].append(item)
-    header = (
-        "# Configuration of the office PBX appliance (format version 1).\n"
-        "# Import it with: pbx config import FILE   (see docs/config.md for every key)\n"
-        "# Extensions carry password digests, not passwords: keep this file private.\n"
-    )
-    return header + yaml.dump(doc, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=False)
+    return doc

@@ -178,3 +178,4 @@ def m002_binding_instance(db: Database) -> None:
 from appliance.store import migrations_engine  # noqa: E402,F401  (registers the engine's migrations)
 from appliance.store import migrations_night  # noqa: E402,F401  (registers night mode's migrations)
 from appliance.store import migrations_missed  # noqa: E402,F401  (registers missed cases' and the outbox's)
+from appliance.store import migrations_panel  # noqa: E402,F401  (registers the panel's)

@@ -133,7 +133,7 @@ def test_registered_phones_are_listed(office):
     app, data, phones, provider = office
     # The configuration came from a file, so only the panel password is new.
     banner = "\n".join(app.banner)
-    assert "panel login: owner / " in banner and "extension 101" not in banner
+    assert "panel password for the first login: " in banner and "extension 101" not in banner
     deadline = time.monotonic() + 5  # bindings reach SQLite about once a second
     while True:
         listing = pbx(data, "phones")

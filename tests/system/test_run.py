@@ -36,7 +36,7 @@ def test_run_comes_up_answers_options_serves_the_panel_and_stops_on_sigterm(data
         text = "\n".join(app.banner)
         for ext in ("101", "102", "103"):
             assert f"extension {ext}: user {ext}, password " in text
-        assert "panel login: owner / " in text
+        assert "panel password for the first login: " in text
 
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(3)
@@ -51,7 +51,7 @@ def test_run_comes_up_answers_options_serves_the_panel_and_stops_on_sigterm(data
         assert '"running": true' in status.stdout
 
         with urllib.request.urlopen(f"http://127.0.0.1:{app.web}/auth/login", timeout=5) as resp:
-            assert resp.status == 200 and b"Owner password" in resp.read()
+            assert resp.status == 200 and b'id="password"' in resp.read()
     finally:
         took = app.stop()
     assert app.proc.returncode == 0

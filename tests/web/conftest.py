@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 
@@ -28,6 +29,34 @@ def panel_data(data_dir):
 @pytest.fixture
 def app(panel_data):
     return create_app({"DATA_DIR": str(panel_data), "TESTING": True})
+
+
+def csrf_of(page: bytes | str) -> str:
+    """The CSRF token of the first form on a page."""
+    text = page.decode() if isinstance(page, bytes) else page
+    m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', text) or \
+        re.search(r'name="csrf_token" value="([^"]+)"', text)
+    assert m, "the page has no form with a CSRF token"
+    return m.group(1)
+
+
+def post_form(client, url: str, data: dict, page: str | None = None, **kw):
+    """POST a form as the browser would: with the CSRF token of the page it is on (`page`, default `url`)."""
+    token = csrf_of(client.get(page or url).data)
+    return client.post(url, data={**data, "csrf_token": token}, **kw)
+
+
+def log_in(client, password: str = OWNER_PASSWORD):
+    return post_form(client, "/auth/login", {"password": password})
+
+
+@pytest.fixture
+def owner(app):
+    """A test client logged in as the owner."""
+    client = app.test_client()
+    resp = log_in(client)
+    assert resp.status_code == 302, resp.data[:500]
+    return client
 
 
 @pytest.fixture
