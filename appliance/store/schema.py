@@ -179,3 +179,4 @@ from appliance.store import migrations_engine  # noqa: E402,F401  (registers the
 from appliance.store import migrations_night  # noqa: E402,F401  (registers night mode's migrations)
 from appliance.store import migrations_missed  # noqa: E402,F401  (registers missed cases' and the outbox's)
 from appliance.store import migrations_panel  # noqa: E402,F401  (registers the panel's)
+from appliance.store import migrations_voicemail  # noqa: E402,F401  (registers which voicemail messages were heard)
