@@ -71,7 +71,7 @@ class Saying:
             if then is not None:
                 then()
             return
-        snd, seconds = media.prompt(b.b2bua.data_dir, self.names[self.i])
+        snd, seconds = media.prompt(b.b2bua.data_dir, self.names[self.i], b.language())
         self.i += 1
         s.sounds.append(snd)
         self.current = snd
@@ -89,6 +89,10 @@ class Prompts:
         self.listeners: dict[type, Callable[[Session, Any, str], None]] = {
             Menu: self.menu_digit, Queue: b2bua.queues.queue_digit, Voicemail: self.voicemail_digit,
         }
+
+    def language(self) -> str:
+        """What callers hear the appliance's own prompts in (`calls.language`)."""
+        return str(self.b2bua.settings.get("language", "uk"))
 
     # -- webhook -------------------------------------------------------------------
 
@@ -130,7 +134,7 @@ class Prompts:
         if not self.spoken:
             # Spoken prompts for numbers and greetings, once, off the engine thread.
             self.spoken = True
-            self.b2bua.pool.submit(media.speak_missing, self.b2bua.data_dir)
+            self.b2bua.pool.submit(media.speak_missing, self.b2bua.data_dir, media.first(self.language()))
 
     def silence(self, s: Session) -> None:
         """Stop every sound attached to the call (recorders too)."""
@@ -203,7 +207,7 @@ class Prompts:
         greeting = f"vm-{step.box}-{step.greeting}"
         if step.prompt:
             greeting = step.prompt
-        elif not media.exists(self.b2bua.data_dir, greeting):
+        elif not media.exists(self.b2bua.data_dir, greeting, self.language()):
             greeting = f"vm-{step.greeting}"
         self.say(s, [greeting, "beep"], then=lambda: self.voicemail_record(s, step))
 

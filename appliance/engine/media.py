@@ -3,35 +3,37 @@
 All of it is pjsua2's own C players and tone generators (a Python audio port
 would run on the media clock thread and stall the bridge; see PJSUA2-NOTES).
 A prompt is `DATA/prompts/<name>.wav` (8 kHz mono 16-bit) when the owner has
-recorded one; otherwise a short tone pattern stands in, so a missing file
-never leaves a caller in silence.  Music on hold is `DATA/music/default.wav`,
-created on first use as a gentle arpeggio until the owner uploads music.
+recorded one (in any language), else the spoken default in the caller's
+language, `DATA/prompts/<language>/<name>.wav`; otherwise a short tone
+pattern stands in, so a missing file never leaves a caller in silence.  Music
+on hold is `DATA/music/default.wav`, created on first use as a gentle arpeggio
+until the owner uploads music.
 
 A sound that is stopped is muted at once and released on the next engine
 loop turn, never inside the callback that stopped it.
 
 Spoken prompts the engine needs (queue positions, numbers, voicemail
-greetings) are generated once with espeak-ng into `DATA/prompts` when it is
-installed (`speak_missing`); a file the owner put there is never replaced.
+greetings) are generated once per language with espeak-ng into
+`DATA/prompts/uk` and `DATA/prompts/en` when it is installed
+(`appliance.audio.speak_missing`, which the panel uses too: it has no pjsua2);
+a file the owner put in `DATA/prompts` is never replaced.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
 import struct
-import subprocess
-import tempfile
-import threading
 import wave
 from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
 
-RATE = 8000
+from appliance.audio import (  # noqa: F401 - the engine's modules call them as media.*
+    LANGUAGES, RATE, SPEECH, first, prompt_path, resample, speak, speak_missing, trim, write_wav,
+)
+
 _retired: list[Any] = []
 log = logging.getLogger("appliance.engine.media")
 
@@ -63,10 +65,11 @@ def confirm_prompt(data_dir: Path) -> Any:
     return tones([(1000, 200, 150), (1000, 200, 1200)])
 
 
-def prompt(data_dir: Path, name: str) -> tuple[Any, float]:
-    """(sound, seconds) for a named prompt: its WAV, else a tone pattern in its place."""
-    path = Path(data_dir) / "prompts" / f"{name}.wav"
-    if path.exists():
+def prompt(data_dir: Path, name: str, language: str = "uk") -> tuple[Any, float]:
+    """(sound, seconds) for a named prompt: the owner's WAV, else the default in `language`,
+    else a tone pattern in its place."""
+    path = prompt_path(data_dir, name, language)
+    if path is not None:
         try:
             with wave.open(str(path)) as w:
                 seconds = w.getnframes() / float(w.getframerate())
@@ -91,137 +94,19 @@ def stand_in(name: str) -> list[tuple[int, int, int]]:
     return [(800, 250, 100), (600, 250, 300)]
 
 
-def exists(data_dir: Path, name: str) -> bool:
-    return (Path(data_dir) / "prompts" / f"{name}.wav").exists()
+def exists(data_dir: Path, name: str, language: str = "uk") -> bool:
+    return prompt_path(data_dir, name, language) is not None
 
 
-def number(data_dir: Path, n: int) -> list[str]:
-    """The prompts that say the number n: `digits/<n>` when it was recorded,
+def number(data_dir: Path, n: int, language: str = "uk") -> list[str]:
+    """The prompts that say the number n: `digits/<n>` when it was recorded (or spoken),
     else tens and units ("digits/20", "digits/3"), else digit by digit."""
-    if exists(data_dir, f"digits/{n}"):
+    if exists(data_dir, f"digits/{n}", language):
         return [f"digits/{n}"]
-    if 20 < n < 100 and n % 10 and exists(data_dir, f"digits/{n - n % 10}") and exists(data_dir, f"digits/{n % 10}"):
-        return [f"digits/{n - n % 10}", f"digits/{n % 10}"]
+    tens, units = f"digits/{n - n % 10}", f"digits/{n % 10}"
+    if 20 < n < 100 and n % 10 and exists(data_dir, tens, language) and exists(data_dir, units, language):
+        return [tens, units]
     return [f"digits/{d}" for d in str(n)]
-
-
-# What the engine says in its own words until the owner records better ones.
-SPEECH = {
-    "queue-position": "You are caller number",
-    "queue-wait": "Your estimated waiting time is about",
-    "minutes": "minutes",
-    "queue-callback": "To be called back, press",
-    "queue-exit": "To leave the queue, press",
-    "callback-confirm": "Thank you. We will call you back as soon as possible.",
-    "vm-unavailable": "Nobody can take your call right now. Please leave a message after the tone.",
-    "vm-busy": "The line is busy. Please leave a message after the tone.",
-    **{f"digits/{n}": str(n) for n in (*range(21), 30, 40, 50, 60, 70, 80, 90)},
-}
-_speaking = threading.Lock()
-
-
-def speak(path: Path, text: str, voice: str = "en") -> bool:
-    """Say `text` with espeak-ng into `path` as a prompt (8 kHz mono, silence trimmed); False without it.
-
-    Slow (a fraction of a second): run it in a worker thread, never on the
-    engine thread."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, raw = tempfile.mkstemp(suffix=".wav", dir=path.parent)
-    os.close(fd)
-    try:
-        subprocess.run([espeak, "-v", voice, "-s", "150", "-w", raw, text], check=True,
-                       capture_output=True, timeout=30)
-        with wave.open(raw) as w:
-            rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
-            data = w.readframes(w.getnframes())
-        if width != 2 or channels != 1:
-            raise ValueError(f"espeak-ng wrote {channels} channel(s) of {width * 8} bits")
-        write_wav(path, trim(resample(data, rate, RATE)))
-        return True
-    finally:
-        Path(raw).unlink(missing_ok=True)
-
-
-def speak_missing(data_dir: Path, voice: str = "en") -> int:
-    """Generate the spoken prompts that are missing with espeak-ng; the number written.
-
-    Slow (a fraction of a second per prompt): run it in a worker thread, never
-    on the engine thread.  Without espeak-ng the tone stand-ins are used.
-    """
-    if shutil.which("espeak-ng") is None:
-        log.info("espeak-ng is not installed: prompts that were not recorded are played as tones")
-        return 0
-    written = 0
-    with _speaking:
-        for name, text in SPEECH.items():
-            path = Path(data_dir) / "prompts" / f"{name}.wav"
-            if path.exists():
-                continue
-            try:
-                speak(path, text, voice)
-                written += 1
-            except (OSError, subprocess.SubprocessError, wave.Error, ValueError) as e:
-                log.warning("could not generate prompt %s with espeak-ng: %s", name, e)
-                break
-    if written:
-        log.info("generated %d spoken prompts in %s", written, Path(data_dir) / "prompts")
-    return written
-
-
-def resample(pcm: bytes, rate: int, to: int) -> bytes:
-    """16-bit mono PCM from `rate` to `to` Hz: a moving average against aliasing, then
-    linear interpolation (good enough for speech prompts)."""
-    import array
-
-    src = array.array("h", pcm)
-    if rate == to or not src:
-        return pcm
-    width = max(1, round(rate / to))
-    if width > 1:
-        acc, smooth = 0, array.array("h")
-        for i, x in enumerate(src):
-            acc += x
-            if i >= width:
-                acc -= src[i - width]
-            smooth.append(int(acc / min(i + 1, width)))
-        src = smooth
-    out = array.array("h")
-    step = rate / to
-    n = int(len(src) / step)
-    for j in range(n):
-        pos = j * step
-        i = int(pos)
-        frac = pos - i
-        b = src[i + 1] if i + 1 < len(src) else src[i]
-        out.append(int(src[i] + (b - src[i]) * frac))
-    return out.tobytes()
-
-
-def trim(pcm: bytes, level: int = 300, keep: float = 0.05) -> bytes:
-    """Leading and trailing near-silence cut to `keep` seconds (espeak-ng pads its output)."""
-    import array
-
-    a = array.array("h", pcm)
-    loud = [i for i, x in enumerate(a) if abs(x) > level]
-    if not loud:
-        return pcm
-    pad = int(keep * RATE)
-    return a[max(0, loud[0] - pad):loud[-1] + pad].tobytes()
-
-
-def write_wav(path: Path, pcm: bytes, rate: int = RATE) -> None:
-    """An 8 kHz mono 16-bit WAV, written beside and renamed (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    tmp.replace(path)
 
 
 def player(path: Path, loop: bool) -> Any:

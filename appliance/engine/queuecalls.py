@@ -97,9 +97,10 @@ class QueueCalls:
         st = self.b2bua.router.queue_status(step, position, self.b2bua.facts(s), self.queue_state())
         names: list[str] = []
         if st["announce_position"]:
-            names += ["queue-position", *media.number(self.b2bua.data_dir, position)]
+            names += ["queue-position", *media.number(self.b2bua.data_dir, position, self.b2bua.prompts.language())]
         if st["announce_wait"] and st["minutes"]:
-            names += ["queue-wait", *media.number(self.b2bua.data_dir, st["minutes"]), "minutes"]
+            minutes = media.number(self.b2bua.data_dir, st["minutes"], self.b2bua.prompts.language())
+            names += ["queue-wait", *minutes, "minutes"]
         for key, prompt in ((step.callback_key, "queue-callback"), (step.exit_key, "queue-exit")):
             if key and key.isdigit():
                 names += [prompt, f"digits/{key}"]

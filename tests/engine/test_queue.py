@@ -238,16 +238,18 @@ def test_queue_order_vip_first_with_events():
     assert q.snapshot() == {} and q.recent_answer_times() == {"support": (30.0,)}
 
 
-def test_spoken_prompts_are_generated_once_and_never_replace_the_owners(tmp_path):
+def test_spoken_prompts_are_generated_once_per_language_and_never_replace_the_owners(tmp_path):
     assert shutil.which("espeak-ng"), "espeak-ng is needed (scripts/setup --test installs it)"
     own = listen.tone_wav(tmp_path / "prompts" / "digits" / "3.wav", 1000, 0.2)
     before = own.read_bytes()
     written = media.speak_missing(tmp_path)
-    assert written == len(media.SPEECH) - 1
+    assert written == sum(len(media.SPEECH[lang]) for lang in media.LANGUAGES)
     assert own.read_bytes() == before
-    with wave.open(str(tmp_path / "prompts" / "queue-position.wav")) as w:
-        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
-        assert 0.5 < w.getnframes() / 8000 < 4
+    for lang in media.LANGUAGES:
+        with wave.open(str(tmp_path / "prompts" / lang / "queue-position.wav")) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+            assert 0.5 < w.getnframes() / 8000 < 4
+    assert media.prompt_path(tmp_path, "digits/3", "en") == own, "the owner's recording wins in every language"
     assert media.speak_missing(tmp_path) == 0
     assert media.number(tmp_path, 23) == ["digits/20", "digits/3"]
     assert media.number(tmp_path, 120) == ["digits/1", "digits/2", "digits/0"]
