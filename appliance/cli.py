@@ -320,6 +320,7 @@ def _register_parts() -> None:
     from appliance.night.commands import night
     from appliance.store.bench import store as bench_store
     from appliance.tracecmd import bench_routing, duty, trace
+    from web.bench import bench_panel
 
     cli.add_command(trace)
     cli.add_command(duty)
@@ -332,6 +333,7 @@ def _register_parts() -> None:
     bench.add_command(bench_edge)
     bench.add_command(bench_calls)
     bench.add_command(bench_store)
+    bench.add_command(bench_panel)
 
 
 def main() -> None:

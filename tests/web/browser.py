@@ -1,0 +1,71 @@
+"""Driving the panel in headless Chromium: serving an app, logging in, screenshots.
+
+Screenshots go to $PBX_SCREENSHOTS (default build/screenshots in the
+checkout), one PNG per step, named after the test and the step, so a run
+leaves a picture of every page it saw.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+from werkzeug.serving import make_server
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = Path(os.environ.get("PBX_SCREENSHOTS", ROOT / "build" / "screenshots"))
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+
+
+def shot(browser, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    browser.save_screenshot(str(path))
+    return path
+
+
+def submit(browser, button_id: str) -> None:
+    """Click a submit button and wait until the next page has replaced this one."""
+    button = browser.find_element(By.ID, button_id)
+    button.click()
+    WebDriverWait(browser, 10).until(EC.staleness_of(button))
+
+
+def fill(browser, field_id: str, text: str) -> None:
+    el = browser.find_element(By.ID, field_id)
+    el.clear()
+    el.send_keys(text)
+
+
+def log_in(browser, base: str, password: str, fresh: bool = True) -> None:
+    """Log in; `fresh` first forgets every cookie (the session's and the language's)."""
+    if fresh:
+        browser.delete_all_cookies()
+    browser.get(base + "/auth/login")
+    fill(browser, "password", password)
+    field = browser.find_element(By.ID, "password")
+    field.submit()
+    WebDriverWait(browser, 10).until(EC.staleness_of(field))
+
+
+def text_of(browser, element_id: str) -> str:
+    return browser.find_element(By.ID, element_id).text
