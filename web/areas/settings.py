@@ -1,0 +1,148 @@
+"""Settings: the owner's password, how calls are carried out (`calls`), the time zone, and the
+rules of missed-call cases (`missed`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
+from flask_wtf import FlaskForm
+from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import IntegerField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
+
+from appliance.errors import ConfigError
+from appliance.store.panel import PanelTables
+from web import office
+from web.auth import MIN_PASSWORD, PASSWORD_HASH
+from web.db import get_store, tell_appliance
+
+bp = Blueprint("settings", __name__, url_prefix="/settings")
+NAV = (95, _l("Settings"))
+
+CALL_NUMBERS = ("confirm_seconds", "transfer_ring_seconds", "voicemail_max", "session_expires")
+MISSED_NUMBERS = ("callback_seconds", "short_abandon_seconds")
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField(_l("Current password"), validators=[DataRequired()])
+    password = PasswordField(_l("New password"), validators=[
+        DataRequired(), Length(min=MIN_PASSWORD, max=200, message=_l("At least %(min)d characters.", min=MIN_PASSWORD))])
+    confirm = PasswordField(_l("The same password again"), validators=[
+        DataRequired(), EqualTo("password", message=_l("The two passwords differ."))])
+
+
+class CallsForm(FlaskForm):
+    timezone = StringField(_l("Time zone of the office"), validators=[DataRequired()])
+    language = SelectField(_l("What callers and desk phones hear"),
+                           choices=[("uk", "Українська"), ("en", "English")])
+    ringback = SelectField(_l("What a caller hears while phones ring"), choices=[
+        ("180", _l("the provider's own ringing")), ("tone", _l("a ringing tone from the appliance")),
+        ("music", _l("music from the appliance"))])
+    confirm_seconds = IntegerField(_l("Seconds a mobile has to press the key that takes a group call"),
+                                   validators=[Optional()])
+    confirm_key = SelectField(_l("That key"), choices=[(k, k) for k in "1234567890*#"])
+    transfer_ring_seconds = IntegerField(_l("Seconds the target of a blind transfer rings"), validators=[Optional()])
+    voicemail_max = IntegerField(_l("Longest voicemail message, seconds"), validators=[Optional()])
+    session_expires = IntegerField(_l("Session timer, seconds"), validators=[Optional()])
+    media_address = StringField(_l("Address phones send call audio to"), validators=[Optional()])
+    trunk_public = StringField(_l("Public address providers send call audio to"), validators=[Optional()])
+    callback_seconds = IntegerField(_l("A call back closes a missed call when it talked at least (seconds)"),
+                                    validators=[Optional()])
+    short_abandon_seconds = IntegerField(_l("A caller who hangs up sooner than this is a short abandon (seconds)"),
+                                         validators=[Optional()])
+    assign_to = SelectField(_l("Missed calls of unknown callers go to"))
+
+
+def _calls_form(doc: dict[str, Any]) -> CallsForm:
+    calls, missed = doc.get("calls") or {}, doc.get("missed") or {}
+    form = CallsForm()
+    form.assign_to.choices = [("", _("the first extension the call rang"))] + [
+        (str(e["number"]), f"{e['number']} {e.get('name') or ''}".strip()) for e in doc.get("extensions") or []]
+    if request.method == "GET":
+        form.timezone.data = doc.get("timezone") or "Europe/Kyiv"
+        form.language.data = calls.get("language", "uk")
+        ringback = calls.get("ringback", "180")
+        form.ringback.data = ringback if isinstance(ringback, str) else ringback.get("default", "180")
+        form.confirm_key.data = calls.get("confirm_key", "1")
+        for key in CALL_NUMBERS:
+            getattr(form, key).data = calls.get(key)
+        form.media_address.data = calls.get("media_address", "")
+        form.trunk_public.data = calls.get("trunk_public", "")
+        for key in MISSED_NUMBERS:
+            getattr(form, key).data = missed.get(key)
+        form.assign_to.data = missed.get("assign_to", "")
+    return form
+
+
+def _apply(form: CallsForm, doc: dict[str, Any]) -> None:
+    calls = dict(doc.get("calls") or {})
+    doc["timezone"] = form.timezone.data.strip()
+    calls["language"] = form.language.data
+    old = calls.get("ringback")
+    if isinstance(old, dict):  # per-destination choices stay; the page sets the default
+        calls["ringback"] = {**old, "default": form.ringback.data}
+    else:
+        calls["ringback"] = form.ringback.data
+    calls["confirm_key"] = form.confirm_key.data
+    for key in CALL_NUMBERS:
+        _set(calls, key, getattr(form, key).data)
+    for key in ("media_address", "trunk_public"):
+        _set(calls, key, (getattr(form, key).data or "").strip() or None)
+    doc["calls"] = calls
+    missed = dict(doc.get("missed") or {})
+    for key in MISSED_NUMBERS:
+        _set(missed, key, getattr(form, key).data)
+    _set(missed, "assign_to", form.assign_to.data or None)
+    doc["missed"] = missed
+
+
+def _set(section: dict, key: str, value: Any) -> None:
+    if value is None:
+        section.pop(key, None)
+    else:
+        section[key] = value
+
+
+@bp.route("/", methods=("GET", "POST"))
+def index():
+    store = get_store()
+    doc = office.document(store)
+    form = _calls_form(doc)
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            _apply(form, doc)
+            try:
+                office.save(store, doc, "owner", _("settings of calls and missed calls"))
+            except ConfigError as e:
+                office.put_error(form, e, ("calls",))
+                if not form.form_errors or e.path[:1] != ("calls",):
+                    form.form_errors.clear()
+                    office.put_error(form, e, ())
+                status = 400
+            else:
+                error = tell_appliance()
+                flash(_("Saved; the running appliance did not take it yet (%(why)s).", why=error) if error
+                      else _("Saved."), "error" if error else "ok")
+                return redirect(url_for("settings.index"))
+        else:
+            status = 400
+    return render_template("settings/index.html", form=form, password=PasswordForm(formdata=None)), status
+
+
+@bp.route("/password", methods=("POST",))
+def password():
+    store = get_store()
+    form = PasswordForm()
+    if form.validate_on_submit():
+        if check_password_hash(store.get_setting(PASSWORD_HASH) or "", form.current.data):
+            store.set_setting(PASSWORD_HASH, generate_password_hash(form.password.data))
+            PanelTables(store).end_all_sessions(keep=session.get("sid"))
+            flash(_("The owner password is changed; other browsers must log in again."), "ok")
+            return redirect(url_for("settings.index"))
+        form.current.errors = [_("Wrong password.")]
+    doc = office.document(store)
+    calls = _calls_form(doc)
+    return render_template("settings/index.html", form=calls, password=form), 400
