@@ -36,7 +36,12 @@ log = logging.getLogger("appliance.audio")
 
 
 class AudioError(Exception):
-    """A file that cannot become a prompt or music; the message says why, for the owner."""
+    """A file that cannot become a prompt or music: the message says why; `code` names the reason
+    (unreadable, silent, too-long, no-sox) and `figures` its numbers, for a page to say it in its language."""
+
+    def __init__(self, message: str, code: str, **figures: float):
+        super().__init__(message)
+        self.code, self.figures = code, figures
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def owned(data_dir: Path, kind: str) -> list[str]:
 def _sox() -> str:
     sox = shutil.which("sox")
     if sox is None:
-        raise AudioError("sox is not installed (scripts/setup installs it)")
+        raise AudioError("sox is not installed (scripts/setup installs it)", "no-sox")
     return sox
 
 
@@ -122,7 +127,7 @@ def convert(source: Path, dest: Path) -> None:
             if done.returncode == 0 and _frames(Path(tmp)) > 0:
                 Path(tmp).replace(dest)
                 return
-        raise AudioError("not a WAV or MP3 file we can read")
+        raise AudioError("not a WAV or MP3 file we can read", "unreadable")
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -140,14 +145,14 @@ def measure(path: Path) -> Figures:
     try:
         with wave.open(str(path)) as w:
             if w.getsampwidth() != 2 or w.getnchannels() != 1:
-                raise AudioError("not a 16-bit mono WAV")
+                raise AudioError("not a 16-bit mono WAV", "unreadable")
             rate, frames = w.getframerate(), w.getnframes()
             clipped = 0
             while chunk := w.readframes(1 << 18):
                 samples = array.array("h", chunk)
                 clipped += samples.count(32767) + samples.count(-32768)
     except (wave.Error, EOFError) as e:
-        raise AudioError(f"not a WAV file we can read ({e})") from e
+        raise AudioError(f"not a WAV file we can read ({e})", "unreadable") from e
     peak, rms = _levels(path)
     return Figures(seconds=frames / float(rate), peak_db=peak, rms_db=rms, clipped=clipped)
 
@@ -161,7 +166,7 @@ def _levels(path: Path) -> tuple[float, float]:
             if line.startswith(label):
                 figures[key] = float(line[len(label):].split()[0])
     if done.returncode != 0 or len(figures) != 2:
-        raise AudioError("sox could not measure the file")
+        raise AudioError("sox could not measure the file", "unreadable")
     return figures["peak"], figures["rms"]
 
 
@@ -171,10 +176,11 @@ def check(kind: str, figures: Figures, greeting: bool = False) -> list[str]:
     Raises AudioError for a file that must not be used: silence, or longer
     than a caller (or the disk) should bear."""
     if figures.silent:
-        raise AudioError("the file is silent")
+        raise AudioError("the file is silent", "silent", peak_db=figures.peak_db)
     if figures.seconds > LONGEST[kind]:
-        raise AudioError(f"{figures.seconds / 60:.1f} minutes is too long; a {kind} may last "
-                         f"{LONGEST[kind] // 60} minutes at most")
+        minutes, limit = figures.seconds / 60, LONGEST[kind] // 60
+        raise AudioError(f"{minutes:.1f} minutes is too long; a {kind} may last {limit} minutes at most",
+                         "too-long", minutes=minutes, limit=limit)
     notes = []
     if figures.quiet:
         notes.append("quiet")
