@@ -6,7 +6,8 @@
 It opens the trunk transport (`--trunk-port`, default 5070, on the `--bind`
 address), starts the B2BUA on the engine thread with the edge as the proxy
 towards phones, and registers the control commands `calls` (recent call
-records) and `engine.reload` (read extensions, trunks and routing again).
+records), `engine.reload` (read extensions, trunks and routing again) and
+`trunks.status` (whether each trunk works and, in words, why not).
 Engine events reach control subscribers through the appliance's own
 `_engine_event`.
 """
@@ -48,8 +49,12 @@ def attach(app: Any) -> B2BUA:
         engine.call(b2bua.reload, timeout=10)
         return {"extensions": len(b2bua.extensions), "trunks": len(b2bua.trunks.config)}
 
+    def trunks_status(args: dict) -> dict:
+        return {"trunks": engine.call(b2bua.trunks.status, timeout=5)}
+
     app.control.command("calls", calls)
     app.control.command("engine.reload", reload)
+    app.control.command("trunks.status", trunks_status)
     return b2bua
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import pjsua2 as pj
@@ -28,6 +29,9 @@ class Trunks:
         self.b2bua = b2bua
         self.config: dict[str, dict] = {}    # enabled trunks by name, as the store has them
         self.ips: dict[str, set[str]] = {}   # trunk name -> the addresses its calls come from
+        # trunk name -> the provider's last reply to its registration (code, reason, since when it is
+        # up or down); emptied when the accounts are made again, so a changed trunk starts unknown
+        self.replies: dict[str, dict] = {}
 
     def reload(self, store: Any, accounts_made: bool) -> None:
         """The enabled trunks from the store; their accounts made again when they changed."""
@@ -51,6 +55,7 @@ class Trunks:
                 acc.shutdown()
             except pj.Error:
                 pass
+        self.replies = {}
         if tid is None:
             return
         cfg = self.b2bua.engine.config
@@ -76,12 +81,15 @@ class Trunks:
                 ac.regConfig.registerOnAdd = False
             acc.create(ac, False)
             acc.config = ac
+            if t["kind"] == "ip":
+                self._remember(name, None, "", True)
             self.b2bua.accounts[f"trunk:{name}"] = acc
             self.b2bua.emit("TrunkConfigured", trunk=name, type=t["kind"])
 
     def reg_state(self, acc: Account, prm: Any) -> None:
         name = acc.name.split(":", 1)[1]
         code = prm.code
+        self._remember(name, code, str(prm.reason), 200 <= code < 300 and prm.expiration > 0)
         if 200 <= code < 300 and prm.expiration > 0:
             acc.registered, acc.failures = True, 0
             self.b2bua.emit("TrunkRegistered", trunk=name, expires=prm.expiration)
@@ -97,6 +105,26 @@ class Trunks:
                   retry_in=delay, was_registered=was)
         t = Timer(time.monotonic() + delay, lambda: self._reregister(acc))
         self.b2bua.add_timer(t)
+
+    def _remember(self, name: str, code: int | None, reason: str, up: bool) -> None:
+        """Keep the provider's last reply; `since` moves only when the trunk goes up or down."""
+        before = self.replies.get(name)
+        since = before["since"] if before and before["up"] == up else _now_iso()
+        self.replies[name] = {"code": code, "reason": reason, "up": up, "since": since}
+
+    def status(self) -> list[dict]:
+        """Engine thread: every enabled trunk, whether it works and, in words, why not."""
+        out = []
+        for name, t in self.config.items():
+            made = f"trunk:{name}" in self.b2bua.accounts
+            reply = self.replies.get(name) or {}
+            if t["kind"] == "ip":
+                up, code, reason, since = made, None, "", reply.get("since")
+            else:
+                up, code, reason, since = bool(reply.get("up")), reply.get("code"), reply.get("reason", ""), reply.get("since")
+            out.append({"name": name, "kind": t["kind"], "up": up, "code": code, "reason": reason, "since": since,
+                        "error": None if up else trouble_words(code, reason)})
+        return out
 
     def _reregister(self, acc: Account) -> None:
         if self.b2bua.accounts.get(acc.name) is acc:
@@ -128,6 +156,30 @@ class Trunks:
             if acc.trunk["kind"] == "ip" or acc.registered:
                 return acc, acc.trunk
         return None
+
+
+def trouble_words(code: int | None, reason: str = "") -> str:
+    """Why a trunk does not work, in an owner's words, from the provider's last reply (None: no reply yet).
+
+    pjsip reports 408 when the provider never answered and 502/503 when it could not send to it
+    (no route, the name does not resolve, TCP refused)."""
+    if code is None:
+        return "waiting for the provider's answer"
+    if code in (401, 407, 403):
+        return f"the provider refused the password ({code})"
+    if code == 404:
+        return "the provider does not know this username (404)"
+    if code == 408:
+        return "no answer from the provider (408)"
+    if code in (502, 503, 504):
+        return f"the provider's server could not be reached ({code})"
+    if 200 <= code < 300:
+        return "not registered"
+    return f"the provider answered {code} {reason}".rstrip()
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def resolve(host: str) -> str:

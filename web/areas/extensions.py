@@ -47,12 +47,12 @@ class ExtensionForm(FlaskForm):
     rule_international = BooleanField(DIAL_RULES[2][1])
     rule_premium = BooleanField(DIAL_RULES[3][1])
     max_outbound = IntegerField(_l("Outside calls at once"), default=2,
-                                validators=[NumberRange(0, 10, _l("From 0 to 10."))])
+                                validators=[NumberRange(0, 10, _l("From 0 to 10 calls."))])
 
 
 class NewExtensionForm(ExtensionForm):
     number = StringField(_l("Number"), validators=[
-        DataRequired(_l("Give the number.")),
+        DataRequired(_l("Give the extension's number.")),
         Regexp(r"^[1-9][0-9]{1,5}$", message=_l("2 to 6 digits, not starting with 0 (0 starts an outside number)."))])
 
 
