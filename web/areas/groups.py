@@ -81,7 +81,7 @@ def not_a_group_yet(form, field) -> None:
 
 
 class NewGroupForm(SettingsForm):
-    ident = StringField(_l("Id"), validators=[
+    ident = StringField(_l("Group id"), validators=[
         DataRequired(_l("Give the group an id.")), Length(max=40),
         Regexp(r"^[^\s:/]+$", message=_l("No spaces, colons or slashes.")), not_a_group_yet])
     extensions = MultiCheckboxField(_l("Extensions"), choices=[])
@@ -103,7 +103,7 @@ class EditGroupForm(SettingsForm):
 
 
 class AddMemberForm(FlaskForm):
-    new_extension = SelectField(_l("Extension"), choices=[])
+    new_extension = SelectField(_l("Add an extension"), choices=[])
     new_number = StringField(_l("or an external number"), validators=[
         Optional(), Regexp(r"^\+?[0-9][0-9 ()-]{4,24}$", message=_l("Digits only, optionally with + in front."))])
 
