@@ -31,21 +31,19 @@ NAV = (45, _l("Prompts and music"))
 NAME_RULE = _l("Letters, digits, _ and - only (at most 64).")
 TEXT_MAX = 500
 
-# Where the routing names a prompt (or music): section, field, and how the page calls that field.
+# Where the routing names a prompt (or music): section, field, and how the page says that place.
 USES = {
-    "prompt": (("groups", "announce", _l("announcement before ringing")),
-               ("queues", "greeting", _l("greeting")),
-               ("menus", "prompt", _l("menu prompt")),
-               ("menus", "invalid_prompt", _l("prompt after a wrong key")),
-               ("menus", "timeout_prompt", _l("prompt after no key")),
-               ("announcements", "prompt", _l("prompt")),
-               ("voicemail", "greeting", _l("greeting"))),
-    "music": (("queues", "music", _l("music while waiting")),),
+    "prompt": (("groups", "announce", _l("group '%(name)s', the announcement before ringing")),
+               ("queues", "greeting", _l("queue '%(name)s', the greeting")),
+               ("menus", "prompt", _l("menu '%(name)s', the menu prompt")),
+               ("menus", "invalid_prompt", _l("menu '%(name)s', the prompt after a wrong key")),
+               ("menus", "timeout_prompt", _l("menu '%(name)s', the prompt after no key")),
+               ("announcements", "prompt", _l("announcement '%(name)s'")),
+               ("voicemail", "greeting", _l("voicemail box '%(name)s', the greeting"))),
+    "music": (("queues", "music", _l("queue '%(name)s', the music while waiting")),),
 }
 # The fields whose prompt is a greeting, best 10-20 s long.
 GREETING_FIELDS = {("queues", "greeting"), ("menus", "prompt"), ("voicemail", "greeting")}
-SECTIONS = {"groups": _l("group"), "queues": _l("queue"), "menus": _l("menu"),
-            "announcements": _l("announcement"), "voicemail": _l("voicemail box")}
 
 
 def _name_field(label: Any) -> StringField:
@@ -55,7 +53,9 @@ def _name_field(label: Any) -> StringField:
 
 class UploadForm(FlaskForm):
     name = _name_field(_l("Name"))
-    kind = SelectField(_l("Kind of recording"), choices=[("prompt", _l("Prompt")), ("music", _l("Music"))], default="prompt")
+    kind = SelectField(_l("Kind of recording"), choices=[("prompt", _l("Prompt for callers")),
+                                                         ("music", _l("Music on hold or in a queue"))],
+                       default="prompt")
     file = FileField(_l("WAV or MP3 file"), validators=[FileRequired(_l("Choose a file."))])
 
 
@@ -90,14 +90,10 @@ def uses(routing: dict, kind: str, name: str) -> Iterator[tuple[str, str, str]]:
 
 
 def where_used(routing: dict, kind: str, name: str) -> list[str]:
-    """The places `uses` finds, in words: "menu 'Main' (menu prompt)"."""
+    """The places `uses` finds, in words: "menu 'Main', the menu prompt"."""
     labels = {(section, key): label for section, key, label in USES[kind]}
-    out = []
-    for section, ident, key in uses(routing, kind, name):
-        item = routing[section][ident]
-        out.append(_("%(what)s '%(name)s' (%(field)s)", what=SECTIONS[section],
-                     name=item.get("name") or ident, field=labels[(section, key)]))
-    return out
+    return [str(labels[(section, key)]) % {"name": routing[section][ident].get("name") or ident}
+            for section, ident, key in uses(routing, kind, name)]
 
 
 def is_greeting(routing: dict, name: str) -> bool:
@@ -180,8 +176,11 @@ def advice(notes: list[str], figures: audio.Figures) -> list[str]:
     return [words[n]() for n in notes]
 
 
-def _saved(what: str, name: str, figures: audio.Figures, notes: list[str]) -> None:
-    flash(_("%(what)s '%(name)s' is saved (%(seconds).1f s).", what=what, name=name, seconds=figures.seconds), "ok")
+def _saved(kind: str, name: str, figures: audio.Figures, notes: list[str]) -> None:
+    if kind == "music":
+        flash(_("Music '%(name)s' is saved (%(seconds).1f s).", name=name, seconds=figures.seconds), "ok")
+    else:
+        flash(_("Prompt '%(name)s' is saved (%(seconds).1f s).", name=name, seconds=figures.seconds), "ok")
     for note in advice(notes, figures):
         flash(note, "error")
 
@@ -213,7 +212,7 @@ def upload():
         except audio.AudioError as e:
             form.file.errors = [refusal(e)]
             return index(upload=form), 400
-    _saved(_("Music") if kind == "music" else _("Prompt"), name, figures, notes)
+    _saved(kind, name, figures, notes)
     return redirect(url_for("prompts.index"))
 
 
@@ -232,7 +231,7 @@ def speak():
     except (OSError, ValueError, audio.AudioError) as e:
         form.text.errors = [_("The text could not be spoken: %(why)s", why=str(e))]
         return index(speak=form), 400
-    _saved(_("Prompt"), name, figures, [])
+    _saved("prompt", name, figures, [])
     return redirect(url_for("prompts.index"))
 
 
