@@ -357,3 +357,43 @@ def test_a_working_change_stays(panel_data):
 
 def test_nothing_is_watched_when_no_appliance_runs(panel_data):
     assert trunkwatch.start(panel_data, "provider", 1, 2) is None
+
+
+# -- with the real appliance -----------------------------------------------------------------------
+
+
+def test_a_wrong_provider_password_is_undone_on_a_running_appliance(data_dir):
+    """`pbx run` with a trunk to a test registrar: trunks.status says it is registered; a wrong password
+    makes the provider refuse it, the watch restores the version before, and it registers again."""
+    pytest.importorskip("pjsua2")
+    from tests.conftest import free_port
+    from tests.peers.registrar import Registrar
+    from tests.system.running import Running
+
+    registrar = Registrar(free_port(), "pbxuser", "s3cret")
+    with Store(data_dir) as store:
+        store.seed_defaults()
+        doc = office.document(store)
+        doc["trunks"] = [{"name": "provider", "kind": "register", "host": "127.0.0.1", "port": registrar.port,
+                          "username": "pbxuser", "password": "s3cret", "register_expires": 60}]
+        office.save(store, doc, "owner", "added trunk provider")
+    app = Running(data_dir)
+    try:
+        status = trunkwatch.control_status(data_dir)
+        assert trunkwatch.watch("provider", status, deadline=20, every=0.2) is None, status()
+        [up] = status()
+        assert up["up"] and up["code"] == 200 and up["error"] is None and up["since"]
+        with Store(data_dir) as store:
+            doc = office.document(store)
+            doc["trunks"][0]["password"] = "typo"
+            changed = office.save(store, doc, "owner", "changed trunk provider")
+            before = PanelTables(store).version_before(changed)["id"]
+        trunkwatch.control_reload(data_dir)()
+        notice = trunkwatch.run(data_dir, "provider", before, changed, deadline=20, every=0.2)
+        assert notice is not None and notice["undone"] and notice["code"] == 401, notice
+        with Store(data_dir) as store:
+            assert store.trunks()[0]["password"] == "s3cret"
+        assert trunkwatch.watch("provider", status, deadline=20, every=0.2) is None, status()
+    finally:
+        app.stop()
+        registrar.stop()

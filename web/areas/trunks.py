@@ -16,7 +16,7 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange
 
 from appliance.errors import ConfigError
 from appliance.store.panel import PanelTables
@@ -57,7 +57,7 @@ class TrunkForm(FlaskForm):
     pass_caller_id = BooleanField(_l("On forwarded calls, show the customer's number"))
     register_expires = IntegerField(_l("Registration lasts (seconds)"), default=300,
                                     validators=[NumberRange(60, 3600, _l("From 60 to 3600 seconds."))])
-    enabled = BooleanField(_l("Enabled"), default=True, validators=[Optional()])
+    enabled = BooleanField(_l("Enabled"), default=True)
 
     def validate(self, extra_validators=None) -> bool:
         """The checks that need two fields, said next to the field to fill in."""
