@@ -83,43 +83,43 @@ class Checkboxes(SelectMultipleField):
 def seconds(label: Any, minimum: int, default: int, maximum: int = 600) -> IntegerField:
     """A whole number field (seconds, or times) with its range."""
     return IntegerField(label, default=default, validators=[
-        InputRequired(_l("Give a whole number.")),
-        NumberRange(minimum, maximum, _l("From %(min)s to %(max)s."))])
+        InputRequired(_l("Write a whole number.")),
+        NumberRange(minimum, maximum, _l("A number from %(min)s to %(max)s."))])
 
 
 class MenuForm(FlaskForm):
     """The settings of an existing menu; its id is fixed, since routes and other menus name it."""
 
     name = StringField(_l("Name"), validators=[DataRequired(_l("Give the menu a name."))])
-    prompt = SelectField(_l("Recording"), validators=[DataRequired(_l("Choose the recording callers hear."))])
+    prompt = SelectField(_l("Menu recording"), validators=[DataRequired(_l("Choose the recording callers hear."))])
     timeout = seconds(_l("Wait for the first key (s)"), 1, 5)
     inter_digit = seconds(_l("Wait for the next key (s)"), 1, 2)
     retries = seconds(_l("Play the menu again (times)"), 0, 2)
     invalid_prompt = SelectField(_l("Before a retry after a wrong key"), default="")
     timeout_prompt = SelectField(_l("Before a retry after no key"), default="")
     on_timeout = SelectField(_l("When the caller presses nothing"), default="hangup", validate_choice=False,
-                             validators=[DataRequired(_l("Choose where the call goes."))])
+                             validators=[DataRequired(_l("Choose where the caller goes next."))])
     on_invalid = SelectField(_l("When the caller keeps pressing wrong keys"), default="hangup",
-                             validate_choice=False, validators=[DataRequired(_l("Choose where the call goes."))])
+                             validate_choice=False, validators=[DataRequired(_l("Choose where the caller goes next."))])
     direct_dial = RadioField(_l("Dialling an extension"), choices=DIRECT_DIAL, default="off",
                              render_kw={"class": "checks"})
     direct_list = Checkboxes(_l("Extensions that may be dialled"))
 
 
 class NewMenuForm(MenuForm):
-    ident = StringField(_l("Id (used in routes, e.g. main)"), validators=[DataRequired(_l("Give an id.")), ID_RULE])
+    ident = StringField(_l("Id (used in routes, e.g. main)"), validators=[DataRequired(_l("Give an id for routes to use.")), ID_RULE])
     first_key = StringField(_l("First option: key"), default="1", validators=[DataRequired(_l("Give a key.")),
                                                                                KEY_RULE])
     first_to = SelectField(_l("First option: goes to"), validate_choice=False,
-                           validators=[DataRequired(_l("Choose where the call goes."))])
+                           validators=[DataRequired(_l("Choose where the caller goes next."))])
 
 
 class OptionForm(FlaskForm):
     """A new option: a key sequence and where it leads."""
 
-    key = StringField(_l("Keys"), validators=[DataRequired(_l("Give a key.")), KEY_RULE])
-    destination = SelectField(_l("Goes to"), validate_choice=False,
-                              validators=[DataRequired(_l("Choose where the call goes."))])
+    key = StringField(_l("Key sequence"), validators=[DataRequired(_l("Give a key.")), KEY_RULE])
+    destination = SelectField(_l("Leads to"), validate_choice=False,
+                              validators=[DataRequired(_l("Choose where the caller goes next."))])
 
 
 class RowForm(FlaskForm):
@@ -162,8 +162,8 @@ def _prompt_choices(names: list[str], current: str | None, empty: Any = None) ->
 def _set_choices(form: MenuForm, doc: dict[str, Any], mid: str | None, mn: Any = None) -> None:
     names = prompt_names(Path(current_app.config["DATA_DIR"]))
     form.prompt.choices = _prompt_choices(names, mn.prompt if mn else None)
-    form.invalid_prompt.choices = _prompt_choices(names, mn.invalid_prompt if mn else None, _("none"))
-    form.timeout_prompt.choices = _prompt_choices(names, mn.timeout_prompt if mn else None, _("none"))
+    form.invalid_prompt.choices = _prompt_choices(names, mn.invalid_prompt if mn else None, _("no recording"))
+    form.timeout_prompt.choices = _prompt_choices(names, mn.timeout_prompt if mn else None, _("no recording"))
     places = destinations.choices(doc, exclude=f"menu:{mid}" if mid else None)
     form.on_timeout.choices = places
     form.on_invalid.choices = places

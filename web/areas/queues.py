@@ -60,16 +60,16 @@ class QueueForm(FlaskForm):
     retry = seconds(_l("Pause between attempts (s)"), 0, 5)
     wrapup = seconds(_l("Wrap-up after a call (s)"), 0, 10, 3600)
     music = SelectField(_l("Music while waiting"), default="default")
-    greeting = SelectField(_l("Greeting"), default="")
+    greeting = SelectField(_l("Greeting on joining"), default="")
     announce_position = BooleanField(_l("Tell callers their place in the queue"), default=True)
     announce_wait = BooleanField(_l("Tell callers the expected wait"), default=True)
     announce_every = seconds(_l("Announce every (s)"), 0, 60, 3600)
     vip_first = BooleanField(_l("VIP callers first"), default=True)
     max_wait = seconds(_l("Longest wait (s)"), 1, 300, 86400)
     on_no_answer = SelectField(_l("After the longest wait"), default="hangup", validate_choice=False,
-                               validators=[DataRequired(_l("Choose where the call goes."))])
+                               validators=[DataRequired(_l("Choose where the caller goes next."))])
     on_unavailable = SelectField(_l("When no agent is logged in"), default="hangup", validate_choice=False,
-                                 validators=[DataRequired(_l("Choose where the call goes."))])
+                                 validators=[DataRequired(_l("Choose where the caller goes next."))])
     exit_key = SelectField(_l("Key that leaves the queue"), default="")
     exit_to = SelectField(_l("Leaving the queue goes to"), default="", validate_choice=False)
     callback = BooleanField(_l("Offer a call back"), default=False)
@@ -78,7 +78,7 @@ class QueueForm(FlaskForm):
 
 class NewQueueForm(QueueForm):
     ident = StringField(_l("Id (used in routes, e.g. support)"),
-                        validators=[DataRequired(_l("Give an id.")), ID_RULE])
+                        validators=[DataRequired(_l("Give an id for routes to use.")), ID_RULE])
 
 
 class ConfirmForm(FlaskForm):
