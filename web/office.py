@@ -71,11 +71,12 @@ def restore_text(store: Store, text: str, who: str, summary: str, restored_from:
         return versions.add_version(now_iso(), who, summary, export_config(store), restored_from)
 
 
-def restore_version(store: Store, version_id: int, who: str) -> int:
+def restore_version(store: Store, version_id: int, who: str, summary: str | None = None) -> int:
     v = PanelTables(store).version(version_id)
     if v is None:
         raise ConfigFileError(None, f"there is no version {version_id}")
-    return restore_text(store, v["document"], who, f"restored version {version_id}", restored_from=version_id)
+    return restore_text(store, v["document"], who, summary or f"restored version {version_id}",
+                        restored_from=version_id)
 
 
 def diff(before: str, after: str) -> list[str]:

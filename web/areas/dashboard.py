@@ -56,9 +56,12 @@ def index():
     trunks, _unused = ask("trunks.status")
     from appliance.store.missed import MissedTables
 
+    from web.areas.trunks import state_words
+
+    trunk_states = [{**t, "words": state_words(t)} for t in (trunks or {}).get("trunks", [])] if trunks else None
     return render_template(
         "dashboard/index.html", live=live, down=down, switches=switches, form=NightForm(),
-        trunks=(trunks or {}).get("trunks") if trunks else None, trunk_rows=store.trunks(),
+        trunks=trunk_states, trunk_rows=store.trunks(),
         extensions=store.extensions(), bindings=store.bindings(), calls_now=len(in_progress) if calls else None,
         missed_open=MissedTables(store).open_count(), board=board())
 
