@@ -212,6 +212,12 @@ def _set_exits(item: dict[str, Any], no_answer: str, unavailable: str) -> None:
             item[key] = value
 
 
+def _strategy_name(strategy: str) -> str:
+    """The words before the colon of a strategy's label ("Longest idle"), for the list."""
+    label = dict(STRATEGIES).get(strategy)
+    return str(label).split(":")[0] if label else strategy
+
+
 def _page(template: str, status: int = 200, **context: Any):
     store = get_store()
     pform, presult = preview.from_request(store)
@@ -238,7 +244,7 @@ def index(error: str | None = None):
         item = item or {}
         rows.append({"id": qid, "name": item.get("name") or qid,
                      "members": [member_words(m, names) for m in item.get("members") or []],
-                     "strategy": dict(STRATEGIES).get(item.get("strategy") or "longest_idle", item.get("strategy")),
+                     "strategy": _strategy_name(item.get("strategy") or "longest_idle"),
                      "after": destinations.describe(doc, item.get("on_no_answer", item.get("on_fail")))})
     return _page("queues/index.html", 400 if error else 200, rows=rows, delete=ConfirmForm(), error=error)
 
