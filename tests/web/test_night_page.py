@@ -76,8 +76,11 @@ def test_until_the_next_change_is_temporary_and_back_to_the_schedule_ends_it(own
     assert (state(office_switch, "lobby")["mode"], state(office_switch, "lobby")["how"]) == ("day", "auto")
     assert press(owner, "day-permanent", sid="lobby").status_code == 302
     assert state(office_switch, "lobby")["how"] == "permanent"
+    assert press(owner, "night", sid="lobby").status_code == 302
+    assert (state(office_switch, "lobby")["mode"], state(office_switch, "lobby")["how"]) == ("night", "temporary")
     assert press(owner, "day", sid="lobby").status_code == 302
-    assert (state(office_switch, "lobby")["mode"], state(office_switch, "lobby")["how"]) == ("day", "temporary")
+    assert (state(office_switch, "lobby")["mode"], state(office_switch, "lobby")["how"]) == ("day", "auto"), \
+        "day by hand where the switch is day anyway is the automatic state"
     assert state(office_switch)["how"] == "auto", "a switch's button sets that switch only"
 
 

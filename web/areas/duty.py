@@ -75,7 +75,7 @@ def check_number(form: FlaskForm, field: StringField) -> None:
 # ---- the forms ---------------------------------------------------------------------------------
 
 class RosterForm(FlaskForm):
-    ident = StringField(_l("Short id"), validators=[Optional(), ID_RULE])
+    ident = StringField(_l("Id of the roster"), validators=[Optional(), ID_RULE])
     name = StringField(_l("Name"), validators=[Length(max=80)])
     changeover = StringField(_l("Changeover time"), default="08:00", validators=[check_clock])
     ring_time = IntegerField(_l("Ring the duty mobile for (seconds)"), default=30,
@@ -86,9 +86,9 @@ class RosterForm(FlaskForm):
 
 
 class EntryForm(FlaskForm):
-    weekdays = StringField(_l("Weekdays"), validators=[check_weekdays])
-    dates = StringField(_l("Dates"), validators=[check_dates])
-    number = StringField(_l("Mobile on duty"), validators=[DataRequired(_l("Give the number.")), check_number])
+    weekdays = StringField(_l("Weekdays on duty"), validators=[check_weekdays])
+    dates = StringField(_l("Dates on duty"), validators=[check_dates])
+    number = StringField(_l("Mobile on duty"), validators=[DataRequired(_l("Give the duty mobile's number.")), check_number])
 
     def validate(self, extra_validators=None) -> bool:
         """An entry needs weekdays or dates; when both are missing, it is said next to the weekdays."""

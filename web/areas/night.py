@@ -41,7 +41,7 @@ BUTTONS = {
 
 
 class SwitchForm(FlaskForm):
-    ident = StringField(_l("Short id"), validators=[Optional(), ID_RULE])
+    ident = StringField(_l("Id of the night switch"), validators=[Optional(), ID_RULE])
     name = StringField(_l("Name"), validators=[Length(max=80)])
     schedule = SelectField(_l("Follows the schedule"))
     day = SelectField(_l("By day, calls go to"))

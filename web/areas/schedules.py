@@ -83,7 +83,7 @@ def check_holidays(form: FlaskForm, field: TextAreaField) -> None:
 # ---- the forms ---------------------------------------------------------------------------------
 
 class ScheduleForm(FlaskForm):
-    ident = StringField(_l("Short id"), validators=[Optional(), ID_RULE])
+    ident = StringField(_l("Id of the schedule"), validators=[Optional(), ID_RULE])
     name = StringField(_l("Name"), validators=[Length(max=80)])
     mon = StringField(DAY_LABELS[0], validators=[check_ranges])
     tue = StringField(DAY_LABELS[1], validators=[check_ranges])
@@ -93,7 +93,7 @@ class ScheduleForm(FlaskForm):
     sat = StringField(DAY_LABELS[5], validators=[check_ranges])
     sun = StringField(DAY_LABELS[6], validators=[check_ranges])
     holidays = TextAreaField(_l("Holidays (closed all day)"), validators=[check_holidays])
-    timezone = StringField(_l("Time zone"), validators=[Optional(), Length(max=64)])
+    timezone = StringField(_l("Time zone of this schedule"), validators=[Optional(), Length(max=64)])
     open = SelectField(_l("While open, calls go to"))
     closed = SelectField(_l("While closed, calls go to"))
 
@@ -129,7 +129,7 @@ def new_ident(form: FlaskForm, taken: dict[str, Any]) -> str | None:
         form.ident.errors = [*form.ident.errors, _("This field is required.")]
         return None
     if ident in taken:
-        form.ident.errors = [*form.ident.errors, _("This id is taken; choose another.")]
+        form.ident.errors = [*form.ident.errors, _("%(id)s is taken; choose another id.", id=ident)]
         return None
     return ident
 
