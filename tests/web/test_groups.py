@@ -42,6 +42,7 @@ def test_a_group_with_three_members_is_added_in_one_post_and_offered_to_a_route(
     before = versions(panel_data)
     page = owner.get("/groups/new").data.decode()
     assert 'id="extensions-101"' in page and 'id="strategy-help-tiers"' in page
+    assert '<option selected value="hangup">' in page
     resp = add_sales(owner, externals="0671234567\n")
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/groups/sales/edit")
     sales = groups(panel_data)["sales"]

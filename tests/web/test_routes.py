@@ -102,6 +102,7 @@ def test_a_route_is_edited_and_deleted(owner, panel_data):
     assert routing(panel_data)["routes"][0]["name"] == "Shop Kyiv" and routing(panel_data)["routes"][0]["to"] == "ext:102"
     resp = post_form(owner, "/routes/0/edit", {"name": "Shop Kyiv", "numbers": "", "callers": "abc", "to": "102"})
     assert resp.status_code == 400 and 'id="callers-error"' in resp.data.decode()
+    assert routing(panel_data)["routes"][0]["numbers"] == ["+380441234567"]
     assert post_form(owner, "/routes/0/delete", {}, page="/routes/").status_code == 302
     assert not routing(panel_data)["routes"]
     assert owner.get("/routes/5/edit").status_code == 404

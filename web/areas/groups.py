@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, FieldList, Form, FormField, HiddenField, IntegerField, SelectField, StringField,
@@ -248,7 +248,7 @@ def put_group_error(form: SettingsForm, err: ConfigError, ident: str) -> str | N
 def render_index(doc: dict[str, Any], error: str | None = None, status: int = 200):
     pform, result = preview.from_request(get_store())
     groups = (doc.get("routing") or {}).get("groups") or {}
-    return render_template("groups/index.html", groups=groups, strategies=STRATEGIES, action=ActionForm(),
+    return render_template("groups/index.html", groups=groups, strategies=STRATEGIES,
                            describe=lambda ref: destinations.describe(doc, select_value(ref)),
                            target_of=target_of, error=error, args=preview_args(),
                            preview_form=pform, preview_result=result), status
@@ -268,7 +268,7 @@ def render_edit(doc: dict[str, Any], ident: str, form: EditGroupForm | None = No
     pform, result = preview.from_request(get_store())
     return render_template("groups/edit.html", ident=ident, group=group, form=form, add=add,
                            members=[(m, member_words(doc, m)) for m in members], strategies=STRATEGIES,
-                           move=MemberActionForm(), action=ActionForm(), members_error=members_error,
+                           members_error=members_error,
                            target_of=target_of,
                            reachable=sends_calls_to(doc["routing"], ident), args=preview_args(),
                            preview_form=pform, preview_result=result), status
@@ -291,7 +291,8 @@ def new():
     store = get_store()
     doc = editable(store)
     groups = doc["routing"].setdefault("groups", {})
-    form = NewGroupForm() if request.method == "POST" else NewGroupForm(formdata=None)
+    # A new group hangs up when nobody answers until the owner chooses better, as the default office group does.
+    form = NewGroupForm() if request.method == "POST" else NewGroupForm(formdata=None, data={"on_fail": "hangup"})
     form.taken = set(groups)
     form.extensions.choices = extension_choices(doc)
     fill_choices(form, doc, None)

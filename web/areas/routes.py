@@ -45,8 +45,7 @@ def editable(store) -> dict[str, Any]:
     doc = office.document(store)
     names = {str(e["number"]): str(e.get("name") or "") for e in doc.get("extensions") or []}
     try:
-        doc["routing"] = dump(read(doc.get("routing") or {}, names, timezone=str(doc.get("timezone") or "")
-                                   or None))
+        doc["routing"] = dump(read(doc.get("routing") or {}, names, timezone=doc.get("timezone") or None))
     except ConfigError:
         pass  # a stored section the reader refuses is shown as it is; saving will say why
     return doc
@@ -177,7 +176,7 @@ def render_index(doc: dict[str, Any], unmatched: UnmatchedForm | None = None, er
     pform, result = preview.from_request(store)
     return render_template("routes/index.html", routes=routing.get("routes") or [], doc=doc,
                            describe=lambda ref: destinations.describe(doc, select_value(ref)),
-                           unmatched=unmatched, action=ActionForm(), error=error, args=preview_args(),
+                           unmatched=unmatched, error=error, args=preview_args(),
                            preview_form=pform, preview_result=result)
 
 
