@@ -112,7 +112,7 @@ class Desk:
         leg.session = ringing
         leg.role = "b"
         ringing.note("pickup", by=picker.extension)
-        self.b2bua.emit("CallPickedUp", ringing.id, by=picker.extension)
+        self.b2bua.emit("CallPickedUp", ringing.id, by=picker.extension, picker=pid)
         picker.a_answered = True
         self.b2bua.answer_a(picker)
         leg.state = LegState.ANSWERED

@@ -184,6 +184,7 @@ class Prompts:
         self.silence(s)
         s.cancel_timers()
         s.digits += digit
+        self.b2bua.emit("MenuKey", s.id, menu=step.name, digit=digit, digits=s.digits)
         entry = step.entry(s.digits)
         if entry.value == "more":
             s.after(step.inter_digit, lambda: self.menu_over(s, step))

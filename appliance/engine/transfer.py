@@ -115,6 +115,7 @@ class Transfers:
         prm.opt.audioCount, prm.opt.videoCount, prm.opt.textCount = 1, 0, 0
         prm.statusCode = 202
         s.transfer = t
+        self.b2bua.emit("TransferStarted", s.id, how=t.kind, by=t.by, to=t.target)
         # Carry it out on the next turn, outside pjsua's REFER handling.
         self.b2bua.later(lambda: self._start_transfer(t))
 
