@@ -1,4 +1,4 @@
-"""Shared fixtures: free loopback ports and temporary data directories; the fuzz test's options."""
+"""Shared fixtures: free loopback ports, temporary data directories, headless Chromium; the fuzz test's options."""
 
 from __future__ import annotations
 
@@ -34,3 +34,13 @@ def data_dir(tmp_path):
     d = tmp_path / "data"
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session's panel tests (tests/web/browser.py)."""
+    from tests.web.browser import chromium
+
+    driver = chromium()
+    yield driver
+    driver.quit()
