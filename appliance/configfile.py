@@ -34,11 +34,12 @@ from appliance.errors import ConfigError, format_path
 from appliance.hw.config import parse_hw
 from appliance.missed.config import parse_missed
 from appliance.notify.config import parse_notify
+from appliance.notify.mail import check_address, parse_mail
 from appliance.store import Store, ha1, validate_extension_number
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("version", "timezone", "sip", "calls", "hw", "missed", "notify", "extensions", "trunks", "contacts",
-            "routing")
+TOP_KEYS = ("version", "timezone", "sip", "calls", "hw", "missed", "notify", "mail", "extensions", "trunks",
+            "contacts", "routing")
 RINGBACKS = ("180", "tone", "music")
 DIAL_CLASSES = ("local", "mobile", "international", "premium")
 # calls: whole-number keys and their (lowest, highest) values
@@ -245,7 +246,7 @@ def _check_keys(item: dict, allowed: set[str], path: tuple, what: str) -> None:
 
 def _parse_extensions(items: list, realm: str) -> list[dict]:
     out, seen = [], set()
-    allowed = {"number", "name", "password", "ha1_md5", "ha1_sha256", "dnd", "dial_rules", "max_outbound"}
+    allowed = {"number", "name", "password", "ha1_md5", "ha1_sha256", "dnd", "dial_rules", "max_outbound", "email"}
     for i, item in enumerate(items):
         path = ("extensions", i)
         if not isinstance(item, dict):
@@ -284,6 +285,7 @@ def _parse_extensions(items: list, realm: str) -> list[dict]:
         dnd = item.get("dnd", False)
         if not isinstance(dnd, bool):
             raise ConfigError("dnd must be true or false", (*path, "dnd"))
+        email = check_address(item["email"], (*path, "email"), "email") if item.get("email") else None
         out.append(
             {
                 "number": number,
@@ -294,6 +296,7 @@ def _parse_extensions(items: list, realm: str) -> list[dict]:
                 "dnd": int(dnd),
                 "dial_rules": json.dumps(list(rules)),
                 "max_outbound": _as_int(item.get("max_outbound", 2), (*path, "max_outbound"), "max_outbound", 0, 10),
+                "email": email,
             }
         )
     return out
@@ -394,6 +397,7 @@ class ParsedConfig:
     hw: dict = field(default_factory=dict)
     missed: dict = field(default_factory=dict)
     notify: dict = field(default_factory=dict)
+    mail: dict = field(default_factory=dict)
 
 
 def _parse_ringback(value: Any, path: tuple) -> str:
@@ -483,9 +487,10 @@ def parse_document(doc: Any) -> ParsedConfig:
         raise e.at("routing") from None
     calls = _parse_calls(doc.get("calls"))
     hw = parse_hw(doc.get("hw"), routing.get("night") or {})
-    missed = parse_missed(doc.get("missed"), numbers)
+    missed = parse_missed(doc.get("missed"), numbers, routing.get("schedules") or {})
     notify = parse_notify(doc.get("notify"))
-    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls, hw, missed, notify)
+    mail = parse_mail(doc.get("mail"))
+    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls, hw, missed, notify, mail)
 
 
 def _one_line(text: object) -> str:
@@ -574,6 +579,7 @@ def apply_config(store: Store, cfg: ParsedConfig) -> None:
         store.set_setting("hw", cfg.hw)
         store.set_setting("missed", cfg.missed)
         store.set_setting("notify", cfg.notify)
+        store.set_setting("mail", cfg.mail)
         store.remove_extensions_except([e["number"] for e in cfg.extensions])
         for row in cfg.extensions:
             store.put_extension(row)
@@ -629,7 +635,7 @@ def export_document(store: Store) -> dict[str, Any]:
         "sip": {"realm": store.realm},
         "calls": {k: v for k, v in (store.get_setting("engine", {}) or {}).items() if k in CALL_KEYS},
         **({"hw": store.get_setting("hw")} if store.get_setting("hw") else {}),
-        **{key: store.get_setting(key) for key in ("missed", "notify") if store.get_setting(key)},
+        **{key: store.get_setting(key) for key in ("missed", "notify", "mail") if store.get_setting(key)},
         "extensions": [],
         "trunks": [],
         "contacts": [],
@@ -645,6 +651,7 @@ def export_document(store: Store) -> dict[str, Any]:
                 "dnd": bool(e["dnd"]),
                 "dial_rules": json.loads(e["dial_rules"] or "[]"),
                 "max_outbound": e["max_outbound"],
+                **({"email": e["email"]} if e.get("email") else {}),
             }
         )
     for t in store.trunks():

@@ -157,7 +157,7 @@ def _iso(now: datetime) -> str:
     return now.isoformat(timespec="milliseconds")
 
 
-def _aware(iso: str) -> datetime:
+def aware(iso: str) -> datetime:
     # The store writes UTC with its offset; a time without one is read as UTC too.
     at = datetime.fromisoformat(iso)
     return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
@@ -199,7 +199,7 @@ def close(case: Case, how: Ending, by: str, now: datetime, *, note: str | None =
           call_id: str | None = None) -> Case:
     if not case.is_open:
         raise CaseError(f"case {case.id} is already closed ({case.ended_how}, by {case.closed_by})")
-    took = max(0.0, (now - _aware(case.opened_at)).total_seconds())
+    took = max(0.0, (now - aware(case.opened_at)).total_seconds())
     return dataclasses.replace(case, status=CaseStatus.CLOSED, closed_at=_iso(now), ended_how=how,
                                closed_by=by, note=note, closed_call=call_id, took_s=round(took, 3))
 

@@ -4,19 +4,44 @@
       callback_seconds: 10        # a call back closes the case when it talked this long
       short_abandon_seconds: 5    # a caller who gave up ringing sooner is a short abandon
       assign_to: "101"            # who gets a case when the caller has no personal manager
+      deadline_minutes: 60        # an open case nobody acted on this long (working time) ...
+      escalate_to: "100"          # ... is given to this extension
+      working_hours: schedule:office   # the deadline counts only while this schedule is open
 
 Every key is optional; the store keeps the keys given (setting `missed`).
+Escalation needs both `deadline_minutes` and `escalate_to`; without
+`working_hours` the deadline counts every minute of the week.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Collection, Mapping
 
 from appliance.errors import ConfigError
 from appliance.missed.cases import Rules
 
-KEYS = ("callback_seconds", "short_abandon_seconds", "assign_to")
+KEYS = ("callback_seconds", "short_abandon_seconds", "assign_to", "deadline_minutes", "escalate_to", "working_hours")
 SECONDS_RANGE = (0, 3600)
+DEADLINE_RANGE = (1, 7 * 24 * 60)
+SCHEDULE_PREFIX = "schedule:"
+
+
+@dataclass(frozen=True)
+class Escalation:
+    deadline_minutes: int
+    escalate_to: str
+    schedule: str | None    # the id of the schedule whose open hours count; None: every minute counts
+
+
+def escalation_of(setting: Mapping[str, Any] | None) -> Escalation | None:
+    """The escalation rule, or None when the section does not set one."""
+    s = dict(setting or {})
+    if not s.get("deadline_minutes") or not s.get("escalate_to"):
+        return None
+    hours = str(s.get("working_hours") or "")
+    return Escalation(int(s["deadline_minutes"]), str(s["escalate_to"]),
+                      hours[len(SCHEDULE_PREFIX):] if hours.startswith(SCHEDULE_PREFIX) else None)
 
 
 def rules_of(setting: Mapping[str, Any] | None) -> Rules:
@@ -24,7 +49,14 @@ def rules_of(setting: Mapping[str, Any] | None) -> Rules:
     return Rules(float(s.get("callback_seconds", 10)), float(s.get("short_abandon_seconds", 5)))
 
 
-def parse_missed(item: Any, extensions: Collection[str]) -> dict:
+def _extension(value: Any, key: str, path: tuple, extensions: Collection[str]) -> str:
+    number = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(number, str) or number not in extensions:
+        raise ConfigError(f"{key} must be one of the extensions, not {value!r}", path)
+    return number
+
+
+def parse_missed(item: Any, extensions: Collection[str], schedules: Collection[str] = ()) -> dict:
     """Check the section; returns the keys given, ready to store."""
     path: tuple = ("missed",)
     if item is None:
@@ -35,14 +67,30 @@ def parse_missed(item: Any, extensions: Collection[str]) -> dict:
     for key, value in item.items():
         if key not in KEYS:
             raise ConfigError(f"unknown key {key!r} in missed (known: {', '.join(KEYS)})", (*path, key))
-        if key == "assign_to":
-            number = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-            if not isinstance(number, str) or number not in extensions:
-                raise ConfigError(f"assign_to must be one of the extensions, not {value!r}", (*path, key))
-            out[key] = number
+        if key in ("assign_to", "escalate_to"):
+            out[key] = _extension(value, key, (*path, key), extensions)
+            continue
+        if key == "deadline_minutes":
+            low, high = DEADLINE_RANGE
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"deadline_minutes must be a whole number of minutes from {low} to {high}",
+                                  (*path, key))
+            out[key] = value
+            continue
+        if key == "working_hours":
+            ident = value[len(SCHEDULE_PREFIX):] if isinstance(value, str) and value.startswith(SCHEDULE_PREFIX) else None
+            if ident is None or ident not in schedules:
+                known = ", ".join(f"{SCHEDULE_PREFIX}{s}" for s in schedules) or "none is defined under routing.schedules"
+                raise ConfigError(f"working_hours must name a schedule as schedule:<id> ({known}), not {value!r}",
+                                  (*path, key))
+            out[key] = value
             continue
         low, high = SECONDS_RANGE
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise ConfigError(f"{key} must be a number of seconds from {low} to {high}", (*path, key))
         out[key] = value
+    if ("deadline_minutes" in out) != ("escalate_to" in out):
+        missing = "escalate_to" if "deadline_minutes" in out else "deadline_minutes"
+        raise ConfigError(f"escalation needs both deadline_minutes and escalate_to; {missing} is missing",
+                          (*path, missing))
     return out

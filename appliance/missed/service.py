@@ -7,11 +7,16 @@ write it a moment after the event, so an unfinished record is read again
 shortly) and applies the rules of appliance.missed.cases.  `pbx missed` uses
 the same class on the store when the appliance is not running.
 
-Every change is saved with its outbox event in one transaction, then
-published to control subscribers:
+Every change is saved with its outbox event (and its e-mail, when one goes
+out) in one transaction, then published to control subscribers:
 
-    {"kind": "MissedCaseOpened" | "MissedCaseJoined" | "MissedCaseAssigned" | "MissedCaseClosed",
+    {"kind": "MissedCaseOpened" | "MissedCaseJoined" | "MissedCaseAssigned" | "MissedCaseEscalated"
+             | "MissedCaseClosed",
      "at": ISO, "call_id": id or null, "case": {the case's row}}
+
+A timer (`tick`, every TICK_SECONDS inside `pbx run`) escalates open cases
+past their deadline (appliance.missed.workhours) and writes the owner's daily
+summary when it is due.
 
 Control commands:
 
@@ -25,18 +30,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
-from appliance.missed import cases as mc
+from appliance.missed import cases as mc, letters, workhours
 from appliance.missed.cases import Call, CallKind, Case, CaseError, Ending
-from appliance.missed.config import rules_of
+from appliance.missed.config import Escalation, escalation_of, rules_of
 from appliance.notify.config import NotifyConfig
+from appliance.notify.mail import MailConfig, summary_minutes
+from appliance.routing.schedule import Clock
 from appliance.store import IN_PROGRESS, Store
+from appliance.store.mail import SUMMARY_SENT, MailOutbox, email_of
 from appliance.store.missed import MissedTables, Outbox
 
 log = logging.getLogger("appliance.missed")
 
 OPENED, JOINED, ASSIGNED, CLOSED = "MissedCaseOpened", "MissedCaseJoined", "MissedCaseAssigned", "MissedCaseClosed"
+ESCALATED = "MissedCaseEscalated"
+BY_ESCALATION = "escalation"   # `assigned_by` of an escalated case: it is escalated once
+TICK_SECONDS = 30.0            # how often the timer looks for deadlines and the daily summary
+# A recording larger than this is not attached (a mail server refuses big
+# messages; 3 minutes of 8 kHz 16-bit WAV is about 2.9 MB).
+MAX_ATTACHMENT = 10 * 1024 * 1024
 CALL_EVENTS = frozenset({"CallEnded", "CallMissed"})
 # The engine's recorder writes a record soon after its event; look again this
 # often, this many times, before leaving the call to the next start's catch-up.
@@ -61,7 +76,9 @@ class MissedService:
         self.kick = kick or (lambda: None)   # wakes the outbox's worker after a commit
         self.tables = MissedTables(store)
         self.outbox = Outbox(store)
+        self.mails = MailOutbox(store)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- calls in ------------------------------------------------------------
 
@@ -115,6 +132,11 @@ class MissedService:
             case = self._save(case)
             self.tables.add_call(case.id, call.id, call.at, call.wait_s, short=False)
             event = self._queue(kind, case, now, call.id)
+            recording = _recording(record)
+            if recording is not None:
+                self._mail_voicemail(case, recording, now)
+            elif kind == OPENED:
+                self._mail_case(case, now)
         self._published(event)
 
     def _short(self, call: Call, record: dict) -> None:
@@ -174,8 +196,10 @@ class MissedService:
 
     def list(self, include_closed: bool = False) -> dict:
         rows = self.tables.cases(include_closed)
+        names = self.tables.names_of(r["caller"] for r in rows)
         for row in rows:
             row["calls"] = self.tables.calls_of(row["id"])
+            row["name"] = names.get(row["caller"], "")
         return {"cases": rows, "open": self.tables.open_count()}
 
     def open_count(self) -> int:
@@ -220,6 +244,113 @@ class MissedService:
             return change()
         except CaseError as e:
             raise MissedError(str(e)) from None
+
+    # -- the timer: deadlines and the daily summary ---------------------------
+
+    def tick(self) -> None:
+        """Escalate what is overdue, then write the daily summary if it is due."""
+        self.escalate_due()
+        self.summary_if_due()
+
+    def escalate_due(self) -> list[dict]:
+        """Give every open case past its deadline that nobody acted on to `missed.escalate_to`."""
+        rule = escalation_of(self.store.get_setting("missed"))
+        if rule is None or not self.store.extension(rule.escalate_to):
+            return []
+        now = self.clock()
+        clock = self._working_hours(rule)
+        done = []
+        for row in self.tables.cases():
+            case = Case.from_row(row)
+            if case.assigned_by not in (None, "system"):
+                continue   # a person assigned it, or it was escalated already
+            if not workhours.overdue(mc.aware(case.opened_at), now, rule.deadline_minutes, clock):
+                continue
+            done.append(self._escalate(case, rule, now))
+        return done
+
+    def _escalate(self, case: Case, rule: Escalation, now: datetime) -> dict:
+        before = case.assigned_to
+        with self.store.transaction():
+            case = self._save(mc.assign(case, rule.escalate_to, BY_ESCALATION, now))
+            event = self._queue(ESCALATED, case, now, None)
+            subject, text = letters.escalated(case.as_row(), self._facts(case), rule.deadline_minutes,
+                                              before if before != rule.escalate_to else None)
+            self._mail("escalated", email_of(self.store, rule.escalate_to) or self._mail_config().owner,
+                       subject, text, now)
+        log.info("missed: case %s open past %d working minutes, escalated to %s", case.id, rule.deadline_minutes,
+                 rule.escalate_to)
+        self._published(event)
+        return case.as_row()
+
+    def _working_hours(self, rule: Escalation) -> Clock | None:
+        if rule.schedule is None:
+            return None
+        from appliance.routing.config import read
+
+        extensions = {e["number"]: e["name"] for e in self.store.extensions()}
+        routing = read(self.store.routing_document() or {}, extensions, timezone=self.store.timezone)
+        schedule = routing.schedules.get(rule.schedule)
+        if schedule is None:
+            log.warning("missed: working_hours names schedule %r, which is gone; every minute counts", rule.schedule)
+            return None
+        return Clock(schedule)
+
+    def summary_if_due(self) -> bool:
+        """The owner's daily list of open cases, once a day at `mail.summary_at` (office time); True when written."""
+        config = self._mail_config()
+        if not config.enabled or not config.owner:
+            return False
+        now = self.clock()
+        day = workhours.summary_due(now, self.store.timezone, summary_minutes(config.summary_at),
+                                    self.store.get_setting(SUMMARY_SENT))
+        if day is None:
+            return False
+        with self.store.transaction():
+            rows = self.tables.cases()
+            if rows:
+                names = self.tables.names_of([r["caller"] for r in rows])
+                subject, text = letters.summary(rows, names, letters.Facts(self._language(), self.store.timezone), now)
+                self._mail("summary", config.owner, subject, text, now)
+            self.store.set_setting(SUMMARY_SENT, day.isoformat())
+        if rows:
+            self.kick()
+        return bool(rows)
+
+    # -- mail ----------------------------------------------------------------
+
+    def _mail_config(self) -> MailConfig:
+        return MailConfig.from_setting(self.store.get_setting("mail"))
+
+    def _language(self) -> str:
+        return str((self.store.get_setting("engine") or {}).get("language") or "uk")
+
+    def _facts(self, case: Case) -> letters.Facts:
+        return letters.Facts(self._language(), self.store.timezone, self.tables.names_of([case.caller]).get(case.caller, ""))
+
+    def _mail(self, kind: str, to: str | None, subject: str, text: str, now: datetime,
+              attachment: str | None = None) -> None:
+        """Keep a message in the mail outbox, inside the caller's transaction; nothing when mail is off or no one has an address."""
+        if not to or not self._mail_config().enabled:
+            return
+        self.mails.add(kind, now.astimezone(timezone.utc).isoformat(timespec="milliseconds"), to, subject, text,
+                       attachment)
+
+    def _mail_case(self, case: Case, now: datetime) -> None:
+        subject, text = letters.new_case(case.as_row(), self._facts(case))
+        self._mail("case", email_of(self.store, case.assigned_to), subject, text, now)
+
+    def _mail_voicemail(self, case: Case, recording: dict, now: datetime) -> None:
+        """To the box's own extension, else the case's person, else the owner; the WAV goes with it."""
+        path = Path(str(recording.get("file") or ""))
+        try:
+            attach = path.is_file() and path.stat().st_size <= MAX_ATTACHMENT
+        except OSError:
+            attach = False
+        to = (email_of(self.store, str(recording.get("box") or "")) or email_of(self.store, case.assigned_to)
+              or self._mail_config().owner)
+        subject, text = letters.voicemail(case.as_row(), self._facts(case), attached=attach)
+        self._mail("voicemail", to, subject, text, now, str(path) if attach else None)
 
     # -- saving and telling --------------------------------------------------
 
@@ -266,8 +397,20 @@ class MissedService:
             self.catch_up()
         except Exception:  # noqa: BLE001 - the appliance runs on; the next start tries again
             log.exception("missed: filing earlier missed calls failed")
+        self._tick_and_again()
+
+    def _tick_and_again(self) -> None:
+        try:
+            self.tick()
+        except Exception:  # noqa: BLE001 - the timer must outlive one bad turn
+            log.exception("missed: deadlines or the daily summary failed")
+        if self._loop is not None:
+            self._timer = self._loop.call_later(TICK_SECONDS, self._tick_and_again)
 
     def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._loop = None
 
 
@@ -278,6 +421,16 @@ _FILERS: dict[CallKind, Callable[[MissedService, Call, dict], None]] = {
     CallKind.ANSWERED: MissedService._closing,
     CallKind.OTHER: MissedService._ignored,
 }
+
+
+def _recording(record: dict) -> dict | None:
+    """The voicemail the call left (the engine's `voicemail` note with its file), None when it left none."""
+    if record.get("outcome") != "voicemail":
+        return None
+    for step in reversed(record.get("path") or []):
+        if isinstance(step, dict) and step.get("kind") == "voicemail" and step.get("file"):
+            return step
+    return None
 
 
 def _who(by: object) -> str:

@@ -1,9 +1,14 @@
-"""The outbox's delivery worker: one thread, one HTTP POST at a time, nothing else waits on it.
+"""The outbox's delivery worker: one thread, one HTTP POST or one e-mail at a time, nothing else waits on it.
 
 Each URL gets its events in outbox order; a URL that fails keeps its head
 event and is tried again after a back-off (`backoff`), while the other URLs
 go on.  A delivery is at least once: a crash between the receiver's 2xx and
 the row's deletion sends the event again, with the same `X-PBX-Event-Id`.
+
+E-mails (the mail outbox, appliance.store.mail) go out the same way: each
+row is one message, sent over SMTP (appliance.notify.mail.send), deleted
+once the server took it, else kept with the server's reason and tried again
+after the same back-off.
 """
 
 from __future__ import annotations
@@ -17,16 +22,22 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import wave
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Callable
 
 from appliance.notify.config import NotifyConfig
+from appliance.notify.mail import MailConfig, MailRefused, compose, send
 
 log = logging.getLogger("appliance.notify")
 
 SIGNATURE_HEADER = "X-PBX-Signature"
 # Seconds before attempt n+1 after n failures: doubling from 2 s up to 10 minutes.
 BACKOFF_FIRST, BACKOFF_MAX = 2.0, 600.0
+# A voicemail whose WAV header is still unwritten waits this many attempts
+# (2 + 4 + 8 + 16 + 32 s) for the engine; then the message goes without it.
+UNFINISHED_TRIES = 5
 IDLE_WAIT = 30.0   # look again at least this often (a row written by a `pbx` command outside the appliance)
 
 
@@ -59,11 +70,13 @@ class Deliverer:
 
     def __init__(self, data: str | Path, *, clock: Callable[[], float] = time.time,
                  first_backoff: float = BACKOFF_FIRST, max_backoff: float = BACKOFF_MAX,
-                 sender: Callable[[str, bytes, dict[str, str], float], None] = post):
+                 sender: Callable[[str, bytes, dict[str, str], float], None] = post,
+                 mailer: Callable[[MailConfig, EmailMessage], None] = send):
         self.data = data
         self.clock = clock
         self.first_backoff, self.max_backoff = first_backoff, max_backoff
         self.sender = sender
+        self.mailer = mailer
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -99,7 +112,64 @@ class Deliverer:
                 self._wake.clear()
 
     def run_once(self, store, outbox) -> float:
-        """Try every URL's head event that is due; returns how long to wait before the next turn."""
+        """Try every URL's head event and every e-mail that is due; returns how long to wait before the next turn."""
+        return min(self._webhooks(store, outbox), self.mail_once(store))
+
+    def mail_once(self, store) -> float:
+        """Send every e-mail that is due; returns how long until the next one is."""
+        from appliance.store.mail import MailOutbox
+
+        mails = MailOutbox(store)
+        config = MailConfig.from_setting(store.get_setting("mail"))
+        if not config.enabled:
+            dropped = mails.drop_all() if mails.pending() else 0
+            if dropped:
+                log.warning("mail: %d messages dropped: mail is not configured (no host or from address)", dropped)
+            return IDLE_WAIT
+        wait = IDLE_WAIT
+        for m in mails.due(self.clock()):
+            if self._stopping.is_set():
+                break
+            try:
+                self.mailer(config, self._message(config, m))
+            except MailRefused as e:
+                delay = backoff(m.attempts + 1, self.first_backoff, self.max_backoff)
+                mails.failed(m.id, self.clock() + delay, str(e))
+                log.warning("mail: message %d (%s) to %s not sent: %s; again in %.0f s", m.id, m.kind, m.to, e, delay)
+                wait = min(wait, delay)
+                continue
+            mails.sent(m.id)
+            log.info("mail: message %d (%s) sent to %s", m.id, m.kind, m.to)
+        later = mails.next_at()
+        if later is not None:
+            wait = min(wait, max(0.0, later - self.clock()))
+        return wait
+
+    def _message(self, config: MailConfig, m) -> EmailMessage:
+        """The e-mail of an outbox row; a voicemail's recording is read now, once the engine finished it."""
+        attachment = None
+        if m.attachment:
+            path = Path(m.attachment)
+            voicemail = (Path(self.data) / "voicemail").resolve()
+            if not path.resolve().is_relative_to(voicemail):
+                raise MailRefused(f"the attachment {path} is not a voicemail recording; not sent")
+            if path.is_file():
+                try:
+                    with wave.open(str(path), "rb") as w:
+                        finished = w.getnframes() > 0
+                except (OSError, EOFError, wave.Error):
+                    finished = False
+                if finished:
+                    attachment = (path.name, path.read_bytes())
+                elif m.attempts < UNFINISHED_TRIES:
+                    raise MailRefused(f"the recording {path.name} is not finished yet")
+                else:
+                    log.warning("mail: message %d goes without its recording %s, which has no sound", m.id, path)
+            else:
+                log.warning("mail: message %d goes without its recording %s, which was deleted", m.id, path)
+        return compose(config, m.to, m.subject, m.body, attachment)
+
+    def _webhooks(self, store, outbox) -> float:
         config = NotifyConfig.from_setting(store.get_setting("notify"))
         dropped = outbox.drop_urls_except(config.urls)
         if dropped:

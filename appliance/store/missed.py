@@ -101,6 +101,17 @@ class MissedTables:
                 f"update missed set status = 'handled', handled_by = ?, handled_at = ?, note = ? "
                 f"where status = 'open' and call_id in ({marks})", [by, at, note, *ids])
 
+    def names_of(self, numbers: Iterable[str]) -> dict[str, str]:
+        """Contacts' names by (normalised) number, for the numbers that have one."""
+        wanted = sorted({n for n in numbers if n})
+        out: dict[str, str] = {}
+        for i in range(0, len(wanted), 500):   # SQLite's limit on variables in one statement
+            part = wanted[i:i + 500]
+            marks = ", ".join("?" for _ in part)
+            out.update({r[0]: r[1] for r in self.store.db.execute(
+                f"select number, name from contacts where number in ({marks}) and name != ''", part).fetchall()})
+        return out
+
     def manager_of(self, number: str) -> str | None:
         row = self.store.db.execute("select manager from contacts where number = ?", [number]).fetchone()
         return row[0] if row and row[0] else None

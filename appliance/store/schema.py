@@ -180,4 +180,5 @@ from appliance.store import migrations_night  # noqa: E402,F401  (registers nigh
 from appliance.store import migrations_missed  # noqa: E402,F401  (registers missed cases' and the outbox's)
 from appliance.store import migrations_panel  # noqa: E402,F401  (registers the panel's)
 from appliance.store import migrations_voicemail  # noqa: E402,F401  (registers which voicemail messages were heard)
+from appliance.store import migrations_mail  # noqa: E402,F401  (registers e-mail's: extensions' address, the mail outbox)
 from appliance.store import migrations_callbacks  # noqa: E402,F401  (registers call-backs that keep a queue place)
