@@ -68,3 +68,25 @@ def test_night_mode_from_the_dashboard(browser, panel_data):
             assert NightService(store).status()["switches"]["office"]["mode"] == "night"
         b.submit(browser, "night-auto")
         assert b.text_of(browser, "night-mode-office") == before
+
+
+def test_every_page_of_the_menu_opens_in_both_languages(browser, panel_data, app):
+    """A screenshot of each page in Ukrainian and English; none answers with an error."""
+    from tests.web.conftest import OWNER_PASSWORD
+
+    with app.test_request_context():
+        from flask import url_for
+
+        pages = [(endpoint.split(".")[0], url_for(endpoint)) for endpoint, _label in app.jinja_env.globals["NAV"]]
+    assert len(pages) >= 10, pages
+    with b.serving(create_app({"DATA_DIR": str(panel_data)})) as base:
+        b.log_in(browser, base, OWNER_PASSWORD)
+        for lang in ("uk", "en"):
+            browser.get(f"{base}/lang/{lang}?next=/")
+            for name, url in pages:
+                browser.get(base + url)
+                assert browser.current_url.split("?")[0] == base + url, f"{url} went to {browser.current_url}"
+                h1 = browser.find_element(By.TAG_NAME, "h1").text
+                assert h1, f"{url} has no heading"
+                assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == lang
+                b.shot(browser, f"page-{name}-{lang}")
