@@ -69,6 +69,8 @@ def test_a_contact_is_edited_and_deleted(owner, panel_data):
                                                        "note": ""})
     assert resp.status_code == 400 and 'id="number-error"' in resp.data.decode()
     assert versions(panel_data) == before
+    assert owner.post("/contacts/+380671234567/delete").status_code == 400  # no form token: nothing deleted
+    assert "+380671234567" in contacts(panel_data)
     resp = post_form(owner, "/contacts/+380671234567/delete", {}, page="/contacts/+380671234567")
     assert resp.status_code == 302
     assert set(contacts(panel_data)) == {"+380501112233"}

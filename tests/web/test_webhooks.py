@@ -40,6 +40,11 @@ def test_a_webhook_is_added_edited_and_deleted(owner, panel_data):
     hook = document(panel_data)["routing"]["webhooks"]["crm"]
     assert hook["url"] == "http://10.0.0.5/route" and hook["on_fail"] == "ext:101" and hook["allow_numbers"] is False
     assert '<option selected value="101">' in owner.get("/webhooks/crm").data.decode()
+    before = versions(panel_data)
+    resp = post_form(owner, "/webhooks/crm", {**HOOK, "url": "crm.example.com", "on_fail": "101"})
+    assert resp.status_code == 400 and 'id="url-error"' in resp.data.decode()
+    assert document(panel_data)["routing"]["webhooks"]["crm"]["url"] == "http://10.0.0.5/route"
+    assert versions(panel_data) == before
     resp = post_form(owner, "/webhooks/crm/delete", {}, page="/webhooks/crm")
     assert resp.status_code == 302
     assert "crm" not in document(panel_data)["routing"].get("webhooks", {})
@@ -84,6 +89,8 @@ def test_event_urls_are_saved_with_a_secret_and_the_secret_can_be_renewed(owner,
     assert notify["urls"] == ["https://crm.example.com/a", "http://10.0.0.5:8080/b"]
     assert notify["timeout_seconds"] == 7 and len(notify["secret"]) >= 32
     first = notify["secret"]
+    assert owner.post("/webhooks/secret").status_code == 400  # no form token: the secret stays
+    assert document(panel_data)["notify"]["secret"] == first
     resp = post_form(owner, "/webhooks/secret", {}, page="/webhooks/")
     assert resp.status_code == 302
     notify = document(panel_data)["notify"]
