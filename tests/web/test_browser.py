@@ -90,3 +90,41 @@ def test_every_page_of_the_menu_opens_in_both_languages(browser, panel_data, app
                 assert h1, f"{url} has no heading"
                 assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == lang
                 b.shot(browser, f"page-{name}-{lang}")
+
+
+def test_an_uploaded_mp3_becomes_the_prompt_of_a_new_menu(browser, panel_data, tmp_path):
+    import subprocess
+    import wave
+
+    from selenium.webdriver.support.ui import Select
+
+    from tests.web.conftest import OWNER_PASSWORD
+
+    mp3 = tmp_path / "greeting.mp3"
+    # A real MP3 as an office would record it: 44.1 kHz stereo, 3 s.
+    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", str(mp3), "synth", "3", "sine", "440"], check=True)
+    with b.serving(create_app({"DATA_DIR": str(panel_data)})) as base:
+        b.log_in(browser, base, OWNER_PASSWORD)
+        browser.get(base + "/prompts/")
+        b.fill(browser, "name", "welcome")
+        Select(browser.find_element(By.ID, "kind")).select_by_value("prompt")
+        browser.find_element(By.ID, "file").send_keys(str(mp3))
+        b.submit(browser, "upload-submit")
+        assert not browser.find_elements(By.CLASS_NAME, "field-error"), browser.page_source[:3000]
+        b.shot(browser, "prompt-uploaded")
+        with wave.open(str(panel_data / "prompts" / "welcome.wav")) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+            assert abs(w.getnframes() / 8000 - 3.0) < 0.1
+
+        browser.get(base + "/menus/add")
+        b.fill(browser, "ident", "main")
+        b.fill(browser, "name", "Main menu")
+        Select(browser.find_element(By.ID, "prompt")).select_by_value("welcome")
+        b.fill(browser, "first_key", "1")
+        Select(browser.find_element(By.ID, "first_to")).select_by_value("group:office")
+        b.shot(browser, "menu-with-prompt")
+        b.submit(browser, "save-menu")
+        assert not browser.find_elements(By.CLASS_NAME, "field-error"), browser.page_source[:3000]
+    with Store(panel_data) as store:
+        menu = office.document(store)["routing"]["menus"]["main"]
+    assert menu["prompt"] == "welcome" and menu["options"]["1"] == "group:office"
