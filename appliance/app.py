@@ -74,6 +74,7 @@ class Appliance:
         self.night: Any = None   # appliance.night.service.NightService
         self.hw: Any = None      # appliance.hw.Hardware: LEDs and the night button, a control client
         self.missed: Any = None  # appliance.missed.service.MissedService: missed-call cases
+        self.monitor: Any = None  # appliance.monitor.LiveCalls: the calls in progress, from the events
         self.notify: Any = None  # appliance.notify.deliver.Deliverer: the outbox's worker thread
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
@@ -105,6 +106,10 @@ class Appliance:
         self.notify.start()
         self.missed = MissedService(self.store, self._emit, kick=self.notify.kick)
         self.missed.register(self.control)
+        from appliance.monitor import ContactNames, LiveCalls
+
+        self.monitor = LiveCalls(self.control.publish, ContactNames(self.store))
+        self.monitor.register(self.control)
         await self.control.start()
         self.night.start(self.loop)
         self.missed.start(self.loop)
@@ -121,6 +126,9 @@ class Appliance:
         await self.loop.run_in_executor(None, self.engine.start)
         from appliance.engine.attach import attach  # the B2BUA: trunks, routing, call records
         self.b2bua = await self.loop.run_in_executor(None, attach, self)
+        from appliance.engine.take import take
+
+        self.monitor.taker = lambda call_id, ext: self.engine.submit(take, self.b2bua, call_id, ext)
 
         from appliance.edge import Edge
 
@@ -178,6 +186,8 @@ class Appliance:
             self.control.publish(data)
         if self.missed:
             self.missed.on_event(data)
+        if self.monitor:
+            self.monitor.on_event(data)
 
     def status(self, args: dict) -> dict:
         bindings = self.store.bindings() if self.store else []

@@ -317,6 +317,7 @@ def _register_parts() -> None:
     from appliance.edge.commands import guard, phones
     from appliance.engine.commands import bench_calls, calls
     from appliance.missed.commands import missed
+    from appliance.monitorcmd import monitor
     from appliance.night.commands import night
     from appliance.store.bench import store as bench_store
     from appliance.tracecmd import bench_routing, duty, trace
@@ -329,6 +330,7 @@ def _register_parts() -> None:
     cli.add_command(calls)
     cli.add_command(night)
     cli.add_command(missed)
+    cli.add_command(monitor)
     bench.add_command(bench_routing)
     bench.add_command(bench_edge)
     bench.add_command(bench_calls)
