@@ -53,6 +53,7 @@ from appliance.routing.steps import (
 from appliance.store import Store
 
 from . import media
+from .callback import Callbacks
 from .core import EngineThread
 from .desk import Desk
 from .ivr import Prompts
@@ -131,6 +132,7 @@ class B2BUA:
         self.transfers = Transfers(self)
         self.queues = QueueCalls(self)
         self.prompts = Prompts(self)
+        self.callbacks = Callbacks(self)  # calls the appliance places: click-to-call, queue call-backs
         # One table from step type to what carries it out, as routing has one from step type to what follows it.
         self.carry_out: dict[type, Callable[[Session, Any], None]] = {
             Ring: self._ring_step, Forward: self._forward_step, Connected: lambda s, step: None,
@@ -149,6 +151,7 @@ class B2BUA:
         self.lookups.start()
         self.music = media.Music(self.data_dir)
         self._create_accounts()
+        self.callbacks.start()
         self.engine.on_turn(self._turn)
         self.engine.on_shutdown(self._shutdown)
 
@@ -279,6 +282,7 @@ class B2BUA:
         self.timers.clear()
         self.inbox.clear()
         self.queues.shutdown()
+        self.callbacks.shutdown()
         for acc in self.accounts.values():
             try:
                 acc.shutdown()
@@ -547,6 +551,8 @@ class B2BUA:
         s = leg.session
         if leg.role == "probe":
             return self.transfers.probe_state(leg, ci)
+        if leg.role == "agent":
+            return self.callbacks.agent_state(leg, ci)  # an originated call's desk phone, not answered yet
         if st == pj.PJSIP_INV_STATE_DISCONNECTED:
             if leg.state == LegState.ENDED and leg.session is None:
                 return  # reported twice (a re-entrant hang-up): the first one counted
@@ -706,6 +712,7 @@ class B2BUA:
                 hdrs = (("Warning", f'399 pbx "{warning}"'),) if warning else ()
                 hangup(s.a, code or 480, reason, hdrs)
         self.sessions.pop(s.id, None)
+        self.callbacks.ending(s)
         self.record(s)
         # Let go of the legs now (the registry holds them until pjsua is done);
         # the session's timers were cancelled above and dropped their closures.

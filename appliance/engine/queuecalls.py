@@ -133,8 +133,13 @@ class QueueCalls:
         their turn meanwhile.
         """
         line = [w for w in self.waiting.line(qid)]
-        idle = []
+        idle: list[tuple[Any, Any]] = []
         for w in line:
+            place = self.b2bua.callbacks.places.get(w.call_id)  # a call-back's virtual place (callback.py)
+            if place is not None:
+                if not place.calling:
+                    idle.append((w, place))
+                continue
             o = self.b2bua.sessions.get(w.call_id)
             if o is None or o.ended or not isinstance(o.step, Queue) or o.peer is not None:
                 continue
@@ -146,23 +151,33 @@ class QueueCalls:
                    if leg.state in (LegState.CALLING, LegState.RINGING)}
         state = self.queue_state(ringing)
         first = idle[0][1]
-        free = self.b2bua.router.queue_status(first.step, 1, self.b2bua.facts(first), state)["agents"]
+        free = self.b2bua.router.queue_status(first.step, 1, self._facts(first), state)["agents"]
         now = time.monotonic()
         for w, o in idle[:free]:
             if w.next_try > now:
                 continue
-            d = self.b2bua.router.queue_ring(o.step, self.b2bua.facts(o), state)
+            d = self.b2bua.router.queue_ring(o.step, self._facts(o), state)
             if not isinstance(d.step, Ring) or not d.step.legs:
                 break
-            for t in d.trace:
-                o.note("trace", what=t.kind, text=t.text)
             if d.updates.positions:
                 self.b2bua.strategy_state["positions"].update(d.updates.positions)
                 positions = dict(self.b2bua.strategy_state["positions"])
                 self.b2bua.recorder.submit(lambda st, p=positions: st.set_routing_state("positions", p))
+            if not isinstance(o, Session):
+                ringing |= self.b2bua.callbacks.serve(o, d.step)  # its agent first, then the customer
+                state = self.queue_state(ringing)
+                continue
+            for t in d.trace:
+                o.note("trace", what=t.kind, text=t.text)
             self.queue_ring_agents(o, d.step)
             ringing |= {leg.target for leg in d.step.legs}
             state = self.queue_state(ringing)
+
+    def _facts(self, waiting: Any) -> Any:
+        """Routing's facts for a caller waiting (a Session) or a call-back's place."""
+        if isinstance(waiting, Session):
+            return self.b2bua.facts(waiting)
+        return self.b2bua.callbacks.facts(waiting)
 
     def queue_ring_agents(self, s: Session, ring: Ring) -> None:
         run = s.ring = RingRun(s.step, ring.legs, time.monotonic())  # type: ignore[arg-type]
@@ -194,6 +209,23 @@ class QueueCalls:
         if w is not None:
             self.b2bua.later(lambda: self.queue_dispatch(w.queue))
 
+    def hand_over(self, s: Session, key: str) -> Any:
+        """The caller leaves, their place stays in the line as `key` (a call-back's virtual place)."""
+        self.held.pop(s.id, None)
+        w = self.waiting.find(s.id)
+        if w is None:
+            return None
+        w.call_id = key
+        self.b2bua.emit("QueueLeft", s.id, queue=w.queue, reason="callback",
+                        waited_s=round(time.monotonic() - w.joined, 3), waiting=len(self.waiting.line(w.queue)))
+        return w
+
+    def leave_place(self, key: str, reason: str) -> None:
+        """A virtual place leaves its queue (called back, or given up)."""
+        w = self.waiting.leave(key, reason)
+        if w is not None:
+            self.b2bua.later(lambda: self.queue_dispatch(w.queue))
+
     def _queue_stop_ringing(self, s: Session) -> None:
         s.ring = None  # first: a leg's end may be reported while it is hung up
         for leg in list(s.legs.values()):
@@ -211,15 +243,18 @@ class QueueCalls:
         elif step.callback_key and digit == step.callback_key:
             s.cancel_timers()
             self._queue_stop_ringing(s)
-            self.leave_queue(s, "callback")
-            self.request_callback(s, step)
+            place = self.b2bua.callbacks.keep_place(s, step)  # the place stays; the queue calls back
+            self.request_callback(s, step, place)
             self.b2bua.prompts.silence(s)
             self.b2bua.prompts.say(s, ["callback-confirm"], then=lambda: self.b2bua.step_done(s, Outcome.CALLBACK))
 
-    def request_callback(self, s: Session, step: Queue) -> None:
+    def request_callback(self, s: Session, step: Queue, place: Any = None) -> None:
         qid = split_ref(step.dest)[1]
         row = {"call_id": s.id, "queue": qid, "caller": s.caller, "caller_name": s.caller_name,
                "dialled": s.dialled, "requested_at": now_iso(), "status": "open"}
+        if place is not None:
+            row |= {"priority": place.priority, "joined_at": place.joined_at.isoformat(timespec="milliseconds"),
+                    "attempts": 0}
         self.b2bua.recorder.submit(lambda st: st.add_callback(row))
         s.note("callback", queue=qid)
         self.b2bua.emit("CallbackRequested", s.id, queue=qid, caller=s.caller, caller_name=s.caller_name)

@@ -11,6 +11,9 @@ engine event is printed on stdout as one JSON object; commands come on stdin:
     {"cmd": "stats"}                                live calls, legs, post-dial delays, loop turns (p99, longest)
     {"cmd": "stats", "media": true}                 also the RTP the answered legs received, by role
     {"cmd": "flush"}                                wait until records are written
+    {"cmd": "originate", "ext": "101", "number": "0501234567", "whisper": false}
+                                                    click-to-call: {"kind": "originated", "cmd", "call_id"} or
+                                                    {"kind": "refused", "error"} (callback.py)
 """
 
 from __future__ import annotations
@@ -130,6 +133,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             elif name == "flush":
                 b2bua.recorder.flush()
+            elif name == "originate":
+                from .callback import Refused
+                try:
+                    sid = engine.call(b2bua.callbacks.originate, cmd["ext"], cmd["number"], cmd.get("whisper", False))
+                    say({"kind": "originated", "cmd": name, "call_id": sid})
+                except Refused as e:
+                    say({"kind": "refused", "cmd": name, "error": str(e)})
+                continue
             say({"kind": "done", "cmd": name})
     finally:
         engine.stop(5.0)

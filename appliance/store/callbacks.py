@@ -11,7 +11,7 @@ from __future__ import annotations
 from appliance.store import Store
 
 PLACE_FIELDS = ("id", "call_id", "queue", "caller", "caller_name", "dialled", "requested_at", "status",
-                "priority", "joined_at", "attempts", "last_attempt_at", "result", "callback_call")
+                "handled_by", "handled_at", "priority", "joined_at", "attempts", "last_attempt_at", "result", "callback_call")
 
 
 class CallbackPlaces:
@@ -38,9 +38,11 @@ class CallbackPlaces:
                 "update callbacks set attempts = ?, last_attempt_at = ?, result = ?, callback_call = ? "
                 "where call_id = ?", [attempts, at, result, callback_call, call_id])
 
-    def finished(self, call_id: str, status: str, at: str, by: str | None, result: str) -> None:
+    def finished(self, call_id: str, status: str, at: str, by: str | None, result: str,
+                 callback_call: str | None = None) -> None:
         """The place is gone: `handled` (called back, by the agent) or `failed` (attempts used up, or refused)."""
         with self.store.transaction():
             self.store.db.execute(
-                "update callbacks set status = ?, handled_at = ?, handled_by = ?, result = ? where call_id = ?",
-                [status, at, by, result, call_id])
+                "update callbacks set status = ?, handled_at = ?, handled_by = ?, result = ?, "
+                "callback_call = coalesce(?, callback_call) where call_id = ?",
+                [status, at, by, result, callback_call, call_id])
