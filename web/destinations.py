@@ -63,7 +63,14 @@ def describe(doc: dict[str, Any], ref: str | None) -> str:
     """A reference in the words of the select (the reference itself when the document has no such one)."""
     if not ref:
         return ""
+    wanted = plain(ref)
     for value, words in choices(doc, menu_option=True):
-        if value == str(ref):
+        if value == wanted:
             return words
     return str(ref)
+
+
+def plain(ref: str | None) -> str:
+    """A reference as the choices write it: the saved routing writes an extension as `ext:101`."""
+    text = str(ref or "")
+    return text[4:] if text.startswith("ext:") else text
