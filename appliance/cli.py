@@ -315,6 +315,7 @@ def _register_parts() -> None:
     """Commands that live with the parts they belong to."""
     from appliance.edge.bench import edge as bench_edge
     from appliance.edge.commands import guard, phones
+    from appliance.engine.callcommand import call
     from appliance.engine.commands import bench_calls, calls
     from appliance.missed.commands import missed
     from appliance.monitorcmd import monitor
@@ -331,6 +332,7 @@ def _register_parts() -> None:
     cli.add_command(night)
     cli.add_command(missed)
     cli.add_command(monitor)
+    cli.add_command(call)
     bench.add_command(bench_routing)
     bench.add_command(bench_edge)
     bench.add_command(bench_calls)

@@ -6,8 +6,9 @@
 It opens the trunk transport (`--trunk-port`, default 5070, on the `--bind`
 address), starts the B2BUA on the engine thread with the edge as the proxy
 towards phones, and registers the control commands `calls` (recent call
-records), `engine.reload` (read extensions, trunks and routing again) and
-`trunks.status` (whether each trunk works and, in words, why not).
+records), `engine.reload` (read extensions, trunks and routing again),
+`trunks.status` (whether each trunk works and, in words, why not) and
+`calls.originate` (click-to-call: an extension's desk phone, then a number; callback.py).
 Engine events reach control subscribers through the appliance's own
 `_engine_event`.
 """
@@ -18,6 +19,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from .b2bua import B2BUA
+from .callback import originate_command
 from .nightcode import NightCode
 
 DEFAULT_TRUNK_PORT = 5070
@@ -55,6 +57,7 @@ def attach(app: Any) -> B2BUA:
     app.control.command("calls", calls)
     app.control.command("engine.reload", reload)
     app.control.command("trunks.status", trunks_status)
+    app.control.command("calls.originate", originate_command(engine, b2bua))
     return b2bua
 
 

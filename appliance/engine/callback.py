@@ -431,6 +431,23 @@ class Callbacks:
                         by=by, call=call or None)
 
 
+def originate_command(engine: Any, b2bua: Any) -> Any:
+    """The control command `calls.originate {ext, number, whisper?}` -> {"call_id"}; a refusal is its error."""
+    from appliance.control import ControlError
+
+    def handler(args: dict) -> dict:
+        ext, number, whisper = args.get("ext"), args.get("number"), args.get("whisper", False)
+        if not isinstance(ext, (str, int)) or not isinstance(number, (str, int)) or not str(ext) or not str(number):
+            raise ControlError("say which extension calls which number: {ext, number}")
+        if not isinstance(whisper, (bool, str)):
+            raise ControlError("whisper is true, false, or the words to say")
+        try:
+            return {"call_id": engine.call(b2bua.callbacks.originate, str(ext), str(number).strip(), whisper)}
+        except Refused as e:
+            raise ControlError(str(e)) from None
+    return handler
+
+
 def _rules(row: dict) -> list[str] | None:
     return json.loads(row["dial_rules"]) if row.get("dial_rules") else None
 

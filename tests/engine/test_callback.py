@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.store.callbacks import CallbackPlaces
-from tests.engine import harness, listen
+from tests.engine import harness
 from tests.engine.test_inbound import wait_call
 from tests.engine.test_queue import call, ringing_for
 
@@ -20,11 +20,6 @@ pytestmark = pytest.mark.sip
 
 CUSTOMER = "+380501234567"
 LATER = "+380507654321"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def prompts(office):
-    listen.tone_wav(office.data / "prompts" / "callback-confirm.wav", 2300, 0.5)
 
 
 def originate(world, ext: str, number: str, whisper: bool | str = False) -> dict:
@@ -159,3 +154,51 @@ def run_queue_callback(world, tmp_path) -> None:
     record = wait_call(world, cid)
     assert (record["direction"], record["extension"], record["dialled"], record["answered_by"]) == (
         "outbound", "103", CUSTOMER, CUSTOMER)
+
+
+def test_places_come_back_in_their_queues_after_a_restart(tmp_path):
+    """The engine starts: open places are back in line (VIP first, then by joining); old requests stay for a person."""
+    from types import SimpleNamespace
+
+    from appliance.engine.callback import Callbacks
+    from appliance.engine.queues import Queues
+    from appliance.store import Store
+    from tests.engine import ivr_routes
+
+    with Store(tmp_path) as st:
+        st.set_setting("test_queue", {"callback": True})
+        base = {"queue": "support", "caller_name": "", "dialled": "0441234567", "requested_at": "2025-03-03T09:00:00"}
+        st.add_callback({**base, "call_id": "late", "caller": "+380500000002", "priority": 0,
+                         "joined_at": "2025-03-03T09:05:00.000+00:00", "attempts": 1})
+        st.add_callback({**base, "call_id": "early", "caller": "+380500000001", "priority": 0,
+                         "joined_at": "2025-03-03T09:01:00.000+00:00", "attempts": 0})
+        st.add_callback({**base, "call_id": "vip", "caller": "+380500000003", "priority": 1,
+                         "joined_at": "2025-03-03T09:09:00.000+00:00", "attempts": 0})
+        st.add_callback({**base, "call_id": "before", "caller": "+380500000004"})  # from before places existed
+        router = ivr_routes.queue(st)
+        timers = []
+        b2bua = SimpleNamespace(store=st, router=router, add_timer=timers.append,
+                                queues=SimpleNamespace(waiting=Queues()))
+        callbacks = Callbacks(b2bua)
+        callbacks.start()
+    assert [w.call_id for w in b2bua.queues.waiting.line("support")] == ["cb-vip", "cb-early", "cb-late"]
+    assert callbacks.places["cb-late"].attempts == 1 and callbacks.places["cb-vip"].step.dest == "queue:support"
+    assert len(timers) == 1, "one look for a free agent every few seconds while places wait"
+
+
+def test_calls_originate_answers_a_call_id_or_the_refusal():
+    from types import SimpleNamespace
+
+    from appliance.control import ControlError
+    from appliance.engine.callback import Refused, originate_command
+
+    def call(fn, ext, number, whisper):
+        if number == "+442071234567":
+            raise Refused("International calls are not allowed from extension 102")
+        return f"{ext}>{number}>{whisper}"
+    handler = originate_command(SimpleNamespace(call=call), SimpleNamespace(callbacks=SimpleNamespace(originate=None)))
+    assert handler({"ext": "101", "number": " 0501234567 ", "whisper": True}) == {"call_id": "101>0501234567>True"}
+    with pytest.raises(ControlError, match="International calls are not allowed from extension 102"):
+        handler({"ext": "102", "number": "+442071234567"})
+    with pytest.raises(ControlError, match="which extension calls which number"):
+        handler({"ext": "101"})
