@@ -1,0 +1,205 @@
+"""The live calls page: the snapshot rendered without JavaScript, the server-sent events that follow it,
+taking a waiting call; and in headless Chromium against `pbx run`, the page changing by itself as a
+real call moves from the menu to the queue, to ringing, to talking.
+
+The first tests run the appliance's control socket and live monitor in a thread of their own and
+feed the monitor the event dicts the engine emits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import Future
+from datetime import datetime
+
+import pytest
+from appliance.control import ControlServer, socket_path
+from appliance.monitor import ContactNames, LiveCalls
+from appliance.store import Store
+from tests.web.conftest import post_form
+
+CALL = "c0ffee0000000001"
+CUSTOMER = "+380501110001"
+
+
+def at(second: float) -> str:
+    return f"2026-03-02T09:00:{second:06.3f}+00:00"
+
+
+# What the engine emits for a customer who presses 2 at the main menu and waits in the support queue.
+TO_THE_QUEUE = [
+    {"kind": "CallStarted", "at": at(0), "call_id": CALL, "direction": "inbound", "caller": CUSTOMER,
+     "caller_name": "", "dialled": "0441234567", "trunk": "provider", "extension": ""},
+    {"kind": "StepStarted", "at": at(0.1), "call_id": CALL, "step": "menu", "dest": "menu:main", "name": "Main"},
+    {"kind": "MenuKey", "at": at(3), "call_id": CALL, "menu": "Main", "digit": "2", "digits": "2"},
+    {"kind": "StepStarted", "at": at(3.1), "call_id": CALL, "step": "queue", "dest": "queue:support",
+     "name": "Support"},
+    {"kind": "QueueJoined", "at": at(3.1), "call_id": CALL, "queue": "support", "caller": CUSTOMER, "position": 2,
+     "vip": False, "waiting": 2},
+]
+RINGING = [
+    {"kind": "QueuePosition", "at": at(20), "call_id": CALL, "queue": "support", "position": 1},
+    {"kind": "LegStarted", "at": at(21), "call_id": CALL, "target": "104", "uri": "sip:104@127.0.0.1", "leg": 7},
+]
+
+
+class Appliance:
+    """The control socket and the live monitor on a loop of their own, as `pbx run` has them."""
+
+    def __init__(self, data_dir):
+        self.loop = asyncio.new_event_loop()
+        self.store = Store(data_dir)
+        self.taken: list[tuple[str, str]] = []
+        self.control = ControlServer(socket_path(data_dir))
+        self.monitor = LiveCalls(self.control.publish, ContactNames(self.store), clock=lambda: self.now)
+        self.monitor.register(self.control)
+        self.monitor.taker = self.take
+        self.now = datetime.fromisoformat(at(25))
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.run(self.control.start)
+
+    def take(self, call_id: str, ext: str) -> Future:
+        self.taken.append((call_id, ext))
+        fut: Future = Future()
+        fut.set_result({"call_id": call_id, "ext": ext})
+        return fut
+
+    def run(self, coro_fn):
+        return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(5)
+
+    def feed(self, events: list[dict]) -> None:
+        async def each():
+            for e in events:
+                self.control.publish(e)
+                self.monitor.on_event(e)
+        self.run(each)
+
+    def subscribers(self) -> int:
+        async def count():
+            return len(self.control._subscribers)
+        return self.run(count)
+
+    def stop(self) -> None:
+        self.run(self.control.stop)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.store.close()
+
+
+@pytest.fixture
+def appliance(panel_data):
+    with Store(panel_data) as store:
+        store.add_extension("104", "Olena", "pw-103-secret")
+        store.put_contact({"number": CUSTOMER, "name": "Hardware store", "vip": 1})
+    a = Appliance(panel_data)
+    yield a
+    a.stop()
+
+
+def test_the_page_shows_each_call_at_its_stage_without_javascript(owner, appliance):
+    appliance.feed(TO_THE_QUEUE)
+    page = owner.get("/monitor/").get_data(as_text=True)
+    assert 'id="call-c0ffee0000000001"' in page
+    assert "Hardware store" in page and "VIP" in page           # the caller's name from the contacts
+    assert "support, місце 2" in page                          # Ukrainian by default
+    assert 'class="stage-queue"' in page
+    assert "0:21" in page                                       # 21.9 s in the queue at the monitor's clock
+    assert 'src="/static/monitor.js"' in page and "<script>" not in page
+    assert 'action="/monitor/take"' in page and '<option value="104">104 Olena</option>' in page
+
+    appliance.feed(RINGING)
+    page = owner.get("/monitor/").get_data(as_text=True)
+    assert 'class="stage-ringing"' in page and "104 Olena" in page and "support, місце 1" in page
+
+    appliance.feed([{"kind": "CallEnded", "at": at(30), "call_id": CALL, "outcome": "missed"}])
+    page = owner.get("/monitor/").get_data(as_text=True)
+    assert "call-c0ffee0000000001" not in page and 'id="no-calls"' in page
+
+
+def test_the_menu_stage_shows_the_menu_and_the_keys(owner, appliance):
+    appliance.feed(TO_THE_QUEUE[:3])
+    page = owner.get("/monitor/").get_data(as_text=True)
+    assert 'class="stage-menu"' in page and "Main" in page and "2" in page
+
+
+def sse_items(chunks, n: int) -> list[tuple[str, str]]:
+    """The next n server-sent items (event name, data) from a streaming response."""
+    out, buf = [], ""
+    while len(out) < n:
+        buf += next(chunks).decode()
+        while "\n\n" in buf:
+            item, buf = buf.split("\n\n", 1)
+            fields = dict(line.split(": ", 1) if ": " in line else (line.rstrip(":"), "")
+                          for line in item.splitlines())
+            out.append((fields.get("event", "comment" if item.startswith(":") else "retry"), fields.get("data", "")))
+    return out
+
+
+def test_the_event_stream_sends_the_snapshot_then_each_change_and_closes_with_the_browser(owner, appliance):
+    import json
+
+    appliance.feed(TO_THE_QUEUE)
+    resp = owner.get("/monitor/events", buffered=False)
+    assert resp.mimetype == "text/event-stream"
+    chunks = resp.iter_encoded()
+    (retry, _), (kind, data) = sse_items(chunks, 2)
+    assert kind == "snapshot" and 'id="call-c0ffee0000000001"' in json.loads(data)["html"]
+    assert appliance.subscribers() == 1
+
+    appliance.feed(RINGING[:1])
+    kind, data = sse_items(chunks, 1)[0]
+    assert kind == "call" and json.loads(data)["id"] == CALL and "stage-queue" in json.loads(data)["html"]
+    appliance.feed(RINGING[1:])
+    kind, data = sse_items(chunks, 1)[0]
+    assert "stage-ringing" in json.loads(data)["html"] and "104 Olena" in json.loads(data)["html"]
+    appliance.feed([{"kind": "CallEnded", "at": at(30), "call_id": CALL, "outcome": "answered"}])
+    kind, data = sse_items(chunks, 1)[0]
+    assert kind == "ended" and json.loads(data)["id"] == CALL
+
+    resp.close()  # the browser went away: the subscription ends with it
+    appliance.feed([{"kind": "CallStarted", "at": at(40), "call_id": "other", "caller": "101"}])
+    deadline = time.monotonic() + 5
+    while appliance.subscribers() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert appliance.subscribers() == 0
+
+
+def test_a_quiet_stream_sends_a_comment_every_heartbeat(owner, appliance, monkeypatch):
+    from web.areas import monitor as area
+
+    monkeypatch.setattr(area, "HEARTBEAT", 0.2)
+    resp = owner.get("/monitor/events", buffered=False)
+    chunks = resp.iter_encoded()
+    items = sse_items(chunks, 3)
+    assert [k for k, _ in items] == ["retry", "snapshot", "comment"]
+    resp.close()
+
+
+def test_the_stream_ends_when_the_appliance_stops(owner, appliance):
+    resp = owner.get("/monitor/events", buffered=False)
+    chunks = resp.iter_encoded()
+    sse_items(chunks, 2)
+    appliance.run(appliance.control.stop)
+    with pytest.raises(StopIteration):
+        while True:
+            next(chunks)
+
+
+def test_without_the_appliance_the_page_says_so(owner):
+    page = owner.get("/monitor/").get_data(as_text=True)
+    assert 'id="appliance-down"' in page
+    resp = owner.get("/monitor/events", buffered=False)
+    assert [k for k, _ in sse_items(resp.iter_encoded(), 2)] == ["retry", "down"]
+
+
+def test_take_to_my_phone_asks_the_appliance(owner, appliance):
+    appliance.feed(TO_THE_QUEUE)
+    resp = post_form(owner, "/monitor/take", {"call_id": CALL, "ext": "104"}, page="/monitor/",
+                     follow_redirects=True)
+    assert appliance.taken == [(CALL, "104")]
+    assert "104" in resp.get_data(as_text=True)
+    resp = post_form(owner, "/monitor/take", {"call_id": "gone", "ext": "104"}, page="/monitor/",
+                     follow_redirects=True)
+    assert "gone" in resp.get_data(as_text=True) and appliance.taken == [(CALL, "104")]

@@ -1,0 +1,120 @@
+"""Live calls: every call in progress, its stage and for how long, updated as it changes.
+
+The page shows the running appliance's snapshot (`monitor.snapshot`), which
+is all it needs without JavaScript.  `web/static/monitor.js` then opens
+`/monitor/events`, a stream of server-sent events fed by one subscription to
+the control socket (`appliance.monitor.Following`) for as long as the page is
+open: the rows come rendered by the same template as the page's, so the
+script only puts them in place and counts the seconds.  The stream ends when
+the browser goes away (a write fails, at the latest at the next comment line
+sent every `HEARTBEAT` seconds) or the appliance stops (it closes the socket).
+
+A waiting or ringing call can be taken to a chosen extension (`monitor.take`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Iterator
+
+from flask import (Blueprint, Response, current_app, flash, redirect, render_template,
+                   stream_with_context, url_for)
+from flask_babel import gettext as _, lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, SelectField
+
+from appliance.control import ControlError, socket_path
+from appliance.monitor import ENDED, SNAPSHOT, TAKEABLE, Following
+from web.db import ask, get_store
+
+bp = Blueprint("monitor", __name__, url_prefix="/monitor")
+NAV = (2, _l("Live calls"))
+
+HEARTBEAT = 15.0   # seconds between comment lines that keep a quiet stream (and proxies) open
+
+STAGES = {
+    "arriving": _l("Being routed"), "greeting": _l("Hearing a greeting"), "menu": _l("In a voice menu"),
+    "queue": _l("Waiting in a queue"), "ringing": _l("Phones ringing"), "talking": _l("In conversation"),
+    "held": _l("Put on hold"), "transferring": _l("Being transferred"), "voicemail": _l("Leaving a message"),
+    "webhook": _l("Asking a webhook"),
+}
+
+
+class TakeForm(FlaskForm):
+    call_id = HiddenField()
+    ext = SelectField(_l("Extension to ring"), validate_choice=False)
+
+
+def clock(seconds: float | None) -> str:
+    s = int(seconds or 0)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def page_context() -> dict[str, Any]:
+    """What every row needs: extension names and the take form's choices."""
+    extensions = get_store().extensions()
+    names = {e["number"]: e.get("name") or "" for e in extensions}
+    choices = [(e["number"], f"{e['number']} {e.get('name') or ''}".strip()) for e in extensions]
+    return {"names": names, "choices": choices, "stages": STAGES, "takeable": {str(s) for s in TAKEABLE},
+            "clock": clock, "epoch": epoch}
+
+
+def row(call: dict, ctx: dict[str, Any]) -> str:
+    return render_template("monitor/_row.html", call=call, **ctx)
+
+
+@bp.route("/")
+def index():
+    snap, down = ask("monitor.snapshot")
+    ctx = page_context()
+    return render_template("monitor/index.html", snap=snap, down=down, **ctx)
+
+
+@bp.route("/take", methods=("POST",))
+def take():
+    form = TakeForm()
+    if not form.validate_on_submit():
+        flash(_("The form expired or did not come from this panel; reload the page and try again."), "error")
+        return redirect(url_for("monitor.index"))
+    _answer, error = ask("monitor.take", call_id=form.call_id.data, ext=form.ext.data)
+    if error:
+        flash(_("The call was not taken: %(why)s", why=error), "error")
+    else:
+        flash(_("Extension %(ext)s rings for the call.", ext=form.ext.data), "ok")
+    return redirect(url_for("monitor.index"))
+
+
+def sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@bp.route("/events")
+def events():
+    following = Following(socket_path(current_app.config["DATA_DIR"]), quiet=HEARTBEAT)
+    ctx = page_context()
+
+    def stream() -> Iterator[str]:
+        try:
+            yield "retry: 3000\n\n"
+            for item in following:
+                if item is None:
+                    yield ": still here\n\n"
+                elif item["kind"] == SNAPSHOT:
+                    rows = "".join(row(c, ctx) for c in item["calls"])
+                    yield sse("snapshot", {"html": rows, "now": epoch(item["now"])})
+                elif item["kind"] == ENDED:
+                    yield sse("ended", {"id": item["call_id"], "now": epoch(item["at"])})
+                else:
+                    yield sse("call", {"id": item["call_id"], "html": row(item["call"], ctx), "now": epoch(item["at"])})
+        except ControlError as e:
+            yield sse("down", {"why": str(e)})
+        finally:
+            following.close()
+
+    return Response(stream_with_context(stream()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
