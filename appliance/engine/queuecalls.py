@@ -137,7 +137,8 @@ class QueueCalls:
         for w in line:
             place = self.b2bua.callbacks.places.get(w.call_id)  # a call-back's virtual place (callback.py)
             if place is not None:
-                if not place.calling:
+                # Between attempts (minutes after a customer who did not answer) it holds up no one.
+                if not place.calling and w.next_try <= time.monotonic():
                     idle.append((w, place))
                 continue
             o = self.b2bua.sessions.get(w.call_id)
