@@ -128,6 +128,7 @@ def run_queue_callback(world, tmp_path) -> None:
     world.phones["103"].send(cmd="answer", id=desk["id"])
     whisper = world.engine.expect(kind="CallbackWhispered", call_id=cid)
     assert "0 5 0 1 2 3 4 5 6 7" in whisper["text"], whisper  # the number, digit by digit, in calls.language
+    assert not world.mobile.all(ev="incoming"), "the customer rang before the whisper was heard"
 
     inc = world.mobile.expect(ev="incoming", timeout=15)  # after the whisper
     assert inc["local"].startswith("<sip:0501234567@")
