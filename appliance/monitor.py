@@ -92,7 +92,8 @@ class LiveCall:
     stage: Stage = Stage.ARRIVING
     since: datetime | None = None      # when it came to this stage
     vip: bool = False
-    step_name: str = ""                # the name of the routing step (a group's, a queue's, a menu's)
+    dest: str = ""                     # the routing step's destination ("menu:main", "queue:support")
+    step_name: str = ""                # its name as routing words it ("menu 'Main'")
     menu: str = ""
     keys: str = ""                     # keys pressed at the current menu
     queue: str = ""
@@ -114,7 +115,7 @@ class LiveCall:
             "vip": self.vip, "dialled": self.dialled, "extension": self.extension, "trunk": self.trunk,
             "started_at": iso(self.started), "call_s": _seconds(now - self.started),
             "stage": str(self.stage), "since": iso(since), "stage_s": _seconds(now - since),
-            "step_name": self.step_name, "menu": self.menu, "keys": self.keys,
+            "dest": self.dest, "step_name": self.step_name, "menu": self.menu, "keys": self.keys,
             "queue": self.queue, "position": self.position,
             "queue_s": _seconds(now - self.queued) if self.queued else None,
             "ringing": sorted(set(self.ringing.values())), "with": self.talking_with,
@@ -217,7 +218,7 @@ class LiveCalls:
         if stage is None or c.transfer_to:
             return  # a hangup step: the call ends in a moment; a transfer rings its target by its own steps
         c.ringing.clear()
-        c.step_name = str(e.get("name") or "")
+        c.dest, c.step_name = str(e.get("dest") or ""), str(e.get("name") or "")
         c.menu, c.keys = (c.step_name, "") if stage is Stage.MENU else ("", "")
         if stage is not Stage.QUEUE:
             c.queue, c.position, c.queued = "", 0, None
@@ -256,9 +257,9 @@ class LiveCalls:
         c.move(Stage.TALKING, at)
 
     def _bridged(self, c: LiveCall, e: dict, at: datetime) -> None:
+        # The engine joins the two sides just before it reports the answer (CallAnswered).
         if c.stage not in (Stage.HELD, Stage.TRANSFERRING):
-            c.talking_with = c.talking_with or str(e.get("by") or "")
-            c.move(Stage.TALKING, at)
+            self._answered(c, {"by": e.get("by") or c.talking_with}, at)
 
     def _held(self, c: LiveCall, e: dict, at: datetime) -> None:
         c.held_by = str(e.get("by") or "")

@@ -31,10 +31,10 @@ def at(second: float) -> str:
 TO_THE_QUEUE = [
     {"kind": "CallStarted", "at": at(0), "call_id": CALL, "direction": "inbound", "caller": CUSTOMER,
      "caller_name": "", "dialled": "0441234567", "trunk": "provider", "extension": ""},
-    {"kind": "StepStarted", "at": at(0.1), "call_id": CALL, "step": "menu", "dest": "menu:main", "name": "Main"},
-    {"kind": "MenuKey", "at": at(3), "call_id": CALL, "menu": "Main", "digit": "2", "digits": "2"},
+    {"kind": "StepStarted", "at": at(0.1), "call_id": CALL, "step": "menu", "dest": "menu:main", "name": "menu 'Main'"},
+    {"kind": "MenuKey", "at": at(3), "call_id": CALL, "menu": "menu 'Main'", "digit": "2", "digits": "2"},
     {"kind": "StepStarted", "at": at(3.1), "call_id": CALL, "step": "queue", "dest": "queue:support",
-     "name": "Support"},
+     "name": "queue 'Support'"},
     {"kind": "QueueJoined", "at": at(3.1), "call_id": CALL, "queue": "support", "caller": CUSTOMER, "position": 2,
      "vip": False, "waiting": 2},
 ]
@@ -103,7 +103,7 @@ def test_the_page_shows_each_call_at_its_stage_without_javascript(owner, applian
     page = owner.get("/monitor/").get_data(as_text=True)
     assert 'id="call-c0ffee0000000001"' in page
     assert "Hardware store" in page and "VIP" in page           # the caller's name from the contacts
-    assert "support, місце 2" in page                          # Ukrainian by default
+    assert "queue:support, місце 2" in page                          # Ukrainian by default
     assert 'class="stage-queue"' in page
     assert "0:21" in page                                       # 21.9 s in the queue at the monitor's clock
     assert 'src="/static/monitor.js"' in page and "<script>" not in page
@@ -111,9 +111,14 @@ def test_the_page_shows_each_call_at_its_stage_without_javascript(owner, applian
 
     appliance.feed(RINGING)
     page = owner.get("/monitor/").get_data(as_text=True)
-    assert 'class="stage-ringing"' in page and "104 Olena" in page and "support, місце 1" in page
+    assert 'class="stage-ringing"' in page and "104 Olena" in page and "queue:support, місце 1" in page
 
-    appliance.feed([{"kind": "CallEnded", "at": at(30), "call_id": CALL, "outcome": "missed"}])
+    appliance.feed([{"kind": "CallBridged", "at": at(24), "call_id": CALL, "by": "104"},
+                    {"kind": "CallAnswered", "at": at(24), "call_id": CALL, "by": "104", "wait_s": 24.0}])
+    page = owner.get("/monitor/").get_data(as_text=True)
+    assert 'class="stage-talking"' in page and "з 104 Olena" in page and 'action="/monitor/take"' not in page
+
+    appliance.feed([{"kind": "CallEnded", "at": at(30), "call_id": CALL, "outcome": "answered"}])
     page = owner.get("/monitor/").get_data(as_text=True)
     assert "call-c0ffee0000000001" not in page and 'id="no-calls"' in page
 
@@ -121,7 +126,8 @@ def test_the_page_shows_each_call_at_its_stage_without_javascript(owner, applian
 def test_the_menu_stage_shows_the_menu_and_the_keys(owner, appliance):
     appliance.feed(TO_THE_QUEUE[:3])
     page = owner.get("/monitor/").get_data(as_text=True)
-    assert 'class="stage-menu"' in page and "Main" in page and "2" in page
+    # A menu the saved routing does not name is shown by its reference.
+    assert 'class="stage-menu"' in page and "menu:main: клавіші 2" in page
 
 
 def sse_items(chunks, n: int) -> list[tuple[str, str]]:

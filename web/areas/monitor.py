@@ -26,7 +26,9 @@ from wtforms import HiddenField, SelectField
 
 from appliance.control import ControlError, socket_path
 from appliance.monitor import ENDED, SNAPSHOT, TAKEABLE, Following
+from web import office
 from web.db import ask, get_store
+from web.destinations import describe
 
 bp = Blueprint("monitor", __name__, url_prefix="/monitor")
 NAV = (2, _l("Live calls"))
@@ -56,12 +58,14 @@ def epoch(iso: str) -> float:
 
 
 def page_context() -> dict[str, Any]:
-    """What every row needs: extension names and the take form's choices."""
-    extensions = get_store().extensions()
+    """What every row needs: extension and destination names, and the take form's choices."""
+    store = get_store()
+    extensions = store.extensions()
+    doc = office.document(store)
     names = {e["number"]: e.get("name") or "" for e in extensions}
     choices = [(e["number"], f"{e['number']} {e.get('name') or ''}".strip()) for e in extensions]
     return {"names": names, "choices": choices, "stages": STAGES, "takeable": {str(s) for s in TAKEABLE},
-            "clock": clock, "epoch": epoch}
+            "clock": clock, "epoch": epoch, "place": lambda ref: describe(doc, ref)}
 
 
 def row(call: dict, ctx: dict[str, Any]) -> str:
