@@ -133,7 +133,7 @@ class Appliance:
         from appliance.edge import Edge
 
         self.edge = Edge(self.store, opts.bind, opts.sip_port, engine_addr=("127.0.0.1", opts.engine_port),
-                         on_event=self._emit, link_key=self.link_key)
+                         on_event=self._emit, link_key=self.link_key, night_modes=self._night_modes)
         await self.edge.start()
 
         if opts.web:
@@ -188,6 +188,13 @@ class Appliance:
             self.missed.on_event(data)
         if self.monitor:
             self.monitor.on_event(data)
+        if self.edge:
+            self.edge.notifier.on_event(data)  # busy lamps on the desk phones
+
+    def _night_modes(self) -> list[str]:
+        """Each night switch's mode in the routing's order, for the night keys' lamps (`*28`, `*28N`)."""
+        switches = self.night.status_or_none() if self.night else None
+        return [view["mode"] for view in (switches or {}).values()]
 
     def status(self, args: dict) -> dict:
         bindings = self.store.bindings() if self.store else []

@@ -23,6 +23,7 @@ from typing import Callable
 from appliance.edge import events as ev
 from appliance.edge.bindings import Binding, BindingTable, Flow
 from appliance.edge.guard import Guard, GuardPolicy, Proof, is_address, is_scanner, trunk_hosts
+from appliance.edge.notifier import Notifier
 from appliance.edge.proxy import DIALOG_CREATING, Proxy
 from appliance.edge.registrar import Registrar, uri_key
 from appliance.netaddr import primary_address
@@ -76,7 +77,10 @@ class Shown:
 
 NOTHING = Shown()
 # Requests from phones with a handler of their own; the rest go to `_phone_request`.
-_PHONE_HANDLERS = {"REGISTER": "_register", "ACK": "_ack_from_phone", "CANCEL": "_cancel_from_phone"}
+_PHONE_HANDLERS = {"REGISTER": "_register", "ACK": "_ack_from_phone", "CANCEL": "_cancel_from_phone",
+                   "SUBSCRIBE": "_subscribe"}
+# Requests the edge answers itself (as registrar, as notifier): challenged with 401, credentials in Authorization.
+_OWN_REQUESTS = frozenset({"REGISTER", "SUBSCRIBE"})
 
 
 def lookup_trunks(names: frozenset[str], known: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
@@ -123,6 +127,7 @@ class Edge:
         flush_interval: float = 1.0,
         tcp: bool = True,
         link_key: str | None = None,
+        night_modes: Callable[[], list[str]] | None = None,
     ):
         self.store = store
         # Shared with the engine for this boot (see proxy.LINK_HEADER).
@@ -160,6 +165,11 @@ class Edge:
         self._ticker: asyncio.Task | None = None
         self._soon: asyncio.TimerHandle | None = None
         self.counters = {"received": 0, "dropped": 0, "refused": 0}
+        # Busy lamps: subscriptions to the dialog event package (notifier.py).
+        from appliance.store.subscriptions import Subscriptions
+
+        self.notifier = Notifier(send=self.send, known=lambda number: store.extension(number) is not None,
+                                 clock=clock, saved=Subscriptions(store), night_modes=night_modes or (lambda: []))
 
     def _policy_from_store(self) -> GuardPolicy:
         policy = GuardPolicy()
@@ -213,6 +223,7 @@ class Edge:
             table=self.table, secret=self.secret, inner=(inner_host, port), outer=(outer_host, port),
             engine=self.engine, send=self.send, link_key=self.link_key,
         )
+        self.notifier.start(self.proxy.outer)
         self._ticker = asyncio.create_task(self._tick())
         log.info("edge listening on %s:%d (udp%s), engine at %s", self.host, port, "+tcp" if self.use_tcp else "", self.engine)
 
@@ -229,6 +240,7 @@ class Edge:
             self._ticker = None
         for task in list(self._lookups):
             task.cancel()
+        self.notifier.stop()
         if self.udp:
             self.udp.close()
             self.udp = None
@@ -266,6 +278,7 @@ class Edge:
                 for b in self.table.expire(now):
                     self._emit(ev.BindingRemoved(b.extension, b.contact, "expired"))
                 self.flush()
+                self.notifier.expire(now)
                 mono = time.monotonic()
                 self._read_store(now, mono)
                 self.guard.sweep(now)
@@ -389,6 +402,8 @@ class Edge:
                 self._refuse(e, flow)
             return
         if isinstance(msg, Response):
+            if not from_engine and self.notifier.response(msg, flow):
+                return  # a phone's answer to our NOTIFY
             # Relayed only when it answers our Via; anything else counts towards the flood limit.
             if not self.proxy.response(msg, flow) and not from_engine:
                 self._admit(flow, now, Proof.NONE)
@@ -467,6 +482,10 @@ class Edge:
         method = req.method
         if method == "REGISTER" or (method == "ACK" and req.to.tag == self._tag(req)):
             return None  # a registration always authenticates; the ACK of our own 4xx belongs to nothing relayed
+        if method == "SUBSCRIBE":
+            owner = self.notifier.owner(req, flow)
+            if owner is not None:
+                return owner  # a refresh of a subscription of ours, from the address that made it
         _, token = self.proxy.split_routes(req)
         if token is not None and token.flow.host == flow.host and (method == "ACK" or req.to.tag is not None):
             return token.extension
@@ -524,7 +543,7 @@ class Edge:
 
     def _credentials_shown(self, req: Request, flow: Flow, now: float) -> Shown:
         """Check the request's digest credentials (Authorization for REGISTER, else Proxy-Authorization)."""
-        header = "authorization" if req.method == "REGISTER" else "proxy-authorization"
+        header = "authorization" if req.method in _OWN_REQUESTS else "proxy-authorization"
         best = self._usable_credentials(req.headers.get_all(header))
         if best is None:
             return NOTHING
@@ -586,6 +605,21 @@ class Edge:
         self.send(flow, result.response.to_bytes())
         if result.added or result.removed:
             self.flush_soon()
+
+    # -- busy lamps -----------------------------------------------------------
+
+    def _subscribe(self, req: Request, flow: Flow, now: float, shown: Shown) -> None:
+        """SUBSCRIBE: the edge is the notifier of the dialog package (notifier.py); a dialog of the engine's is relayed."""
+        if shown.proof is Proof.DIALOG and self.notifier.owner(req, flow) is None:
+            self._phone_request(req, flow, now, shown)  # e.g. a refresh of a REFER's subscription
+            return
+        self._check_require(req, "require")
+        if shown.proof is Proof.NONE:
+            self._challenge(req, flow, now, proxy=False, stale=shown.stale)
+            return
+        answer = self.notifier.subscribe(req, flow, now, shown.extension, self._tag(req))
+        self._reply(req, flow, answer.status, answer.headers, answer.reason)
+        self.notifier.answered(answer)
 
     # -- requests from the engine -------------------------------------------
 

@@ -182,3 +182,4 @@ from appliance.store import migrations_panel  # noqa: E402,F401  (registers the 
 from appliance.store import migrations_voicemail  # noqa: E402,F401  (registers which voicemail messages were heard)
 from appliance.store import migrations_mail  # noqa: E402,F401  (registers e-mail's: extensions' address, the mail outbox)
 from appliance.store import migrations_callbacks  # noqa: E402,F401  (registers call-backs that keep a queue place)
+from appliance.store import migrations_subscriptions  # noqa: E402,F401  (registers busy-lamp subscriptions)
