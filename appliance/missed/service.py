@@ -258,16 +258,13 @@ class MissedService:
         if rule is None or not self.store.extension(rule.escalate_to):
             return []
         now = self.clock()
+        # A person assigned it, or it was escalated already: someone acted.
+        waiting = [c for c in map(Case.from_row, self.tables.cases()) if c.assigned_by in (None, "system")]
+        if not waiting:
+            return []
         clock = self._working_hours(rule)
-        done = []
-        for row in self.tables.cases():
-            case = Case.from_row(row)
-            if case.assigned_by not in (None, "system"):
-                continue   # a person assigned it, or it was escalated already
-            if not workhours.overdue(mc.aware(case.opened_at), now, rule.deadline_minutes, clock):
-                continue
-            done.append(self._escalate(case, rule, now))
-        return done
+        return [self._escalate(case, rule, now) for case in waiting
+                if workhours.overdue(mc.aware(case.opened_at), now, rule.deadline_minutes, clock)]
 
     def _escalate(self, case: Case, rule: Escalation, now: datetime) -> dict:
         before = case.assigned_to
