@@ -127,17 +127,24 @@ class Deliverer:
                 log.warning("mail: %d messages dropped: mail is not configured (no host or from address)", dropped)
             return IDLE_WAIT
         wait = IDLE_WAIT
-        for m in mails.due(self.clock()):
+        due = mails.due(self.clock())
+        for i, m in enumerate(due):
             if self._stopping.is_set():
                 break
             try:
                 self.mailer(config, self._message(config, m))
             except MailRefused as e:
-                delay = backoff(m.attempts + 1, self.first_backoff, self.max_backoff)
-                mails.failed(m.id, self.clock() + delay, str(e))
-                log.warning("mail: message %d (%s) to %s not sent: %s; again in %.0f s", m.id, m.kind, m.to, e, delay)
-                wait = min(wait, delay)
-                continue
+                # A server that cannot be used at all fails every message now: they all wait,
+                # each with the reason, rather than each waiting for its own time-out in turn.
+                for w in ([m] if e.this_message else due[i:]):
+                    delay = backoff(w.attempts + 1, self.first_backoff, self.max_backoff)
+                    mails.failed(w.id, self.clock() + delay, str(e))
+                    log.warning("mail: message %d (%s) to %s not sent: %s; again in %.0f s", w.id, w.kind, w.to, e,
+                                delay)
+                    wait = min(wait, delay)
+                if e.this_message:
+                    continue
+                break
             mails.sent(m.id)
             log.info("mail: message %d (%s) sent to %s", m.id, m.kind, m.to)
         later = mails.next_at()
@@ -152,7 +159,7 @@ class Deliverer:
             path = Path(m.attachment)
             voicemail = (Path(self.data) / "voicemail").resolve()
             if not path.resolve().is_relative_to(voicemail):
-                raise MailRefused(f"the attachment {path} is not a voicemail recording; not sent")
+                raise MailRefused(f"the attachment {path} is not a voicemail recording; not sent", this_message=True)
             if path.is_file():
                 try:
                     with wave.open(str(path), "rb") as w:
@@ -162,7 +169,7 @@ class Deliverer:
                 if finished:
                     attachment = (path.name, path.read_bytes())
                 elif m.attempts < UNFINISHED_TRIES:
-                    raise MailRefused(f"the recording {path.name} is not finished yet")
+                    raise MailRefused(f"the recording {path.name} is not finished yet", this_message=True)
                 else:
                     log.warning("mail: message %d goes without its recording %s, which has no sound", m.id, path)
             else:

@@ -63,7 +63,15 @@ class MailConfig:
 
 
 class MailRefused(Exception):
-    """One attempt failed; the text says why (it goes to the log and onto the outbox row)."""
+    """One attempt failed; the text says why (it goes to the log and onto the outbox row).
+
+    `this_message`: the server refused this message (its recipient, sender or
+    content); otherwise the server itself could not be used (not reachable, a
+    wrong login, TLS), and every other message would fail the same way now."""
+
+    def __init__(self, reason: str, this_message: bool = False):
+        super().__init__(reason)
+        self.this_message = this_message
 
 
 # -- checking -------------------------------------------------------------------
@@ -220,4 +228,5 @@ def send(config: MailConfig, message: EmailMessage) -> None:
                 smtp.login(config.username, config.password)
             smtp.send_message(message)
     except (smtplib.SMTPException, OSError) as e:
-        raise MailRefused(reason_of(e, config)) from e
+        this_message = isinstance(e, (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError))
+        raise MailRefused(reason_of(e, config), this_message) from e

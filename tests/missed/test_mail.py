@@ -34,11 +34,12 @@ class Server:
         self.received: list[email.message.EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refuse = refuse
+        self.refuse_only: set[str] | None = None    # refuse these recipients only
         server = self
 
         class Handler:
             async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):
-                if server.refuse:
+                if server.refuse and (server.refuse_only is None or address in server.refuse_only):
                     return server.refuse
                 envelope.rcpt_tos.append(address)
                 return "250 OK"
@@ -281,6 +282,37 @@ def test_nothing_listening_is_a_clear_reason_and_the_back_off_doubles(store, svc
         assert row.attempts == attempt and row.next_at == clock.seconds() + delay
         assert "refused the connection: no SMTP server listens there" in row.last_error
         clock.now += timedelta(seconds=delay)
+
+
+def test_a_refused_recipient_does_not_hold_up_the_others(store, svc, worker, smtp):
+    smtp.refuse, smtp.refuse_only = "550 5.1.1 no such user", {"petro@example.com"}
+    finish(store, "c1")                                   # to 102, Petro
+    store.set_setting("missed", {"assign_to": "101"})
+    finish(store, "c2", caller="+380501112233")           # to 101, Olha
+    svc.file_call("c1")
+    svc.file_call("c2")
+    deliver(worker, store)
+    assert [m["To"] for m in smtp.received] == ["olha@example.com"]
+    [row] = MailOutbox(store).waiting()
+    assert row.to == "petro@example.com" and row.attempts == 1
+
+
+def test_a_server_that_cannot_be_reached_fails_every_waiting_message_in_one_attempt(store, svc, worker, clock):
+    port = free_port()
+    store.set_setting("mail", {**store.get_setting("mail"), "port": port})
+    attempts = []
+    real = worker.mailer
+    worker.mailer = lambda config, message: attempts.append(message["To"]) or real(config, message)
+    finish(store, "c1")
+    store.set_setting("missed", {"assign_to": "101"})
+    finish(store, "c2", caller="+380501112233")
+    svc.file_call("c1")
+    svc.file_call("c2")
+    assert deliver(worker, store) == 2
+    assert len(attempts) == 1
+    rows = MailOutbox(store).waiting()
+    assert [(r.attempts, r.next_at) for r in rows] == [(1, clock.seconds() + 2)] * 2
+    assert all("refused the connection" in r.last_error for r in rows)
 
 
 def test_a_wrong_login_is_said_plainly(tmp_path, clock):
