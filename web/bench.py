@@ -12,6 +12,7 @@ fail at once (as they do when it is down).
 from __future__ import annotations
 
 import http.cookiejar
+import logging
 import re
 import statistics
 import tempfile
@@ -76,6 +77,7 @@ def run(rounds: int = 20, echo: Callable[[str], None] = print) -> dict:
 
     from web import create_app
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in the figures
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         password = build_office(data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 
 # (kind, its section in the routing document, its label) in the order the select shows them.
 SECTIONS = (
@@ -28,13 +28,17 @@ SECTIONS = (
 )
 
 
+_KIND_LABELS = {
+    "group": _l("group"), "queue": _l("queue"), "menu": _l("IVR menu"), "schedule": _l("schedule"),
+    "night": _l("night switch"), "announcement": _l("announcement"), "external": _l("external number"),
+    "webhook": _l("webhook"), "manager": _l("personal manager"), "duty": _l("duty roster"),
+    "voicemail": _l("voicemail"),
+}
+_SECTION_OF = {kind: section for kind, section, _label in SECTIONS}
+
+
 def _kind_label(kind: str) -> str:
-    return {
-        "group": _("group"), "queue": _("queue"), "menu": _("IVR menu"), "schedule": _("schedule"),
-        "night": _("night switch"), "announcement": _("announcement"), "external": _("external number"),
-        "webhook": _("webhook"), "manager": _("personal manager"), "duty": _("duty roster"),
-        "voicemail": _("voicemail"),
-    }[kind]
+    return str(_KIND_LABELS[kind])
 
 
 def choices(doc: dict[str, Any], *, menu_option: bool = False, exclude: str | None = None) -> list[tuple[str, str]]:
@@ -64,9 +68,25 @@ def describe(doc: dict[str, Any], ref: str | None) -> str:
     if not ref:
         return ""
     wanted = plain(ref)
-    for value, words in choices(doc, menu_option=True):
-        if value == wanted:
-            return words
+    kind, _colon, ident = wanted.partition(":")
+    if not _colon:
+        if wanted == "hangup":
+            return _("hang up")
+        if wanted == "parent":
+            return _("back to the menu before")
+        if wanted == "repeat":
+            return _("this menu again")
+        for e in doc.get("extensions") or []:
+            if str(e["number"]) == wanted:
+                return _("extension %(n)s (%(name)s)", n=e["number"], name=e.get("name") or "")
+        return str(ref)
+    section = _SECTION_OF.get(kind)
+    item = ((doc.get("routing") or {}).get(section) or {}).get(ident) if section else None
+    if item is not None:
+        name = item.get("name") or ident if isinstance(item, dict) else ident
+        return f"{_kind_label(kind)}: {name}"
+    if kind == "voicemail" and any(str(e["number"]) == ident for e in doc.get("extensions") or []):
+        return _("voicemail of %(n)s", n=ident)
     return str(ref)
 
 

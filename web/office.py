@@ -37,8 +37,8 @@ def now_iso() -> str:
 
 
 def document(store: Store) -> dict[str, Any]:
-    """A copy of the whole configuration a page may change and hand to save()."""
-    return copy.deepcopy(export_document(store))
+    """A copy of the whole configuration a page may change and hand to save() (built afresh from the store)."""
+    return export_document(store)
 
 
 def check(doc: dict[str, Any]) -> None:
