@@ -183,3 +183,4 @@ from appliance.store import migrations_voicemail  # noqa: E402,F401  (registers 
 from appliance.store import migrations_mail  # noqa: E402,F401  (registers e-mail's: extensions' address, the mail outbox)
 from appliance.store import migrations_callbacks  # noqa: E402,F401  (registers call-backs that keep a queue place)
 from appliance.store import migrations_subscriptions  # noqa: E402,F401  (registers busy-lamp subscriptions)
+from appliance.store import migrations_reports  # noqa: E402,F401  (registers the reports' indexes)
