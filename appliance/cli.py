@@ -320,6 +320,7 @@ def _register_parts() -> None:
     from appliance.missed.commands import missed
     from appliance.monitorcmd import monitor
     from appliance.night.commands import night
+    from appliance.reports.commands import bench_reports, report
     from appliance.store.bench import store as bench_store
     from appliance.tracecmd import bench_routing, duty, trace
     from web.bench import bench_panel
@@ -333,11 +334,13 @@ def _register_parts() -> None:
     cli.add_command(missed)
     cli.add_command(monitor)
     cli.add_command(call)
+    cli.add_command(report)
     bench.add_command(bench_routing)
     bench.add_command(bench_edge)
     bench.add_command(bench_calls)
     bench.add_command(bench_store)
     bench.add_command(bench_panel)
+    bench.add_command(bench_reports)
 
 
 def main() -> None:
