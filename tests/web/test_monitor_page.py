@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from datetime import datetime
 
 import pytest
+from werkzeug.security import generate_password_hash
 from appliance.control import ControlServer, socket_path
 from appliance.monitor import ContactNames, LiveCalls
 from appliance.store import Store
@@ -209,3 +210,113 @@ def test_take_to_my_phone_asks_the_appliance(owner, appliance):
     resp = post_form(owner, "/monitor/take", {"call_id": "gone", "ext": "104"}, page="/monitor/",
                      follow_redirects=True)
     assert "gone" in resp.get_data(as_text=True) and appliance.taken == [(CALL, "104")]
+
+
+# ---- in headless Chromium, against `pbx run` with real user agents --------------------------------
+
+DESKS = {"101": "desk-101-pass", "102": "desk-102-pass"}
+SHOP = "0441234567"
+
+
+def queue_office_yaml(provider_port: int) -> str:
+    exts = "".join(f'  - {{number: "{n}", name: Desk {n}, password: {p}}}\n' for n, p in DESKS.items())
+    return (
+        "version: 1\ntimezone: Europe/Kyiv\nextensions:\n" + exts +
+        f"trunks:\n  - {{name: provider, kind: ip, host: 127.0.0.1, port: {provider_port}, "
+        f'addresses: [127.0.0.1], numbers: ["{SHOP}"]}}\n'
+        f'contacts:\n  - {{number: "{CUSTOMER}", name: Hardware store}}\n'
+        "routing:\n"
+        f'  routes:\n    - {{name: Shop, numbers: ["{SHOP}"], to: "queue:support"}}\n'
+        '  queues:\n    support: {name: Support, strategy: ringall, members: ["101"], ring_time: 30, '
+        "announce_every: 0, max_wait: 120, on_fail: hangup}\n"
+        "  unmatched: hangup\n")
+
+
+def row_text(browser, css: str) -> str:
+    """The text of the row `css` finds ("" when there is none, or it was replaced while read)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return " ".join(r.text for r in browser.find_elements(By.CSS_SELECTOR, css))
+    except StaleElementReferenceException:
+        return ""
+
+
+def take_with(browser, css: str, ext: str) -> None:
+    """Choose `ext` in the row's take form and press its button (again if an update replaced the row)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    for _ in range(5):
+        try:
+            row = browser.find_element(By.CSS_SELECTOR, css)
+            Select(row.find_element(By.TAG_NAME, "select")).select_by_value(ext)
+            row.find_element(By.TAG_NAME, "button").click()
+            return
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError("the row kept changing under the take form")
+
+
+@pytest.mark.sip
+def test_the_page_follows_a_real_call_without_a_reload_and_takes_it_to_another_phone(browser, tmp_path):
+    from click.testing import CliRunner
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from appliance.cli import cli
+    from tests.conftest import free_port
+    from tests.system.running import Running, desk_phones_and_provider
+    from tests.web import browser as b
+    from tests.web.conftest import OWNER_PASSWORD
+
+    provider_port = free_port()
+    (tmp_path / "office.yaml").write_text(queue_office_yaml(provider_port))
+    data = tmp_path / "data"
+    res = CliRunner().invoke(cli, ["config", "import", str(tmp_path / "office.yaml"), "--data", str(data)])
+    assert res.exit_code == 0, res.output
+    with Store(data) as store:
+        store.set_setting("panel_password_hash", generate_password_hash(OWNER_PASSWORD))
+    app = Running(data)
+    procs: list = []
+    try:
+        phones, provider = desk_phones_and_provider(app, data, DESKS, provider_port, procs)
+        base = f"http://127.0.0.1:{app.web}"
+        b.log_in(browser, base, OWNER_PASSWORD)
+        browser.get(base + "/monitor/")
+        assert browser.find_element(By.ID, "no-calls").is_displayed()
+        browser.execute_script("window.notReloaded = true;")
+
+        provider.send(cmd="call", uri=f"sip:{SHOP}@127.0.0.1:{app.trunk}",
+                      **{"from": f"<sip:{CUSTOMER}@127.0.0.1:{provider_port}>"})
+        pid = provider.expect(ev="calling")["id"]
+        phones["101"].expect(ev="incoming", timeout=10)   # the queue rings its agent, who does not answer
+        wait = WebDriverWait(browser, 10)
+        ringing = "#live-calls tr.stage-ringing"
+        wait.until(lambda d: "101 Desk 101" in row_text(d, ringing))
+        assert "Hardware store" in row_text(browser, ringing)
+        assert browser.execute_script("return window.notReloaded === true;")
+        b.shot(browser, "monitor-ringing")
+
+        # Take it to 102: the form posts and the page comes back; 102 rings alongside 101.
+        take_with(browser, ringing, "102")
+        wait.until(lambda d: d.execute_script("return window.notReloaded !== true;"))
+        browser.execute_script("window.notReloaded = true;")
+        inc = phones["102"].expect(ev="incoming", timeout=10)
+        wait.until(lambda d: "102 Desk 102" in row_text(d, ringing))
+        phones["102"].send(cmd="answer", id=inc["id"])
+        wait.until(lambda d: "102 Desk 102" in row_text(d, "#live-calls tr.stage-talking"))
+        assert browser.execute_script("return window.notReloaded === true;"), "the page changed by itself"
+        b.shot(browser, "monitor-talking")
+
+        provider.send(cmd="hangup", id=pid)
+        wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#live-calls tbody tr"))
+        assert browser.find_element(By.ID, "no-calls").is_displayed()
+        assert browser.execute_script("return window.notReloaded === true;")
+        browser.get(base + "/")   # leave the page: its stream ends with it
+    finally:
+        for p in procs:
+            p.stop()
+        app.stop()
