@@ -155,3 +155,15 @@ def test_a_contact_that_names_the_extension_as_manager_keeps_it(owner, panel_dat
 
 def test_an_unknown_extension_is_not_found(owner):
     assert owner.get("/extensions/999").status_code == 404
+
+
+def test_an_email_address_is_kept_and_a_bad_one_refused_next_to_its_field(owner, panel_data):
+    base = {"name": "Reception", "rule_local": "y", "max_outbound": "2"}
+    resp = post_form(owner, "/extensions/101", {**base, "email": "not an address"})
+    assert resp.status_code == 400 and 'id="email-error"' in resp.data.decode()
+    assert versions(panel_data) == 0
+    resp = post_form(owner, "/extensions/101", {**base, "email": "desk101@office.example"})
+    assert resp.status_code == 302
+    with Store(panel_data) as store:
+        doc = office.document(store)
+    assert next(e for e in doc["extensions"] if e["number"] == "101")["email"] == "desk101@office.example"

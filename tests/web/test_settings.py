@@ -9,7 +9,7 @@ from tests.web.conftest import OWNER_PASSWORD, log_in, post_form
 GOOD = {"timezone": "Europe/Kyiv", "language": "en", "ringback": "tone", "confirm_seconds": "20",
         "confirm_key": "#", "transfer_ring_seconds": "", "voicemail_max": "120", "session_expires": "",
         "media_address": "", "trunk_public": "", "callback_seconds": "30", "short_abandon_seconds": "",
-        "assign_to": "102"}
+        "assign_to": "102", "deadline_minutes": "", "escalate_to": "", "working_hours": ""}
 
 
 def settings_of(data_dir):
@@ -69,3 +69,14 @@ def test_changing_the_owner_password_needs_the_current_one_and_ends_other_sessio
     assert owner.get("/").status_code == 200, "the browser that changed it stays in"
     assert other.get("/").status_code == 302, "every other browser is logged out"
     assert log_in(app.test_client(), "a-new-password-1").status_code == 302
+
+
+def test_escalation_of_missed_calls_is_set_and_checked(owner, panel_data):
+    resp = post_form(owner, "/settings/", {**GOOD, "deadline_minutes": "60", "escalate_to": "103", "working_hours": ""})
+    assert resp.status_code == 302
+    assert settings_of(panel_data)[1] == {"callback_seconds": 30, "assign_to": "102", "deadline_minutes": 60,
+                                          "escalate_to": "103"}
+    before = settings_of(panel_data)
+    resp = post_form(owner, "/settings/", {**GOOD, "deadline_minutes": "0", "escalate_to": "103"})
+    assert resp.status_code == 400 and 'id="deadline_minutes-error"' in resp.data.decode()
+    assert settings_of(panel_data) == before

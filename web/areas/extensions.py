@@ -48,6 +48,7 @@ class ExtensionForm(FlaskForm):
     rule_premium = BooleanField(DIAL_RULES[3][1])
     max_outbound = IntegerField(_l("Outside calls at once"), default=2,
                                 validators=[NumberRange(0, 10, _l("From 0 to 10 calls."))])
+    email = StringField(_l("E-mail for missed calls and voicemail"))
 
 
 class NewExtensionForm(ExtensionForm):
@@ -77,6 +78,11 @@ def _fill(form: ExtensionForm, item: dict[str, Any]) -> None:
     item["dnd"] = bool(form.dnd.data)
     item["dial_rules"] = [rule for rule, _label, _hint in DIAL_RULES if getattr(form, f"rule_{rule}").data]
     item["max_outbound"] = form.max_outbound.data
+    email = (form.email.data or "").strip()
+    if email:
+        item["email"] = email
+    else:
+        item.pop("email", None)
 
 
 def _load(form: ExtensionForm, item: dict[str, Any]) -> None:
@@ -85,6 +91,7 @@ def _load(form: ExtensionForm, item: dict[str, Any]) -> None:
     for rule, _label, _hint in DIAL_RULES:
         getattr(form, f"rule_{rule}").data = rule in (item.get("dial_rules") or [])
     form.max_outbound.data = item.get("max_outbound", 2)
+    form.email.data = item.get("email", "")
 
 
 def _new_password(item: dict[str, Any]) -> str:

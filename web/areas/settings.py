@@ -53,6 +53,10 @@ class CallsForm(FlaskForm):
     short_abandon_seconds = IntegerField(_l("A caller who hangs up sooner than this is a short abandon (seconds)"),
                                          validators=[Optional()])
     assign_to = SelectField(_l("Missed calls of unknown callers go to"))
+    deadline_minutes = IntegerField(_l("A missed call nobody handled for this many minutes is escalated"),
+                                    validators=[Optional()])
+    escalate_to = SelectField(_l("Escalated to"))
+    working_hours = SelectField(_l("The deadline counts only while this schedule is open"))
 
 
 def _calls_form(doc: dict[str, Any]) -> CallsForm:
@@ -60,6 +64,11 @@ def _calls_form(doc: dict[str, Any]) -> CallsForm:
     form = CallsForm()
     form.assign_to.choices = [("", _("the first extension the call rang"))] + [
         (str(e["number"]), f"{e['number']} {e.get('name') or ''}".strip()) for e in doc.get("extensions") or []]
+    people = [(str(e["number"]), f"{e['number']} {e.get('name') or ''}".strip()) for e in doc.get("extensions") or []]
+    form.escalate_to.choices = [("", _("nobody: no escalation"))] + people
+    schedules = (doc.get("routing") or {}).get("schedules") or {}
+    form.working_hours.choices = [("", _("every minute of the week"))] + [
+        (f"schedule:{sid}", (item or {}).get("name") or sid) for sid, item in schedules.items()]
     if request.method == "GET":
         form.timezone.data = doc.get("timezone") or "Europe/Kyiv"
         form.language.data = calls.get("language", "uk")
@@ -73,6 +82,9 @@ def _calls_form(doc: dict[str, Any]) -> CallsForm:
         for key in MISSED_NUMBERS:
             getattr(form, key).data = missed.get(key)
         form.assign_to.data = missed.get("assign_to", "")
+        form.deadline_minutes.data = missed.get("deadline_minutes")
+        form.escalate_to.data = missed.get("escalate_to", "")
+        form.working_hours.data = missed.get("working_hours", "")
     return form
 
 
@@ -95,6 +107,9 @@ def _apply(form: CallsForm, doc: dict[str, Any]) -> None:
     for key in MISSED_NUMBERS:
         _set(missed, key, getattr(form, key).data)
     _set(missed, "assign_to", form.assign_to.data or None)
+    _set(missed, "deadline_minutes", form.deadline_minutes.data)
+    _set(missed, "escalate_to", form.escalate_to.data or None)
+    _set(missed, "working_hours", form.working_hours.data or None)
     doc["missed"] = missed
 
 
@@ -117,10 +132,7 @@ def index():
             try:
                 office.save(store, doc, "owner", _("settings of calls and missed calls"))
             except ConfigError as e:
-                office.put_error(form, e, ("calls",))
-                if not form.form_errors or e.path[:1] != ("calls",):
-                    form.form_errors.clear()
-                    office.put_error(form, e, ())
+                office.put_error(form, e, (e.path[0],) if e.path[:1] in (("calls",), ("missed",)) else ())
                 status = 400
             else:
                 error = tell_appliance()
