@@ -258,6 +258,7 @@ class Callbacks:
         if origin.spoken is not None and not origin.spoken.done() and time.monotonic() < origin.deadline:
             s.after(0.05, lambda: self._whisper_when_spoken(s))
             return
+        s.note("whisper", text=origin.text)
         self.b2bua.emit("CallbackWhispered", s.id, text=origin.text)
         self.b2bua.prompts.say(s, [origin.whisper], then=lambda: self._dial_customer(s))
 
