@@ -147,7 +147,7 @@ def _staffing(rep: Any) -> tuple[list[dict], list[str]]:
     for s in rep.staffing:
         if s.short_of <= 0:
             continue
-        sentences.append(_("%(days)s %(first)d–%(end)d need %(needed)d; you had %(had)s",
+        sentences.append(_("%(days)s %(first)d–%(end)d need %(needed)d people; you had %(had)s",
                            days=ON_WEEKDAYS[s.weekday], first=s.first_hour, end=s.end_hour, needed=s.needed,
                            had=f"{s.had:g}"))
     return by_hour, sentences
