@@ -97,9 +97,10 @@ def _labelled(rep: Any, tz: str) -> dict[str, list[dict]]:
     """The report's tables with keys and values in words."""
     tables = {k: [dict(r) for r in rows] for k, rows in rep.tables.items()}
     for r in tables.get("hour", []):
-        r["label"] = f"{r['key']:02d}:00"
+        r["label"], r["tick"] = f"{r['key']:02d}:00", f"{r['key']:02d}"
     for r in tables.get("weekday", []):
         r["label"] = str(WEEKDAYS[r["key"]])
+        r["tick"] = r["label"][:2]
     for name in ("day", "person", "number", "group", "menu"):
         for r in tables.get(name, []):
             r["label"] = r.get("name") or r["key"] or "-"
@@ -130,6 +131,7 @@ def _bars(rows: list[dict], value: str, *, extra: str | None = None, height: int
         v = float(r.get(value) or 0)
         h = round(v / top * height, 1)
         bar = {"x": i * (width + gap), "y": round(height - h, 1), "w": width, "h": h, "label": r["label"],
+               "tick": r.get("tick") or r["label"],
                "value": r.get(value) or 0}
         if extra:
             e = float(r.get(extra) or 0)
@@ -139,17 +141,16 @@ def _bars(rows: list[dict], value: str, *, extra: str | None = None, height: int
     return {"bars": bars, "width": max(len(rows), 1) * (width + gap), "height": height, "top": top}
 
 
-def _staffing(rep: Any) -> tuple[list[dict], list[str]]:
-    """The load and the people needed by hour of day, and the advice as sentences."""
-    by_hour = [{"label": f"{h.hour:02d}:00", "calls": h.calls_per_hour, "needed": h.needed, "had": h.had,
-                "aht": h.aht_s} for h in rep.staffing_by_hour]
+def _staffing(rep: Any) -> tuple[list[dict], list[tuple[str, bool]]]:
+    """The load and the people needed by hour of day, and the advice as (sentence, short of people)."""
+    by_hour = [{"label": f"{h.hour:02d}:00", "tick": f"{h.hour:02d}", "calls": h.calls_per_hour,
+                "needed": h.needed, "had": h.had, "aht": h.aht_s} for h in rep.staffing_by_hour]
     sentences = []
     for s in rep.staffing:
-        if s.short_of <= 0:
-            continue
-        sentences.append(_("%(days)s %(first)d–%(end)d need %(needed)d people; you had %(had)s",
-                           days=ON_WEEKDAYS[s.weekday], first=s.first_hour, end=s.end_hour, needed=s.needed,
-                           had=f"{s.had:g}"))
+        had = format(s.had, "g")
+        sentences.append((_("%(days)s %(first)d–%(end)d: people needed %(needed)d, you had %(had)s",
+                            days=ON_WEEKDAYS[s.weekday], first=s.first_hour, end=s.end_hour, needed=s.needed,
+                            had=had), s.short_of > 0))
     return by_hour, sentences
 
 
