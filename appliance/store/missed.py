@@ -1,4 +1,5 @@
-"""The store's accessors for missed-call cases and the outbox (tables in migrations_missed).
+"""The store's accessors for missed-call cases and the outbox (tables in migrations_missed), and the
+cases' automatic callback attempts (migrations_autocall).
 
 `MissedTables` and `Outbox` work on a `Store`'s connection, so what the
 missed service writes (a case and the outbox event that reports it) commits
@@ -18,6 +19,8 @@ CASE_COLUMNS = ("id", "caller", "dialled", "status", "short", "count", "opened_a
                 "gave_up", "assigned_to", "assigned_at", "assigned_by", "closed_at", "ended_how", "closed_by",
                 "closed_call", "note", "took_s")
 _CASE_SQL = ", ".join(CASE_COLUMNS)
+ATTEMPT_COLUMNS = ("id", "case_id", "at", "ext", "call_id", "result", "ok", "ended_at")
+_ATTEMPT_SQL = ", ".join(ATTEMPT_COLUMNS)
 
 
 class MissedTables:
@@ -115,6 +118,47 @@ class MissedTables:
     def manager_of(self, number: str) -> str | None:
         row = self.store.db.execute("select manager from contacts where number = ?", [number]).fetchone()
         return row[0] if row and row[0] else None
+
+    # -- automatic callbacks (missed_case_attempts, migrations_autocall) --------
+
+    def add_attempt(self, case_id: int, at: str, ext: str) -> int:
+        cur = self.store.db.execute("insert into missed_case_attempts (case_id, at, ext) values (?, ?, ?)",
+                                    [case_id, at, ext])
+        return int(cur.lastrowid)
+
+    def attempt_call(self, attempt_id: int, call_id: str) -> None:
+        self.store.db.execute("update missed_case_attempts set call_id = ? where id = ?", [call_id, attempt_id])
+
+    def attempt_over(self, attempt_id: int, result: str, ok: bool, at: str) -> None:
+        """An attempt's end, once: a second report of it changes nothing."""
+        self.store.db.execute("update missed_case_attempts set result = ?, ok = ?, ended_at = ? "
+                              "where id = ? and result is null", [result[:200], int(ok), at, attempt_id])
+
+    def attempts_of(self, case_ids: Iterable[int]) -> dict[int, list[dict]]:
+        """Each case's attempts, oldest first."""
+        ids = sorted(set(case_ids))
+        out: dict[int, list[dict]] = {i: [] for i in ids}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            marks = ", ".join("?" for _ in part)
+            for row in self.store.db.execute(
+                    f"select {_ATTEMPT_SQL} from missed_case_attempts where case_id in ({marks}) order by at, id",
+                    part).fetchall():
+                attempt = dict(zip(ATTEMPT_COLUMNS, row))
+                attempt["ok"] = bool(attempt["ok"])
+                out[attempt["case_id"]].append(attempt)
+        return out
+
+    def attempt_by_call(self, call_id: str) -> dict | None:
+        row = self.store.db.execute(f"select {_ATTEMPT_SQL} from missed_case_attempts where call_id = ?",
+                                    [call_id]).fetchone()
+        return dict(zip(ATTEMPT_COLUMNS, row)) if row else None
+
+    def pending_attempts(self) -> list[dict]:
+        """Attempts not over yet, oldest first."""
+        rows = self.store.db.execute(
+            f"select {_ATTEMPT_SQL} from missed_case_attempts where result is null order by at, id").fetchall()
+        return [dict(zip(ATTEMPT_COLUMNS, r)) for r in rows]
 
 
 @dataclass(frozen=True)
