@@ -36,10 +36,11 @@ from appliance.missed.config import parse_missed
 from appliance.notify.config import parse_notify
 from appliance.notify.mail import check_address, parse_mail
 from appliance.store import Store, ha1, validate_extension_number
+from appliance.wallboard import parse_wallboard
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("version", "timezone", "sip", "calls", "hw", "missed", "notify", "mail", "extensions", "trunks",
-            "contacts", "routing")
+TOP_KEYS = ("version", "timezone", "sip", "calls", "hw", "missed", "notify", "mail", "wallboard", "extensions",
+            "trunks", "contacts", "routing")
 RINGBACKS = ("180", "tone", "music")
 DIAL_CLASSES = ("local", "mobile", "international", "premium")
 # calls: whole-number keys and their (lowest, highest) values
@@ -398,6 +399,7 @@ class ParsedConfig:
     missed: dict = field(default_factory=dict)
     notify: dict = field(default_factory=dict)
     mail: dict = field(default_factory=dict)
+    wallboard: dict = field(default_factory=dict)
 
 
 def _parse_ringback(value: Any, path: tuple) -> str:
@@ -490,7 +492,8 @@ def parse_document(doc: Any) -> ParsedConfig:
     missed = parse_missed(doc.get("missed"), numbers, routing.get("schedules") or {})
     notify = parse_notify(doc.get("notify"))
     mail = parse_mail(doc.get("mail"))
-    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls, hw, missed, notify, mail)
+    wallboard = parse_wallboard(doc.get("wallboard"))
+    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls, hw, missed, notify, mail, wallboard)
 
 
 def _one_line(text: object) -> str:
@@ -580,6 +583,7 @@ def apply_config(store: Store, cfg: ParsedConfig) -> None:
         store.set_setting("missed", cfg.missed)
         store.set_setting("notify", cfg.notify)
         store.set_setting("mail", cfg.mail)
+        store.set_setting("wallboard", cfg.wallboard)
         store.remove_extensions_except([e["number"] for e in cfg.extensions])
         for row in cfg.extensions:
             store.put_extension(row)
@@ -635,7 +639,7 @@ def export_document(store: Store) -> dict[str, Any]:
         "sip": {"realm": store.realm},
         "calls": {k: v for k, v in (store.get_setting("engine", {}) or {}).items() if k in CALL_KEYS},
         **({"hw": store.get_setting("hw")} if store.get_setting("hw") else {}),
-        **{key: store.get_setting(key) for key in ("missed", "notify", "mail") if store.get_setting(key)},
+        **{key: store.get_setting(key) for key in ("missed", "notify", "mail", "wallboard") if store.get_setting(key)},
         "extensions": [],
         "trunks": [],
         "contacts": [],
