@@ -43,11 +43,14 @@ class Presence:
     """An extension as the appliance sees it right now.
 
     `registered`, `calls`, `last_call_end`, `calls_today` are the system's state;
-    `dnd` is the person's own status (kept apart, as mod_callcenter does).
+    `dnd` and `paused` are the person's own status (kept apart, as mod_callcenter
+    does): a paused agent (on a break, at lunch, in after-call work they set
+    themselves) is not rung by groups and queues, but still by a direct call.
     """
 
     registered: bool = True
     dnd: bool = False
+    paused: bool = False
     calls: int = 0                       # calls in progress
     last_call_end: datetime | None = None
     calls_today: int = 0

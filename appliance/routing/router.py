@@ -287,7 +287,7 @@ class Router:
                 ok.append(Candidate(pos, m, IDLE))
                 continue
             p = state.presence.get(m.target, IDLE)
-            why = unavailable_reason(p, resolve(m.availability, group_avail), now)
+            why = "paused" if p.paused else unavailable_reason(p, resolve(m.availability, group_avail), now)
             if why is None:
                 ok.append(Candidate(pos, m, p))
             else:
@@ -350,7 +350,7 @@ class Router:
     def _queue(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
         q = self.config.queues[ident]
         ordered, skipped = self._candidates(q.members, q.availability, facts, state)
-        logged_in = ordered or any(w in ("busy", "wrap-up") for _, w in skipped)
+        logged_in = ordered or any(w in ("busy", "wrap-up", "paused") for _, w in skipped)
         if not logged_in:
             nxt = q.exits.unavailable
             trace.append(TraceEntry("queue", f"queue '{q.name}' has no agents ({_skipped_text(skipped)}) → {self._d(nxt)}",
