@@ -76,6 +76,7 @@ class Appliance:
         self.missed: Any = None  # appliance.missed.service.MissedService: missed-call cases
         self.monitor: Any = None  # appliance.monitor.LiveCalls: the calls in progress, from the events
         self.notify: Any = None  # appliance.notify.deliver.Deliverer: the outbox's worker thread
+        self.wallboard: Any = None  # appliance.wallboard.WallboardWatch: the wallboard's thresholds, for the LEDs
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
         # The edge's proof to the engine that a request came through it (X-PBX-Link);
@@ -117,6 +118,12 @@ class Appliance:
 
         self.hw = Hardware.from_setting(self.store.get_setting("hw"), socket_path(opts.data_dir))
         await self.loop.run_in_executor(None, self.hw.start)
+        from appliance.wallboard import WallboardWatch
+
+        # After the LEDs subscribed, so they see its first alert.
+        self.wallboard = WallboardWatch(self.store, self.control.publish, lambda: self.monitor.snapshot()["calls"],
+                                        self.missed.open_count)
+        self.wallboard.start(self.loop)
 
         self.engine = EngineThread(
             EngineConfig(sip_host="127.0.0.1", sip_port=opts.engine_port),
@@ -188,6 +195,8 @@ class Appliance:
             self.missed.on_event(data)
         if self.monitor:
             self.monitor.on_event(data)
+        if self.wallboard:
+            self.wallboard.on_event(data)
         if self.edge:
             self.edge.notifier.on_event(data)  # busy lamps on the desk phones
 
@@ -213,6 +222,7 @@ class Appliance:
             "missed_open": self.missed.open_count() if self.missed else 0,
             "night": self.night.status_or_none() if self.night else None,
             "leds": self.hw.leds() if self.hw else {},
+            "wallboard": self.wallboard.status() if self.wallboard else None,
         }
 
     # -- shut down -------------------------------------------------------------
@@ -225,6 +235,8 @@ class Appliance:
             self.night.stop()
         if self.missed is not None:
             self.missed.stop()
+        if self.wallboard is not None:
+            self.wallboard.stop()
         if self.notify is not None:
             await self.loop.run_in_executor(None, self.notify.stop)
         if self.web_server is not None:

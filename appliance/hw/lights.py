@@ -48,6 +48,8 @@ class Box:
     night_switch: str | None = None                          # the switch the night LED shows (None: the first)
     missed_open: int = 0
     button: str | None = None                                # "down", "held" while the night button is pressed
+    alert: str = "ok"                                        # the wallboard's worst tile: ok, amber, red
+    alert_tiles: tuple[str, ...] = ()                        # the tiles at that level
 
 
 # ---- events -> Box --------------------------------------------------------------------------
@@ -76,6 +78,12 @@ def _night(box: Box, e: dict) -> Box:
     return replace(box, night=night)
 
 
+def _alert(box: Box, event: Mapping) -> Box:
+    tiles = event.get("tiles") or {}
+    return replace(box, alert=str(event.get("level") or "ok"),
+                   alert_tiles=tuple(sorted(t for t, lv in tiles.items() if lv == event.get("level"))))
+
+
 EVENTS: dict[str, Callable[[Box, dict], Box]] = {
     "ApplianceStarted": lambda box, e: replace(box, phase="up"),
     "TrunkConfigured": _trunk("configured"),
@@ -91,6 +99,8 @@ EVENTS: dict[str, Callable[[Box, dict], Box]] = {
     "MissedCaseOpened": lambda box, e: _cases(box, e, +1),
     "MissedCaseClosed": lambda box, e: _cases(box, e, -1),
     "NightModeChanged": _night,
+    # The wallboard's thresholds (appliance/wallboard.py): the worst tile's level, when it changes.
+    "WallboardAlert": _alert,
 }
 
 
@@ -117,7 +127,10 @@ def from_status(box: Box, status: Mapping) -> Box:
         phase = "up"
     night = status.get("night")
     night = {k: {"mode": v.get("mode"), "how": v.get("how")} for k, v in night.items()} if night else {}
-    return replace(box, phase=phase, missed_open=int(status.get("missed_open") or 0), night=night)
+    box = replace(box, phase=phase, missed_open=int(status.get("missed_open") or 0), night=night)
+    if status.get("wallboard"):
+        box = _alert(box, status["wallboard"])
+    return box
 
 
 # ---- Box -> LEDs ----------------------------------------------------------------------------
@@ -138,6 +151,8 @@ def _trunk_light(box: Box) -> tuple[str, str]:
 
 
 def _calls(box: Box) -> tuple[str, str]:
+    if box.alert == "red":
+        return "fast", f"a wallboard tile is red: {', '.join(box.alert_tiles) or 'see the wallboard'}"
     if box.waiting:
         return "fast", f"{len(box.waiting)} waiting in a queue"
     if box.calls:
