@@ -21,6 +21,10 @@ from .session import REG_BACKOFF, Account, Timer
 
 log = logging.getLogger("appliance.engine.b2bua")
 
+# Trunks that do not register: an IP trunk (the provider's addresses), and an analog line, whose
+# user agent (appliance/analog) is an IP trunk on loopback to the engine.
+LOOSE = ("ip", "analog")
+
 
 class Trunks:
     """The B2BUA's trunks: their pjsua accounts, registration with back-off, which trunk a call came on or leaves by."""
@@ -81,7 +85,7 @@ class Trunks:
                 ac.regConfig.registerOnAdd = False
             acc.create(ac, False)
             acc.config = ac
-            if t["kind"] == "ip":
+            if t["kind"] in LOOSE:
                 self._remember(name, None, "", True)
             self.b2bua.accounts[f"trunk:{name}"] = acc
             self.b2bua.emit("TrunkConfigured", trunk=name, type=t["kind"])
@@ -118,7 +122,7 @@ class Trunks:
         for name, t in self.config.items():
             made = f"trunk:{name}" in self.b2bua.accounts
             reply = self.replies.get(name) or {}
-            if t["kind"] == "ip":
+            if t["kind"] in LOOSE:
                 up, code, reason, since = made, None, "", reply.get("since")
             else:
                 up, code, reason, since = bool(reply.get("up")), reply.get("code"), reply.get("reason", ""), reply.get("since")
@@ -153,7 +157,7 @@ class Trunks:
             acc = self.b2bua.accounts.get(f"trunk:{name}")
             if acc is None:
                 continue
-            if acc.trunk["kind"] == "ip" or acc.registered:
+            if acc.trunk["kind"] in LOOSE or acc.registered:
                 return acc, acc.trunk
         return None
 
