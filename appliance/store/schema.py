@@ -184,4 +184,6 @@ from appliance.store import migrations_mail  # noqa: E402,F401  (registers e-mai
 from appliance.store import migrations_callbacks  # noqa: E402,F401  (registers call-backs that keep a queue place)
 from appliance.store import migrations_subscriptions  # noqa: E402,F401  (registers busy-lamp subscriptions)
 from appliance.store import migrations_reports  # noqa: E402,F401  (registers the reports' indexes)
+from appliance.store import migrations_autocall  # noqa: E402,F401  (registers automatic callbacks of missed cases)
 from appliance.store import migrations_agents  # noqa: E402,F401  (registers agents' statuses and supervisors)
+from appliance.store import migrations_recording  # noqa: E402,F401  (registers the call recordings' link)
