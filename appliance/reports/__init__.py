@@ -55,16 +55,20 @@ def _rows(by: dict[Any, f.Tally], label=lambda k: k) -> list[dict[str, Any]]:
 
 def build_report(store: Store, period: Period, *, answer_within_s: float = 20.0, target: Target | None = None,
                  only: tuple[str, ...] | None = None) -> Report:
-    """The figures of `period`; `only` limits the tables made (BY's names, "lost", "staffing")."""
-    want = set(only) if only is not None else {*BY, "lost", "staffing"}
+    """The figures of `period`; `only` limits what is made: "summary" (the total's figures with
+    abandoned-where, cases and call-backs), BY's names, "lost", "staffing".  The total is always made."""
+    want = set(only) if only is not None else {"summary", *BY, "lost", "staffing"}
     target = target or Target(within_s=answer_within_s)
     tables = ReportTables(store)
     start, end, shifts = period.start_utc, period.end_utc, period.shifts()
     short_s = short_abandon_seconds(store)
     need_hours = bool(want & {"hour", "weekday", "day", "staffing"})
+    # Whole-hour offsets (most zones): group by the UTC hour in SQL, turn it into local time here.
+    hour_key = "utc_hour" if all(sec % 3600 == 0 for _, sec in shifts) else "hour"
+    to_local = period.local_hour if hour_key == "utc_hour" else (lambda k: k)
     if need_hours:
-        by_hour = f.tallies(tables.totals("hour", start, end, shifts, answer_within_s, short_s),
-                            tables.waits("hour", start, end, shifts))
+        by_hour = f.fold(f.tallies(tables.totals(hour_key, start, end, shifts, answer_within_s, short_s),
+                                   tables.waits(hour_key, start, end, shifts)), to_local)
         total = sum(by_hour.values(), f.Tally())
     else:
         total = next(iter(f.tallies(tables.totals("all", start, end, shifts, answer_within_s, short_s),
@@ -85,8 +89,9 @@ def build_report(store: Store, period: Period, *, answer_within_s: float = 20.0,
         dests, menus = f.destinations(tables.routes(start, end), CALLER_GAVE_UP)
         report.tables["group"] = [{"key": k, **d.row()} for k, d in dests.items()]
         report.tables["menu"] = [{"key": k, **m.row()} for k, m in menus.items()]
-    lost = tables.lost_calls(start, end)
-    report.abandoned_where = f.abandoned_where(lost, CALLER_GAVE_UP, short_s)
+    if want & {"summary", "lost"}:
+        lost = tables.lost_calls(start, end)
+        report.abandoned_where = f.abandoned_where(lost, CALLER_GAVE_UP, short_s)
     if "lost" in want:
         for call in lost:
             call["where"] = f.gave_up_at(call["step"])
@@ -95,10 +100,13 @@ def build_report(store: Store, period: Period, *, answer_within_s: float = 20.0,
             call["called_back_at"] = (call["closed_at"] if call["ended_how"] in ("called back", "callback")
                                       else None)
         report.lost = lost
-    report.cases = f.case_figures(tables.cases(start, end))
-    report.callbacks = f.callback_figures(tables.callbacks(start, end))
+    if "summary" in want:
+        report.cases = f.case_figures(tables.cases(start, end))
+        report.callbacks = f.callback_figures(tables.callbacks(start, end))
     if "staffing" in want:
-        people = dict(tables.people_by_hour(start, end, shifts))
+        people: dict[str, int] = {}
+        for key, _person in set((to_local(k), p) for k, p in tables.people_by_hour(hour_key, start, end, shifts)):
+            people[key] = people.get(key, 0) + 1
         days = {**period.weekdays(), None: len(period.days())}
         report.staffing_by_hour = hours(by_hour, people, days, target, by_weekday=False)
         report.staffing = spans(hours(by_hour, people, days, target, by_weekday=True))

@@ -47,7 +47,7 @@ def run(records: int, days: int, goal_ms: float, echo: Callable[[str], None]) ->
         figures: dict = {}
         echo(f"{'report':10} " + " ".join(f"{name:>12}" for name in ranges) + "   goal")
         for name in REPORTS:
-            only = () if name == "summary" else (name,)
+            only = (name,)
             times = []
             for period in ranges.values():
                 runs = []

@@ -96,7 +96,7 @@ def report(ctx: click.Context, data_dir: Path, first: str | None, last: str | No
 
     with Store(data_dir) as store:
         period = _period(store, first, last)
-        rep = build_report(store, period, answer_within_s=within, only=(by,) if by else None)
+        rep = build_report(store, period, answer_within_s=within, only=(by,) if by else ("summary", "staffing"))
     if by:
         rows = rep.tables[by]
         cols = table_columns(by, rows)

@@ -65,6 +65,11 @@ class Period:
             out[day.weekday()] += 1
         return out
 
+    def local_hour(self, utc_hour: str) -> str:
+        """'2025-03-03T08' (a UTC hour as the records write it) -> '2025-03-03 10', the office's hour."""
+        at = datetime.fromisoformat(utc_hour + ":00:00+00:00").astimezone(self.zone)
+        return at.strftime("%Y-%m-%d %H")
+
     def shifts(self) -> tuple[tuple[str | None, int], ...]:
         """(until, seconds east of UTC) for each stretch of one offset, in order; the last until is None."""
         zone = self.zone

@@ -46,6 +46,9 @@ _CEIL_WAIT = "(cast(wait_s as integer) + (wait_s > cast(wait_s as integer)))"
 # What a report groups by: each key's SQL ("{local}" is the office's local time) and the rows it reads.
 KEYS: dict[str, tuple[str, str]] = {
     "hour": ("strftime('%Y-%m-%d %H', started_at, {local})", "1"),
+    # The UTC hour as the record writes it ('2025-03-03T08'): no date arithmetic per row, for offices
+    # whose offsets are whole hours (the caller turns it into local time).
+    "utc_hour": ("substr(started_at, 1, 13)", "1"),
     "person": (f"case when direction = 'outbound' then extension else answered_by end", "1"),
     "number": ("dialled", _INBOUND),
     "all": ("''", "1"),
@@ -118,11 +121,11 @@ class ReportTables:
              "group by k, w order by k, w")
         return self.store.db.execute(q, [*args, start, end]).fetchall()
 
-    def people_by_hour(self, start: str, end: str, shifts: Sequence[tuple[str | None, int]]) -> list[tuple]:
-        """(local 'YYYY-MM-DD HH', how many different people answered inbound calls in that hour)."""
-        local, args = _local(shifts)
-        q = (f"select strftime('%Y-%m-%d %H', started_at, {local}) as k, count(distinct answered_by) from calls "
-             f"where started_at >= ? and started_at < ? and {_INBOUND} and {_ANSWERED} group by k order by k")
+    def people_by_hour(self, key: str, start: str, end: str, shifts: Sequence[tuple[str | None, int]]) -> list[tuple]:
+        """(hour `key` ("hour" or "utc_hour"), person) for each person who answered an inbound call in that hour."""
+        sql, _, args = self._key(key, shifts)
+        q = (f"select distinct {sql} as k, answered_by from calls "
+             f"where started_at >= ? and started_at < ? and {_INBOUND} and {_ANSWERED} order by k")
         return self.store.db.execute(q, [*args, start, end]).fetchall()
 
     def lost_calls(self, start: str, end: str) -> list[dict]:

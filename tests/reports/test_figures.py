@@ -256,3 +256,20 @@ def test_staffing_had_is_the_people_who_answered_on_average(records):
         want = sum(len(v) for (d, hour), v in people.items() if hour == h.hour) / n_days
         assert h.had == round(want, 1), h.hour
         assert h.needed >= 1 if h.calls_per_hour > 0 else h.needed == 0
+
+
+def test_an_office_half_an_hour_off_utc_groups_by_its_own_hours(tmp_path):
+    # Kolkata is UTC+5:30: UTC hours are not its hours, so the store shifts each record's time in SQL.
+    tz = "Asia/Kolkata"
+    rng = random.Random(11)
+    rows = list(sample.calls(rng, datetime.combine(date(2025, 5, 5), time(0), ZoneInfo(tz)), 3, 400))
+    with Store(tmp_path) as store:
+        store.set_setting("timezone", tz)
+        ReportTables(store).add_calls(rows)
+        report = build_report(store, Period(date(2025, 5, 5), date(2025, 5, 7), tz), only=("hour", "day"))
+    groups = defaultdict(list)
+    for r in rows:
+        groups[datetime.fromisoformat(r["started_at"]).astimezone(ZoneInfo(tz)).hour].append(r)
+    got = {r["key"]: {k: v for k, v in r.items() if k != "key"} for r in report.tables["hour"]}
+    assert got == {h: expected(g) for h, g in groups.items()}
+    assert [r["key"] for r in report.tables["day"]] == ["2025-05-05", "2025-05-06", "2025-05-07"]
