@@ -247,7 +247,7 @@ def _check_keys(item: dict, allowed: set[str], path: tuple, what: str) -> None:
 
 def _parse_extensions(items: list, realm: str) -> list[dict]:
     out, seen = [], set()
-    allowed = {"number", "name", "password", "ha1_md5", "ha1_sha256", "dnd", "dial_rules", "max_outbound", "email"}
+    allowed = {"number", "name", "password", "ha1_md5", "ha1_sha256", "dnd", "dial_rules", "max_outbound", "email", "secure"}
     for i, item in enumerate(items):
         path = ("extensions", i)
         if not isinstance(item, dict):
@@ -287,6 +287,9 @@ def _parse_extensions(items: list, realm: str) -> list[dict]:
         if not isinstance(dnd, bool):
             raise ConfigError("dnd must be true or false", (*path, "dnd"))
         email = check_address(item["email"], (*path, "email"), "email") if item.get("email") else None
+        secure = item.get("secure", False)
+        if not isinstance(secure, bool):
+            raise ConfigError("secure must be true or false", (*path, "secure"))
         out.append(
             {
                 "number": number,
@@ -298,6 +301,7 @@ def _parse_extensions(items: list, realm: str) -> list[dict]:
                 "dial_rules": json.dumps(list(rules)),
                 "max_outbound": _as_int(item.get("max_outbound", 2), (*path, "max_outbound"), "max_outbound", 0, 10),
                 "email": email,
+                "secure": int(secure),
             }
         )
     return out
@@ -656,6 +660,7 @@ def export_document(store: Store) -> dict[str, Any]:
                 "dial_rules": json.loads(e["dial_rules"] or "[]"),
                 "max_outbound": e["max_outbound"],
                 **({"email": e["email"]} if e.get("email") else {}),
+                **({"secure": True} if e.get("secure") else {}),
             }
         )
     for t in store.trunks():

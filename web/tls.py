@@ -20,10 +20,10 @@ class TlsError(Exception):
     pass
 
 
-def self_signed(data_dir: Path, addresses: list[str]) -> tuple[Path, Path]:
-    """(certificate, key) in data_dir/panel-tls, made when missing."""
-    folder = Path(data_dir) / "panel-tls"
-    cert, key = folder / "panel.crt", folder / "panel.key"
+def self_signed(data_dir: Path, addresses: list[str], *, folder: str = "panel-tls", stem: str = "panel") -> tuple[Path, Path]:
+    """(certificate, key) in data_dir/<folder>, made when missing (the SIP edge keeps its own in sip-tls/)."""
+    folder = Path(data_dir) / folder
+    cert, key = folder / f"{stem}.crt", folder / f"{stem}.key"
     if cert.exists() and key.exists():
         return cert, key
     folder.mkdir(parents=True, exist_ok=True)
@@ -40,7 +40,7 @@ def self_signed(data_dir: Path, addresses: list[str]) -> tuple[Path, Path]:
     try:
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as e:
-        raise TlsError(f"could not make the panel's certificate with openssl: {e}") from None
+        raise TlsError(f"could not make the certificate {cert} with openssl: {e}") from None
     os.chmod(key, 0o600)
     return cert, key
 

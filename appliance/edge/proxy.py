@@ -34,6 +34,10 @@ EXTENSION_HEADER = "X-PBX-Extension"
 # the machine could send the engine an INVITE naming an extension and call out
 # as that extension.
 LINK_HEADER = "X-PBX-Link"
+# How the phone reached the edge ("udp", "tcp", "tls"): the engine offers and
+# accepts SRTP (RFC 4568 SDES keys in the SDP) on legs of phones on TLS only,
+# where the keys travel encrypted.
+TRANSPORT_HEADER = "X-PBX-Transport"
 # Requests that start a dialog and so get our Record-Route.
 DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 INVITE_MEMORY = 300.0  # seconds a relayed INVITE stays known for its CANCEL and ACK
@@ -59,16 +63,19 @@ def with_received(via_text: str, flow: Flow) -> str:
 
 class Proxy:
     def __init__(self, *, table: BindingTable, secret: bytes, inner: tuple[str, int], outer: tuple[str, int], engine: Flow, send,
-                 link_key: str = ""):
+                 link_key: str = "", outer_tls: tuple[str, int] | None = None):
         self.table = table
         self.secret = secret
         self.link_key = link_key
         self.inner = inner
         self.outer = outer
+        self.outer_tls = outer_tls  # where TLS phones reach us (the TLS port), if TLS is on
         self.engine = engine
         self.send = send  # send(flow, bytes) -> bool
         self.invites: dict[tuple[str, int, str], tuple[FlowToken, float]] = {}
         self._our_hosts = {(inner[0].lower(), inner[1]), (outer[0].lower(), outer[1])}
+        if outer_tls is not None:
+            self._our_hosts.add((outer_tls[0].lower(), outer_tls[1]))
 
     # -- tokens and branches ------------------------------------------------
 
@@ -100,11 +107,15 @@ class Proxy:
     def is_our_uri(self, uri) -> bool:
         return isinstance(uri, SipURI) and ((uri.host.lower(), uri.port or 5060) in self._our_hosts or uri.user is None and any(n == "pbxf" for n, _ in uri.params))
 
+    def outer_for(self, transport: str) -> tuple[str, int]:
+        """Our address as a phone on `transport` sees it (TLS has a port of its own)."""
+        return self.outer_tls if transport == "tls" and self.outer_tls else self.outer
+
     def record_route(self, token: str, transport: str, *, inner: bool) -> str:
-        host, port = self.inner if inner else self.outer
+        host, port = self.inner if inner else self.outer_for(transport)
         params = [("lr", None)]
-        if not inner and transport == "tcp":
-            params.append(("transport", "tcp"))
+        if not inner and transport in ("tcp", "tls"):
+            params.append(("transport", transport))
         params.append(("pbxf", token))
         return f"<sip:{host}:{port}{format_params(tuple(params))}>"
 
@@ -168,7 +179,8 @@ class Proxy:
             self.invites[key] = (FlowToken(extension, source), INVITE_MEMORY)
         return self._forward(
             req, source, self.engine, routes, via_host=self.inner,
-            headers_extra=((EXTENSION_HEADER, extension), (LINK_HEADER, self.link_key)), record_route=rr,
+            headers_extra=((EXTENSION_HEADER, extension), (LINK_HEADER, self.link_key), (TRANSPORT_HEADER, source.transport)),
+            record_route=rr,
         )
 
     def remembered_invite(self, req: Request, source: Flow) -> FlowToken | None:
@@ -209,7 +221,7 @@ class Proxy:
         if req.method in DIALOG_CREATING and req.to.tag is None:
             tok = self.token(extension, target, req.call_id)
             rr = [self.record_route(tok, target.transport, inner=False), self.record_route(tok, target.transport, inner=True)]
-        if not self._forward(req, self.engine, target, routes, via_host=self.outer, record_route=rr):
+        if not self._forward(req, self.engine, target, routes, via_host=self.outer_for(target.transport), record_route=rr):
             return None, "phone not connected"
         return target, None
 

@@ -1,4 +1,4 @@
-"""The SIP edge: UDP and TCP listeners, the door guard, digest auth, registrar and proxy.
+"""The SIP edge: UDP, TCP and TLS listeners, the door guard, digest auth, registrar and proxy.
 
 This is the I/O layer.  It reads datagrams and stream messages, lets the
 guard drop what a banned source sends that cannot get past its ban, parses
@@ -16,6 +16,7 @@ import hashlib
 import logging
 import secrets
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -23,6 +24,7 @@ from typing import Callable
 from appliance.edge import events as ev
 from appliance.edge.bindings import Binding, BindingTable, Flow
 from appliance.edge.guard import Guard, GuardPolicy, Proof, is_address, is_scanner, trunk_hosts
+from appliance.edge.keepalive import DEFAULT_INTERVAL, KeepAlive
 from appliance.edge.notifier import Notifier
 from appliance.edge.proxy import DIALOG_CREATING, Proxy
 from appliance.edge.registrar import Registrar, uri_key
@@ -109,6 +111,12 @@ class Edge:
     `on_event(event)` receives BindingAdded, BindingRemoved, SourceBanned and
     AuthFailed.  Port 0 picks a free port (the same for UDP and TCP); after
     start, `port` holds it.
+
+    With `tls_context` (an ssl.SSLContext with the certificate) phones may also
+    use SIP over TLS on `tls_port` (0 picks a free port; after start,
+    `tls_port` holds it, or None when TLS is off or its port was taken).
+    UDP bindings get an OPTIONS ping every `keepalive_interval` seconds
+    (setting `edge_udp_keepalive`, default 25; 0 turns them off).
     """
 
     def __init__(
@@ -128,6 +136,9 @@ class Edge:
         tcp: bool = True,
         link_key: str | None = None,
         night_modes: Callable[[], list[str]] | None = None,
+        tls_port: int | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        keepalive_interval: float | None = None,
     ):
         self.store = store
         # Shared with the engine for this boot (see proxy.LINK_HEADER).
@@ -145,6 +156,12 @@ class Edge:
         self.max_message = max_message
         self.flush_interval = flush_interval
         self.use_tcp = tcp
+        self.tls_context = tls_context
+        self.tls_port = tls_port if tls_context is not None else None
+        self.tls_server: asyncio.base_events.Server | None = None
+        if keepalive_interval is None:
+            keepalive_interval = float(store.get_setting("edge_udp_keepalive", DEFAULT_INTERVAL))
+        self.keepalive = KeepAlive(keepalive_interval)
         self.policy = policy or self._policy_from_store()
         self.guard = Guard(self.policy, trusted=frozenset())
         self.table = BindingTable()
@@ -155,7 +172,7 @@ class Edge:
         self.proxy: Proxy | None = None
         self.udp: asyncio.DatagramTransport | None = None
         self.tcp_server: asyncio.base_events.Server | None = None
-        self.connections: dict[tuple[str, int], "TcpConnection"] = {}
+        self.connections: dict[Flow, "TcpConnection"] = {}  # TCP and TLS, by their flow
         self.per_source: dict[str, int] = {}  # address -> open TCP connections
         self.trunk_addresses: dict[str, frozenset[str]] = {}  # trunk host -> its addresses (trusted)
         self._trunk_names: frozenset[str] = frozenset()
@@ -217,15 +234,32 @@ class Edge:
                 if self.port != 0 or attempt == 19:
                     raise
         self.port = port
+        await self._start_tls(loop)
         inner_host = "127.0.0.1" if self.host in ("0.0.0.0", "", "127.0.0.1", "localhost") else self.host
         outer_host = self.advertise or (primary_address() if self.host in ("0.0.0.0", "") else self.host)
         self.proxy = Proxy(
             table=self.table, secret=self.secret, inner=(inner_host, port), outer=(outer_host, port),
             engine=self.engine, send=self.send, link_key=self.link_key,
+            outer_tls=(outer_host, self.tls_port) if self.tls_port else None,
         )
         self.notifier.start(self.proxy.outer)
         self._ticker = asyncio.create_task(self._tick())
-        log.info("edge listening on %s:%d (udp%s), engine at %s", self.host, port, "+tcp" if self.use_tcp else "", self.engine)
+        log.info("edge listening on %s:%d (udp%s)%s, engine at %s", self.host, port, "+tcp" if self.use_tcp else "",
+                 f", tls on {self.tls_port}" if self.tls_port else "", self.engine)
+
+    async def _start_tls(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The TLS listener; a port that cannot be had leaves TLS off, not the edge (UDP and TCP serve on)."""
+        if self.tls_context is None or self.tls_port is None:
+            return
+        try:
+            self.tls_server = await loop.create_server(
+                lambda: TcpConnection(self, "tls"), self.host, self.tls_port, ssl=self.tls_context,
+                reuse_address=True, ssl_handshake_timeout=self.policy.tcp_message_timeout)
+        except OSError as e:
+            log.error("SIP over TLS is off: port %d cannot be used (%s)", self.tls_port, e)
+            self.tls_port = None
+            return
+        self.tls_port = self.tls_server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         if self._soon is not None:
@@ -244,12 +278,14 @@ class Edge:
         if self.udp:
             self.udp.close()
             self.udp = None
-        if self.tcp_server:
-            self.tcp_server.close()
-            for conn in list(self.connections.values()):
-                conn.transport.close()
-            await self.tcp_server.wait_closed()
-            self.tcp_server = None
+        servers = [srv for srv in (self.tcp_server, self.tls_server) if srv is not None]
+        for srv in servers:
+            srv.close()
+        for conn in list(self.connections.values()):
+            conn.transport.close()
+        for srv in servers:
+            await srv.wait_closed()
+        self.tcp_server = self.tls_server = None
         self.flush()
 
     def flush_soon(self, delay: float = 0.05) -> None:
@@ -284,8 +320,15 @@ class Edge:
                 self.guard.sweep(now)
                 self.proxy.sweep(mono - last)
                 last = mono
+                self._ping_udp_phones(mono)
             except Exception:  # the edge keeps serving; the next tick retries
                 log.exception("edge housekeeping failed")
+
+    def _ping_udp_phones(self, mono: float) -> None:
+        """OPTIONS to every UDP flow a phone registered from, when its interval is up (keepalive.py)."""
+        flows = {b.flow: b.contact for b in self.table.all() if b.flow.transport == "udp"}
+        for flow, contact in self.keepalive.due(flows, mono):
+            self.send(flow, self.keepalive.request(flow, contact, self.proxy.outer))
 
     def _read_store(self, now: float, mono: float) -> None:
         """Take bans and trunks as stored, when another connection changed the file.
@@ -349,8 +392,8 @@ class Edge:
     # -- sending ------------------------------------------------------------
 
     def send(self, flow: Flow, data: bytes) -> bool:
-        if flow.transport == "tcp":
-            conn = self.connections.get((flow.host, flow.port))
+        if flow.transport in ("tcp", "tls"):
+            conn = self.connections.get(flow)
             if conn is None:
                 return False
             conn.transport.write(data)
@@ -404,6 +447,8 @@ class Edge:
         if isinstance(msg, Response):
             if not from_engine and self.notifier.response(msg, flow):
                 return  # a phone's answer to our NOTIFY
+            if not from_engine and self.keepalive.answered(msg):
+                return  # a phone's answer to our keep-alive OPTIONS
             # Relayed only when it answers our Via; anything else counts towards the flood limit.
             if not self.proxy.response(msg, flow) and not from_engine:
                 self._admit(flow, now, Proof.NONE)
@@ -597,6 +642,11 @@ class Edge:
         if to_uri.user_unescaped != extension:
             self._reply(req, flow, 403, reason="Not your extension")
             return
+        if flow.transport != "tls" and self._secure(extension):
+            # secure: true in the configuration: its calls carry SRTP, which needs keys sent over TLS.
+            port = f" (port {self.tls_port})" if self.tls_port else ""
+            self._reply(req, flow, 403, reason=f"Extension {extension} must register over TLS{port}")
+            return
         result = self.registrar.register(req, extension, flow, now, self._tag(req))
         for b in result.added:
             self._emit(ev.BindingAdded(b.extension, b.contact, str(b.flow), b.user_agent, b.expires_at))
@@ -605,6 +655,10 @@ class Edge:
         self.send(flow, result.response.to_bytes())
         if result.added or result.removed:
             self.flush_soon()
+
+    def _secure(self, extension: str) -> bool:
+        row = self.store.extension(extension)
+        return bool(row and row.get("secure"))
 
     # -- busy lamps -----------------------------------------------------------
 
@@ -649,7 +703,10 @@ class UdpProtocol(asyncio.DatagramProtocol):
 
 
 class TcpConnection(asyncio.Protocol):
-    """One phone's TCP connection; requests for it are written back on it (RFC 3261 18.2.2).
+    """One phone's TCP or TLS connection; requests for it are written back on it (RFC 3261 18.2.2).
+
+    `kind` is "tcp" or "tls" (asyncio's TLS transport hands us plain bytes:
+    the framing, the limits and the CRLF pongs are the same).
 
     Loop timers bound what a peer can hold: a message must be whole within
     `tcp_message_timeout` of its first byte, and a connection that carries no
@@ -657,8 +714,10 @@ class TcpConnection(asyncio.Protocol):
     hold `tcp_per_source` connections; the next is closed at once.
     """
 
-    def __init__(self, edge: Edge):
+    def __init__(self, edge: Edge, kind: str = "tcp"):
         self.edge = edge
+        self.kind = kind
+        self.flow: Flow | None = None
         self.framer = StreamFramer(edge.max_message)
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] | None = None
@@ -672,6 +731,7 @@ class TcpConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1])
+        self.flow = Flow(self.kind, *self.peer)
         edge, host = self.edge, self.peer[0]
         # A flood ban may be a spoofer's doing, so it refuses no connection (TCP
         # cannot be spoofed); an address silenced for failed passwords opens nothing new.
@@ -682,14 +742,14 @@ class TcpConnection(asyncio.Protocol):
             return
         edge.per_source[host] = edge.per_source.get(host, 0) + 1
         self._counted = True
-        edge.connections[self.peer] = self
+        edge.connections[self.flow] = self
         self.loop = asyncio.get_running_loop()
         self.heard_at = self.loop.time()
         self._idle = self.loop.call_later(edge.policy.tcp_idle_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
         self.heard_at = self.loop.time()
-        flow = Flow("tcp", *self.peer)
+        flow = self.flow
         try:
             messages, pings = self.framer.feed(data)
         except SipError as e:
@@ -717,7 +777,8 @@ class TcpConnection(asyncio.Protocol):
 
     def _incomplete(self) -> None:
         self._partial = None
-        log.info("closing tcp from %s:%d: a message incomplete after %g s", *self.peer, self.edge.policy.tcp_message_timeout)
+        log.info("closing %s from %s:%d: a message incomplete after %g s", self.kind, *self.peer,
+                 self.edge.policy.tcp_message_timeout)
         self.transport.close()
 
     def _check_idle(self) -> None:
@@ -726,11 +787,11 @@ class TcpConnection(asyncio.Protocol):
         quiet = self.loop.time() - self.heard_at
         if quiet < limit:
             self._idle = self.loop.call_later(limit - quiet, self._check_idle)
-        elif self.edge.table.carries(Flow("tcp", *self.peer)):
+        elif self.edge.table.carries(self.flow):
             # Requests for a registered phone go over this connection: it stays while the binding does.
             self._idle = self.loop.call_later(limit, self._check_idle)
         else:
-            log.info("closing tcp from %s:%d: silent for %g s and no phone registered over it", *self.peer, quiet)
+            log.info("closing %s from %s:%d: silent for %g s and no phone registered over it", self.kind, *self.peer, quiet)
             self.transport.close()
 
     def connection_lost(self, exc) -> None:
@@ -746,5 +807,5 @@ class TcpConnection(asyncio.Protocol):
                 edge.per_source[host] = left
             else:
                 edge.per_source.pop(host, None)
-        if self.peer and edge.connections.get(self.peer) is self:
-            del edge.connections[self.peer]
+        if self.flow and edge.connections.get(self.flow) is self:
+            del edge.connections[self.flow]

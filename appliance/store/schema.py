@@ -187,3 +187,4 @@ from appliance.store import migrations_reports  # noqa: E402,F401  (registers th
 from appliance.store import migrations_autocall  # noqa: E402,F401  (registers automatic callbacks of missed cases)
 from appliance.store import migrations_agents  # noqa: E402,F401  (registers agents' statuses and supervisors)
 from appliance.store import migrations_recording  # noqa: E402,F401  (registers the call recordings' link)
+from appliance.store import migrations_remote  # noqa: E402,F401  (registers extensions' TLS flag and provisioning)
