@@ -136,6 +136,7 @@ class Appliance:
         from appliance.engine.take import take
 
         self.monitor.taker = lambda call_id, ext: self.engine.submit(take, self.b2bua, call_id, ext)
+        self._connect_callbacks()
 
         from appliance.edge import Edge
 
@@ -150,6 +151,17 @@ class Appliance:
         if panel_password:
             shown["panel"] = panel_password
         return shown or None
+
+    def _connect_callbacks(self) -> None:
+        """Missed cases' automatic callbacks: presence and originations on the engine thread, live calls, night."""
+        from appliance.engine.callback import agents_now
+        from appliance.missed.dialer import night_now, on_call_numbers
+
+        b2bua = self.b2bua
+        self.missed.auto.connect(
+            agents=lambda: self.engine.submit(agents_now, b2bua),
+            originate=lambda ext, number, text: self.engine.submit(b2bua.callbacks.originate, ext, number, text),
+            live=lambda: on_call_numbers(self.monitor), night=lambda: night_now(self.night))
 
     def _seed_panel_password(self) -> str | None:
         from werkzeug.security import generate_password_hash

@@ -449,6 +449,27 @@ def originate_command(engine: Any, b2bua: Any) -> Any:
     return handler
 
 
+def agents_now(b2bua: Any) -> dict[str, dict]:
+    """Engine thread: each extension's presence as routing sees it, plus whether a leg rings it now.
+
+    For the missed service's automatic callbacks (appliance.missed.autocall),
+    which must ring only a free agent."""
+    ringing: set[str] = set()
+    for s in b2bua.sessions.values():
+        if s.ended:
+            continue
+        for leg in s.legs.values():
+            if leg.state in (LegState.NEW, LegState.CALLING, LegState.RINGING) and leg.role != "a":
+                ringing.add(leg.target)
+    out = {}
+    for ext, p in b2bua.state().presence.items():
+        status = getattr(p, "status", None)   # a person's own status (a break), where routing knows one
+        out[ext] = {"registered": p.registered, "dnd": bool(p.dnd or (status and status != "available")),
+                    "calls": p.calls, "ringing": ext in ringing,
+                    "last_call_end": p.last_call_end.isoformat() if p.last_call_end else None}
+    return out
+
+
 def _rules(row: dict) -> list[str] | None:
     return json.loads(row["dial_rules"]) if row.get("dial_rules") else None
 

@@ -7,21 +7,33 @@
       deadline_minutes: 60        # an open case nobody acted on this long (working time) ...
       escalate_to: "100"          # ... is given to this extension
       working_hours: schedule:office   # the deadline counts only while this schedule is open
+      auto_callback: true         # call missed customers back by themselves (only in working hours)
+      callback_attempts: 3        # at most this many automatic attempts per case ...
+      callback_spacing_minutes: 10   # ... this far apart
+      callback_anyone: true       # the case's person busy: any free member of the call's group
 
 Every key is optional; the store keeps the keys given (setting `missed`).
 Escalation needs both `deadline_minutes` and `escalate_to`; without
-`working_hours` the deadline counts every minute of the week.
+`working_hours` the deadline counts every minute of the week, and automatic
+callbacks ring only Monday to Friday, 09:00-18:00 office time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Collection, Mapping
 
 from appliance.errors import ConfigError
+from appliance.missed.autocall import DEFAULT_ATTEMPTS, DEFAULT_SPACING_MINUTES
+from appliance.missed.autocall import Settings as AutoSettings
 from appliance.missed.cases import Rules
 
-KEYS = ("callback_seconds", "short_abandon_seconds", "assign_to", "deadline_minutes", "escalate_to", "working_hours")
+KEYS = ("callback_seconds", "short_abandon_seconds", "assign_to", "deadline_minutes", "escalate_to", "working_hours",
+        "auto_callback", "callback_attempts", "callback_spacing_minutes", "callback_anyone")
+FLAGS = ("auto_callback", "callback_anyone")
+ATTEMPTS_RANGE = (1, 10)
+SPACING_RANGE = (0.1, 24 * 60)
 SECONDS_RANGE = (0, 3600)
 DEADLINE_RANGE = (1, 7 * 24 * 60)
 SCHEDULE_PREFIX = "schedule:"
@@ -42,6 +54,14 @@ def escalation_of(setting: Mapping[str, Any] | None) -> Escalation | None:
     hours = str(s.get("working_hours") or "")
     return Escalation(int(s["deadline_minutes"]), str(s["escalate_to"]),
                       hours[len(SCHEDULE_PREFIX):] if hours.startswith(SCHEDULE_PREFIX) else None)
+
+
+def autocall_of(setting: Mapping[str, Any] | None) -> AutoSettings:
+    """The automatic callback's settings (off unless `auto_callback` is true)."""
+    s = dict(setting or {})
+    return AutoSettings(bool(s.get("auto_callback", False)), int(s.get("callback_attempts", DEFAULT_ATTEMPTS)),
+                        timedelta(minutes=float(s.get("callback_spacing_minutes", DEFAULT_SPACING_MINUTES))),
+                        bool(s.get("callback_anyone", True)))
 
 
 def rules_of(setting: Mapping[str, Any] | None) -> Rules:
@@ -82,6 +102,24 @@ def parse_missed(item: Any, extensions: Collection[str], schedules: Collection[s
             if ident is None or ident not in schedules:
                 known = ", ".join(f"{SCHEDULE_PREFIX}{s}" for s in schedules) or "none is defined under routing.schedules"
                 raise ConfigError(f"working_hours must name a schedule as schedule:<id> ({known}), not {value!r}",
+                                  (*path, key))
+            out[key] = value
+            continue
+        if key in FLAGS:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{key} must be true or false, not {value!r}", (*path, key))
+            out[key] = value
+            continue
+        if key == "callback_attempts":
+            low, high = ATTEMPTS_RANGE
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"callback_attempts must be a whole number from {low} to {high}", (*path, key))
+            out[key] = value
+            continue
+        if key == "callback_spacing_minutes":
+            low, high = SPACING_RANGE
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ConfigError(f"callback_spacing_minutes must be a number of minutes from {low} to {high}",
                                   (*path, key))
             out[key] = value
             continue

@@ -36,6 +36,7 @@ from typing import Any, Callable
 from appliance.missed import cases as mc, letters, workhours
 from appliance.missed.cases import Call, CallKind, Case, CaseError, Ending
 from appliance.missed.config import Escalation, escalation_of, rules_of
+from appliance.missed.dialer import AutoDialer
 from appliance.notify.config import NotifyConfig
 from appliance.notify.mail import MailConfig, summary_minutes
 from appliance.routing.schedule import Clock
@@ -47,6 +48,7 @@ log = logging.getLogger("appliance.missed")
 
 OPENED, JOINED, ASSIGNED, CLOSED = "MissedCaseOpened", "MissedCaseJoined", "MissedCaseAssigned", "MissedCaseClosed"
 ESCALATED = "MissedCaseEscalated"
+ATTEMPT_FAILED = "MissedCallbackFailed"   # an automatic callback did not reach the customer (to subscribers only)
 BY_ESCALATION = "escalation"   # `assigned_by` of an escalated case: it is escalated once
 TICK_SECONDS = 30.0            # how often the timer looks for deadlines and the daily summary
 # A recording larger than this is not attached (a mail server refuses big
@@ -79,6 +81,7 @@ class MissedService:
         self.mails = MailOutbox(store)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self.auto = AutoDialer(self)   # automatic callbacks; dials once the appliance connects the engine
 
     # -- calls in ------------------------------------------------------------
 
@@ -107,8 +110,8 @@ class MissedService:
         record = self.tables.call_record(call_id)
         if record is None or record.get("outcome") == IN_PROGRESS:
             return False
-        if self.tables.has_call(call_id):
-            return True
+        if self.tables.has_call(call_id) or self.auto.settle(call_id):
+            return True   # filed already, or an automatic callback: its attempt's, closing its case as `callback`
         call = Call.from_record(record, record["path"])
         kind = mc.classify(call, rules_of(self.store.get_setting("missed")))
         _FILERS[kind](self, call, record)
@@ -138,6 +141,7 @@ class MissedService:
             elif kind == OPENED:
                 self._mail_case(case, now)
         self._published(event)
+        self.auto.poke()
 
     def _short(self, call: Call, record: dict) -> None:
         """A short abandon joins an open case of the number (the customer keeps trying), else is counted apart."""
@@ -178,6 +182,15 @@ class MissedService:
         """The appliance's automatic callback reached the customer: their case ends."""
         return self.close_number(number, Ending.CALLBACK, by, call_id=call_id)
 
+    def attempted(self, case_id: int) -> None:
+        """An automatic callback of the case failed (its result is on the attempt): subscribers hear of it."""
+        row = self.tables.case(case_id)
+        if row is None:
+            return
+        at = self.clock().astimezone(timezone.utc).isoformat(timespec="milliseconds")
+        self.emit({"kind": ATTEMPT_FAILED, "at": at, "call_id": None, "case": row,
+                   "attempts": self.tables.attempts_of([case_id])[case_id]})
+
     def _assignee(self, call: Call, record: dict) -> str | None:
         """The caller's personal manager, else the `missed.assign_to` setting, else the first extension rung."""
         manager = self.tables.manager_of(call.number)
@@ -197,9 +210,11 @@ class MissedService:
     def list(self, include_closed: bool = False) -> dict:
         rows = self.tables.cases(include_closed)
         names = self.tables.names_of(r["caller"] for r in rows)
+        attempts = self.tables.attempts_of(r["id"] for r in rows)
         for row in rows:
             row["calls"] = self.tables.calls_of(row["id"])
             row["name"] = names.get(row["caller"], "")
+            row["attempts"] = attempts.get(row["id"], [])
         return {"cases": rows, "open": self.tables.open_count()}
 
     def open_count(self) -> int:
@@ -395,6 +410,7 @@ class MissedService:
         except Exception:  # noqa: BLE001 - the appliance runs on; the next start tries again
             log.exception("missed: filing earlier missed calls failed")
         self._tick_and_again()
+        self.auto.start(loop)
 
     def _tick_and_again(self) -> None:
         try:
@@ -408,6 +424,7 @@ class MissedService:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.auto.stop()
         self._loop = None
 
 
