@@ -70,6 +70,14 @@ def require_login():
     """Before every request: pages but login, set-up and assets need a live session."""
     if request.endpoint in OPEN_ENDPOINTS or request.endpoint is None:
         return None
+    if request.endpoint.startswith("wallboard."):
+        # Kiosk access (docs/panel.md): the wallboard's own GET pages, with the token its settings
+        # page made, open without a session; any other page, method or token falls through.
+        from web.areas.wallboard import kiosk_request
+
+        if kiosk_request():
+            g.kiosk = True
+            return None
     store = get_store()
     if not store.get_setting(PASSWORD_HASH):
         return redirect(url_for("auth.setup"))
