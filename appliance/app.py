@@ -43,6 +43,9 @@ class RunOptions:
     https: bool = False                # serve the panel over HTTPS
     web_cert: Path | None = None       # the owner's certificate and key; default: one made on first start
     web_key: Path | None = None
+    tls_port: int = 5061               # SIP over TLS for phones; 0: off
+    sip_cert: Path | None = None       # the owner's certificate and key for SIP over TLS; default: made on first start
+    sip_key: Path | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -90,6 +93,8 @@ class Appliance:
         self.loop = asyncio.get_running_loop()
         raise_fd_limit()
         opts.data_dir.mkdir(parents=True, exist_ok=True)
+        # openssl makes the first start's certificate (about 0.5 s) while the rest comes up.
+        tls = self.loop.run_in_executor(None, sip_tls, opts) if opts.tls_port else None
         self.store = Store(opts.data_dir)
         created = seed_defaults(self.store)
         panel_password = self._seed_panel_password()
@@ -140,9 +145,14 @@ class Appliance:
 
         from appliance.edge import Edge
 
+        tls_context, fingerprint = await tls if tls is not None else (None, None)
         self.edge = Edge(self.store, opts.bind, opts.sip_port, engine_addr=("127.0.0.1", opts.engine_port),
-                         on_event=self._emit, link_key=self.link_key, night_modes=self._night_modes)
+                         on_event=self._emit, link_key=self.link_key, night_modes=self._night_modes,
+                         tls_port=opts.tls_port or None, tls_context=tls_context)
         await self.edge.start()
+        # What the panel shows phones' owners: the port, and the fingerprint to compare on the phone.
+        self.store.set_setting("sip_tls", {"port": self.edge.tls_port, "fingerprint": fingerprint}
+                               if self.edge.tls_port else None)
 
         if opts.web:
             self._start_web()
@@ -227,7 +237,8 @@ class Appliance:
                 "sip": f"127.0.0.1:{self.options.engine_port}",
                 "live_objects": len(self.engine.registry) if self.engine else 0,
             },
-            "edge": {"sip": f"{self.options.bind}:{self.options.sip_port}", "bindings": len(bindings)},
+            "edge": {"sip": f"{self.options.bind}:{self.options.sip_port}", "bindings": len(bindings),
+                     "tls": self.edge.tls_port if self.edge else None},
             "web": panel_url(self.options) if self.options.web else None,
             "extensions": len(self.store.extensions()) if self.store else 0,
             "timezone": self.store.timezone if self.store else None,
@@ -278,6 +289,14 @@ def panel_tls(options: RunOptions) -> Any:
     return context(*self_signed(options.data_dir, [host_address(panel_bind(options))]))
 
 
+def sip_tls(options: RunOptions) -> tuple[Any, str]:
+    """(server context, SHA-256 fingerprint) of SIP over TLS: the owner's certificate or the one made on first start."""
+    from appliance.edge import tls
+
+    cert, key = tls.certificate(options.data_dir, [host_address(options.bind)], options.sip_cert, options.sip_key)
+    return tls.server_context(cert, key), tls.fingerprint(cert)
+
+
 def panel_url(options: RunOptions) -> str:
     return f"{'https' if options.https else 'http'}://{host_address(panel_bind(options))}:{options.web_port}/"
 
@@ -290,7 +309,8 @@ def print_banner(options: RunOptions, created: dict[str, str] | None) -> None:
         reach = ("from the office network" if where in ("0.0.0.0", "::", "")
                  else "from this machine only" if where.startswith("127.") or where == "::1" else f"on {where}")
         lines.append(f"Panel: {panel_url(options)} (reachable {reach})")
-    lines.append(f"Phones: register to {addr}:{options.sip_port} (UDP or TCP)")
+    lines.append(f"Phones: register to {addr}:{options.sip_port} (UDP or TCP)"
+                 + (f", {addr}:{options.tls_port} (TLS)" if options.tls_port else ""))
     if created:
         panel = created.pop("panel", None)
         if panel:

@@ -93,9 +93,16 @@ def build_engine(accept_index: bool, force: bool) -> None:
               help="The panel's certificate (PEM), with --web-key, instead of a made one.")
 @click.option("--web-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="The key of --web-cert (PEM).")
+@click.option("--tls-port", type=int, default=5061, show_default=True,
+              help="SIP over TLS port for phones (their calls use SRTP); 0 turns TLS off.")
+@click.option("--sip-cert", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Certificate (PEM) for SIP over TLS, with --sip-key, instead of the one made on the first start.")
+@click.option("--sip-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="The key of --sip-cert (PEM).")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def run(data_dir: Path, bind: str, sip_port: int, web_port: int, engine_port: int, trunk_port: int, no_web: bool,
-        web_bind: str | None, https: bool, web_cert: Path | None, web_key: Path | None, log_level: str) -> None:
+        web_bind: str | None, https: bool, web_cert: Path | None, web_key: Path | None, tls_port: int,
+        sip_cert: Path | None, sip_key: Path | None, log_level: str) -> None:
     """Run the appliance: SIP edge, call engine, control socket and panel.
 
     Prints a line with `ready` when every part is up; SIGTERM stops it.
@@ -108,9 +115,12 @@ def run(data_dir: Path, bind: str, sip_port: int, web_port: int, engine_port: in
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if bool(web_cert) != bool(web_key):
         raise click.UsageError("--web-cert and --web-key go together")
+    if bool(sip_cert) != bool(sip_key):
+        raise click.UsageError("--sip-cert and --sip-key go together")
     options = RunOptions(data_dir=data_dir, bind=bind, sip_port=sip_port, web_port=web_port,
                          engine_port=engine_port, web=not no_web, web_bind=web_bind,
                          https=https or bool(web_cert), web_cert=web_cert, web_key=web_key,
+                         tls_port=tls_port, sip_cert=sip_cert, sip_key=sip_key,
                          extra={"trunk_port": trunk_port})
     sys.exit(asyncio.run(run_app(options)))
 

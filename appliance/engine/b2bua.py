@@ -31,6 +31,7 @@ import hmac
 import json
 import logging
 import random
+import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,8 @@ from .trunks import Trunks
 log = logging.getLogger("appliance.engine.b2bua")
 
 MEDIA_ADDRESS_CHECK = 30.0  # seconds between looks at the machine's address
+# The edge's mark on a phone's request that reached it over TLS (appliance.edge.proxy.TRANSPORT_HEADER).
+_OVER_TLS = re.compile(r"^X-PBX-Transport:[ \t]*tls[ \t]*\r?$", re.I | re.M)
 SESSION_EXPIRES = 300  # RFC 4028 interval asked for on every leg (Min-SE is 90)
 # Call events the owner's webhooks get (a CRM logs calls from them), through the outbox.
 OUTBOX_EVENTS = frozenset({"CallStarted", "CallAnswered", "CallEnded", "VoicemailStarted"})
@@ -184,8 +187,46 @@ class B2BUA:
         acc.create(ac, True)
         acc.config = ac
         self.accounts["phones"] = acc
+        self._create_tls_phones_account()
         self.trunks.create_accounts()
         self.add_timer(Timer(time.monotonic() + MEDIA_ADDRESS_CHECK, self._check_media_address))
+
+    def _create_tls_phones_account(self) -> None:
+        """The account of legs to and from phones on TLS: SRTP with SDES keys (RFC 4568), nothing else.
+
+        Its keys travel in the SDP, so only phones whose signalling to the edge
+        is encrypted get it; the loopback hop to the edge is plain UDP, hence no
+        secure-signalling requirement here.  Its domain matches no To header,
+        so pjsua never picks it on its own: `account_for_request` does, for
+        requests the edge marked with X-PBX-Transport: tls.
+        """
+        cfg = self.engine.config
+        acc = Account(self, "phones-tls")
+        ac = pj.AccountConfig()
+        ac.idUri = "sip:pbx@srtp.invalid"
+        ac.sipConfig.transportId = self.engine.transports["local"]
+        self.media_ports(ac, "phones-tls")
+        if self.edge:
+            ac.sipConfig.proxies.append(f"sip:{self.edge[0]}:{self.edge[1]};lr")
+        ac.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+        ac.mediaConfig.srtpSecureSignaling = 0
+        keyings = pj.IntVector()
+        keyings.append(pj.PJMEDIA_SRTP_KEYING_SDES)
+        ac.mediaConfig.srtpOpt.keyings = keyings
+        acc.create(ac, False)
+        acc.config = ac
+        self.accounts["phones-tls"] = acc
+        self._tls_account_id = acc.getId()
+        self.engine.account_chooser = self.account_for_request
+        log.debug("SRTP account for TLS phones on %s:%d", cfg.sip_host, cfg.sip_port)
+
+    def account_for_request(self, whole: str) -> int | None:
+        """pjsua2's onSelectAccount: a phone's request that reached the edge over TLS takes the SRTP account."""
+        return self._tls_account_id if _OVER_TLS.search(whole) else None
+
+    def phone_account(self, binding: dict) -> Account:
+        """The account for a leg to a phone's binding: SRTP for phones registered over TLS."""
+        return self.accounts["phones-tls" if binding.get("transport") == "tls" else "phones"]
 
     def close_interrupted(self) -> None:
         """Engine thread, before any call: end the records of calls the last run left up.
@@ -236,7 +277,7 @@ class B2BUA:
             ac = getattr(acc, "config", None)
             if ac is None:
                 continue
-            now = self.media_address("phones" if acc.name == "phones" else "trunk")
+            now = self.media_address("phones" if acc.name.startswith("phones") else "trunk")
             if ac.mediaConfig.transportConfig.publicAddress != now:
                 log.info("account %s: media address %s -> %s", acc.name,
                          ac.mediaConfig.transportConfig.publicAddress, now)
@@ -251,11 +292,15 @@ class B2BUA:
         # pjsua account counts its ports on its own: two accounts on one range
         # collide on every call (a failed bind and an error line per leg), so
         # the phones' legs take the lower half and the trunks' the upper half.
+        # The top quarter of the phones' half is the TLS phones' (SRTP) account's.
         base = int(self.settings.get("rtp_port", 10000))
         half = int(self.settings.get("rtp_ports", 4000)) // 4 * 2
-        ac.mediaConfig.transportConfig.port = base if side == "phones" else base + half
-        ac.mediaConfig.transportConfig.portRange = half
-        ac.mediaConfig.transportConfig.publicAddress = self.media_address(side)
+        quarter = half // 8 * 2
+        start, size = {"phones": (base, half - quarter), "phones-tls": (base + half - quarter, quarter)}.get(
+            side, (base + half, half))
+        ac.mediaConfig.transportConfig.port = start
+        ac.mediaConfig.transportConfig.portRange = size
+        ac.mediaConfig.transportConfig.publicAddress = self.media_address("phones" if side.startswith("phones") else side)
         # When the far end answers with several codecs, pjsua would re-INVITE
         # (or UPDATE) on its own to narrow the answer to one.  Nobody asked for
         # that offer: simple phones leave the dialog half-open after it and do

@@ -244,6 +244,25 @@ def collect_garbage() -> None:
     if t0 and c0 > t0:
         gc.collect(2 if c2 > t2 else 1 if c1 > t1 else 0)
 
+def _endpoint_class(pj: Any, engine: "EngineThread") -> type:
+    """pjsua2's Endpoint with onSelectAccount asking `engine.account_chooser`."""
+
+    class Endpoint(pj.Endpoint):
+        def onSelectAccount(self, prm: Any) -> None:
+            chooser = engine.account_chooser
+            if chooser is None:
+                return
+            try:
+                chosen = chooser(prm.rdata.wholeMsg)
+            except Exception:  # noqa: BLE001 - SWIG would print and swallow it; pjsua's choice stands
+                log.exception("choosing the account of an incoming request failed")
+                return
+            if chosen is not None:
+                prm.accountIndex = chosen
+
+    return Endpoint
+
+
 # pjsua is one library per process: a second Endpoint alive at the same time
 # aborts the process, so a second engine is refused before it gets that far.
 _ONE_PER_PROCESS = threading.Lock()
@@ -266,6 +285,9 @@ class EngineThread:
         self._turn_hooks: list[Callable[[], None]] = []
         self._shutdown_hooks: list[Callable[[], None]] = []
         self.transports: dict[str, int] = {}  # "local", "trunk" -> pjsua transport id
+        # Which account takes an incoming request, from its text (None: pjsua's own choice);
+        # the B2BUA puts phones' requests that came over TLS on its SRTP account.
+        self.account_chooser: Callable[[str], int | None] | None = None
         self.loop_turns = 0
         self.turns = TurnStats()
 
@@ -365,7 +387,7 @@ class EngineThread:
     def _create(self) -> None:
         import pjsua2 as pj
 
-        self.ep = ep = pj.Endpoint()
+        self.ep = ep = _endpoint_class(pj, self)()
         ep.libCreate()
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0

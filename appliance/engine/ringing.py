@@ -83,7 +83,7 @@ class Ringing:
             cfg = self.b2bua.engine.config
             local = f'"{from_name}" <sip:{s.caller or "anonymous"}@{cfg.sip_host}:{cfg.sip_port}>'
             for b in bindings:
-                self.place(s, run, i, self.b2bua.accounts["phones"], b["contact"], local)
+                self.place(s, run, i, self.b2bua.phone_account(b), b["contact"], local)
         if spec.target not in s.rung:
             s.rung.append(spec.target)
 

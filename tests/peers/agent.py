@@ -6,6 +6,9 @@
 With --register the agent is a desk phone of the appliance: it registers as
 extension NAME with digest auth at that address (the edge) and sends every
 request through it, as a real phone does; "ev": "reg" reports registrations.
+With --tls that address is the edge's TLS port: SIP goes over TLS and calls
+must use SRTP (SDES); "ev": "sdp" reports each SDP sent or received (its
+m=audio line and whether it carries a=crypto).
 
 Events go to stdout as JSON objects ("ev": incoming, state, cancel, ready...);
 commands come on stdin, one JSON object a line:
@@ -61,7 +64,11 @@ class Logs(pj.LogWriter):
             if re.search(r"\bRX \d+ bytes Request msg CANCEL", msg):
                 m = re.search(r"^Reason:\s*(.*?)\r?$", msg, re.M | re.I)
                 say(ev="cancel", reason=m.group(1) if m else "")
-            elif re.search(r"\bRX \d+ bytes Request msg INVITE", msg):
+            if "m=audio" in msg and re.search(r"\b[RT]X \d+ bytes", msg):
+                m = re.search(r"^m=audio.*?\r?$", msg, re.M)
+                say(ev="sdp", dir="rx" if re.search(r"\bRX \d+ bytes", msg) else "tx",
+                    m=m.group(0).strip() if m else "", crypto="a=crypto:" in msg)
+            if re.search(r"\bRX \d+ bytes Request msg INVITE", msg):
                 frm = re.search(r"^From:\s*(.*?)\r?$", msg, re.M | re.I)
                 say(ev="invite_rx", from_=frm.group(1) if frm else "")
         except Exception:  # noqa: BLE001
@@ -126,7 +133,7 @@ class Acc(pj.Account):
 
 
 class Agent:
-    def __init__(self, port: int, name: str, register: str = "", password: str = ""):
+    def __init__(self, port: int, name: str, register: str = "", password: str = "", tls: bool = False):
         self.port, self.name = port, name
         self.calls: dict[int, Call] = {}
         self.ended: list[Call] = []
@@ -155,6 +162,11 @@ class Agent:
         t.boundAddress = "127.0.0.1"
         t.publicAddress = "127.0.0.1"
         ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, t)
+        if tls:
+            t = pj.TransportConfig()
+            t.port = 0  # outgoing connections only; the edge calls us back over ours
+            t.boundAddress = "127.0.0.1"
+            ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, t)
         ep.audDevManager().setNullDev()
         ep.libStart()
         pcmu_only(ep)
@@ -168,6 +180,11 @@ class Agent:
             ac.regConfig.timeoutSec = 300
             ac.sipConfig.proxies.append(f"sip:{register};lr")
             ac.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", name, 0, password))
+            if tls:
+                ac.regConfig.registrarUri = f"sip:{register};transport=tls"
+                ac.sipConfig.proxies[0] = f"sip:{register};transport=tls;lr"
+                ac.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+                ac.mediaConfig.srtpSecureSignaling = 1
         self.acc.create(ac, not register)
 
     def next_id(self) -> int:
@@ -362,5 +379,6 @@ if __name__ == "__main__":
     ap.add_argument("--name", default="agent")
     ap.add_argument("--register", default="", help="HOST:PORT of the edge to register with as extension NAME")
     ap.add_argument("--password", default="")
+    ap.add_argument("--tls", action="store_true", help="--register names the edge's TLS port: SIP over TLS, SRTP calls")
     a = ap.parse_args()
-    Agent(a.port, a.name, a.register, a.password).loop()
+    Agent(a.port, a.name, a.register, a.password, a.tls).loop()
