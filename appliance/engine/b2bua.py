@@ -61,6 +61,7 @@ from .ivr import Prompts
 from .lookups import Lookups
 from .queuecalls import QueueCalls
 from .records import Recorder
+from .recording import CallRecordings
 from .ringing import Ringing
 from .session import Account, CallOutcome, Leg, LegState, Session, Timer, audio_of, call_op, clean, hangup, now_iso
 from .sipmsg import Invite, parse_invite, split_address
@@ -136,6 +137,7 @@ class B2BUA:
         self.queues = QueueCalls(self)
         self.prompts = Prompts(self)
         self.callbacks = Callbacks(self)  # calls the appliance places: click-to-call, queue call-backs
+        self.recording = CallRecordings(self)  # call recording: policy, announcement, recorders, the key (recording.py)
         # One table from step type to what carries it out, as routing has one from step type to what follows it.
         self.carry_out: dict[type, Callable[[Session, Any], None]] = {
             Ring: self._ring_step, Forward: self._forward_step, Connected: lambda s, step: None,
@@ -155,6 +157,7 @@ class B2BUA:
         self.music = media.Music(self.data_dir)
         self._create_accounts()
         self.callbacks.start()
+        self.recording.start()
         self.engine.on_turn(self._turn)
         self.engine.on_shutdown(self._shutdown)
 
@@ -171,6 +174,7 @@ class B2BUA:
         }
         self.settings = store.get_setting("engine", {}) or {}
         self.notify_urls = NotifyConfig.from_setting(store.get_setting("notify")).urls
+        self.recording.reload(store.get_setting("recording"))
         self.lookups.refresh(store)
         self.trunks.reload(store, accounts_made=bool(self.accounts))
 
@@ -328,6 +332,7 @@ class B2BUA:
         self.inbox.clear()
         self.queues.shutdown()
         self.callbacks.shutdown()
+        self.recording.shutdown()
         for acc in self.accounts.values():
             try:
                 acc.shutdown()
@@ -624,6 +629,8 @@ class B2BUA:
         s = leg.session
         if s is None or s.ended:
             return
+        if s.bridged and self.recording.digit(s, leg, digit):
+            return  # the feature code that starts and stops an on-demand recording
         if leg.role == "b" and leg.confirm and not leg.accepted and leg.state == LegState.ANSWERED:
             if digit == self.settings.get("confirm_key", "1"):
                 leg.accepted = True
@@ -678,6 +685,8 @@ class B2BUA:
         a, b = audio_of(s.a), audio_of(s.peer)
         if a is None or b is None:
             return
+        if self.recording.hold_bridge(s):
+            return  # both hear that the call is recorded; joined when the announcement is over
         for snd in s.sounds:
             media.stop(snd)
         s.sounds.clear()
@@ -688,6 +697,7 @@ class B2BUA:
         b.startTransmit(a)
         s.bridged = True
         self.emit("CallBridged", s.id, by=s.answered_by)
+        self.recording.bridged(s)
         # A phone may put the call on hold before the engine joined the two
         # (its re-INVITE can overtake the other side's answer): honour it now.
         for leg in (s.a, s.peer):
@@ -758,6 +768,7 @@ class B2BUA:
                 hangup(s.a, code or 480, reason, hdrs)
         self.sessions.pop(s.id, None)
         self.callbacks.ending(s)
+        self.recording.ended(s)
         self.record(s)
         # Let go of the legs now (the registry holds them until pjsua is done);
         # the session's timers were cancelled above and dropped their closures.
