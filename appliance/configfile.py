@@ -35,12 +35,13 @@ from appliance.hw.config import parse_hw
 from appliance.missed.config import parse_missed
 from appliance.notify.config import parse_notify
 from appliance.notify.mail import check_address, parse_mail
+from appliance.recording.config import parse_recording
 from appliance.store import Store, ha1, validate_extension_number
 from appliance.wallboard import parse_wallboard
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("version", "timezone", "sip", "calls", "hw", "missed", "notify", "mail", "wallboard", "extensions",
-            "trunks", "contacts", "routing")
+TOP_KEYS = ("version", "timezone", "sip", "calls", "hw", "missed", "notify", "mail", "wallboard", "recording",
+            "extensions", "trunks", "contacts", "routing")
 RINGBACKS = ("180", "tone", "music")
 DIAL_CLASSES = ("local", "mobile", "international", "premium")
 # calls: whole-number keys and their (lowest, highest) values
@@ -404,6 +405,7 @@ class ParsedConfig:
     notify: dict = field(default_factory=dict)
     mail: dict = field(default_factory=dict)
     wallboard: dict = field(default_factory=dict)
+    recording: dict = field(default_factory=dict)
 
 
 def _parse_ringback(value: Any, path: tuple) -> str:
@@ -497,7 +499,10 @@ def parse_document(doc: Any) -> ParsedConfig:
     notify = parse_notify(doc.get("notify"))
     mail = parse_mail(doc.get("mail"))
     wallboard = parse_wallboard(doc.get("wallboard"))
-    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls, hw, missed, notify, mail, wallboard)
+    recording = parse_recording(doc.get("recording"), numbers, {t["name"] for t in trunks},
+                                routing.get("groups") or {}, routing.get("queues") or {})
+    return ParsedConfig(tz, realm, extensions, trunks, contacts, routing, calls, hw, missed, notify, mail, wallboard,
+                        recording)
 
 
 def _one_line(text: object) -> str:
@@ -588,6 +593,7 @@ def apply_config(store: Store, cfg: ParsedConfig) -> None:
         store.set_setting("notify", cfg.notify)
         store.set_setting("mail", cfg.mail)
         store.set_setting("wallboard", cfg.wallboard)
+        store.set_setting("recording", cfg.recording)
         store.remove_extensions_except([e["number"] for e in cfg.extensions])
         for row in cfg.extensions:
             store.put_extension(row)
@@ -643,7 +649,8 @@ def export_document(store: Store) -> dict[str, Any]:
         "sip": {"realm": store.realm},
         "calls": {k: v for k, v in (store.get_setting("engine", {}) or {}).items() if k in CALL_KEYS},
         **({"hw": store.get_setting("hw")} if store.get_setting("hw") else {}),
-        **{key: store.get_setting(key) for key in ("missed", "notify", "mail", "wallboard") if store.get_setting(key)},
+        **{key: store.get_setting(key) for key in ("missed", "notify", "mail", "wallboard", "recording")
+           if store.get_setting(key)},
         "extensions": [],
         "trunks": [],
         "contacts": [],
