@@ -50,6 +50,7 @@ class Box:
     button: str | None = None                                # "down", "held" while the night button is pressed
     alert: str = "ok"                                        # the wallboard's worst tile: ok, amber, red
     alert_tiles: tuple[str, ...] = ()                        # the tiles at that level
+    recording: str = "ok"                                    # "ok", or why call recording stopped ("disk")
 
 
 # ---- events -> Box --------------------------------------------------------------------------
@@ -101,6 +102,9 @@ EVENTS: dict[str, Callable[[Box, dict], Box]] = {
     "NightModeChanged": _night,
     # The wallboard's thresholds (appliance/wallboard.py): the worst tile's level, when it changes.
     "WallboardAlert": _alert,
+    # Call recording's disk guard (appliance/recording/disk.py): stopped with the card nearly full, resumed.
+    "RecordingStopped": lambda box, e: replace(box, recording=str(e.get("reason") or "stopped")),
+    "RecordingResumed": lambda box, e: replace(box, recording="ok"),
 }
 
 
@@ -136,6 +140,8 @@ def from_status(box: Box, status: Mapping) -> Box:
 # ---- Box -> LEDs ----------------------------------------------------------------------------
 
 def _ready(box: Box) -> tuple[str, str]:
+    if box.phase == "up" and box.recording == "disk":
+        return "fast", "call recording stopped: the disk is nearly full"
     return {"starting": ("slow", "starting"), "up": ("on", "edge and engine up"),
             "fault": ("fast", "the call engine is down"), "stopping": ("off", "stopping")}[box.phase]
 
