@@ -99,12 +99,17 @@ def _lost(call_id: str, at: datetime, caller: str, wait: float, path: list[dict]
 def cases(rng: random.Random, records: list[dict], short_s: float = 5.0) -> tuple[list[dict], list[tuple]]:
     """A missed-call case for each lost call (short abandons closed from the start), half called back."""
     out, links = [], []
+    open_callers: set[str] = set()   # at most one open case per number (as the store requires)
     for i, r in enumerate(r for r in records if r["direction"] == "inbound" and not r["answered_by"]):
         short = r["outcome"] == "missed" and r["wait_s"] < short_s
         opened = datetime.fromisoformat(r["ended_at"])
         took = 0.0 if short else round(rng.uniform(60, 4 * 3600), 3)
         how = "short abandon" if short else rng.choice(("called back", "called back", "answered", "done", None))
+        if how is None and r["caller"] in open_callers:
+            how = "done"
         closed = how is not None
+        if not closed:
+            open_callers.add(r["caller"])
         out.append({"id": i + 1, "caller": r["caller"], "dialled": r["dialled"], "status": "closed" if closed else "open",
                     "short": int(short), "count": 1, "opened_at": r["ended_at"], "last_at": r["ended_at"],
                     "waited_s": r["wait_s"], "gave_up": "", "assigned_to": "101",
