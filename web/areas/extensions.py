@@ -49,6 +49,7 @@ class ExtensionForm(FlaskForm):
     max_outbound = IntegerField(_l("Outside calls at once"), default=2,
                                 validators=[NumberRange(0, 10, _l("From 0 to 10 calls."))])
     email = StringField(_l("E-mail for missed calls and voicemail"))
+    secure = BooleanField(_l("Encrypted only (TLS and SRTP)"))
 
 
 class NewExtensionForm(ExtensionForm):
@@ -78,6 +79,10 @@ def _fill(form: ExtensionForm, item: dict[str, Any]) -> None:
     item["dnd"] = bool(form.dnd.data)
     item["dial_rules"] = [rule for rule, _label, _hint in DIAL_RULES if getattr(form, f"rule_{rule}").data]
     item["max_outbound"] = form.max_outbound.data
+    if form.secure.data:
+        item["secure"] = True
+    else:
+        item.pop("secure", None)
     email = (form.email.data or "").strip()
     if email:
         item["email"] = email
@@ -92,6 +97,7 @@ def _load(form: ExtensionForm, item: dict[str, Any]) -> None:
         getattr(form, f"rule_{rule}").data = rule in (item.get("dial_rules") or [])
     form.max_outbound.data = item.get("max_outbound", 2)
     form.email.data = item.get("email", "")
+    form.secure.data = bool(item.get("secure"))
 
 
 def _new_password(item: dict[str, Any]) -> str:
@@ -117,7 +123,13 @@ def _phone_setup(number: str, name: str, password: str):
     """The one page that shows a password: what to type into the desk phone."""
     store = get_store()
     return render_template("extensions/phone.html", number=number, name=name, password=password,
-                           server=primary_address(), port=SIP_PORT, realm=store.realm)
+                           server=primary_address(), port=SIP_PORT, realm=store.realm, tls=sip_tls(store))
+
+
+def sip_tls(store) -> dict | None:
+    """SIP over TLS as the running appliance last started it: {"port", "fingerprint"}, or None when off."""
+    value = store.get_setting("sip_tls")
+    return value if isinstance(value, dict) and value.get("port") else None
 
 
 def _registered(store) -> dict[str, list[dict]]:
@@ -131,7 +143,8 @@ def _registered(store) -> dict[str, list[dict]]:
 def index():
     store = get_store()
     doc = office.document(store)
-    return render_template("extensions/index.html", extensions=doc["extensions"], bindings=_registered(store))
+    return render_template("extensions/index.html", extensions=doc["extensions"], bindings=_registered(store),
+                           tls=sip_tls(store), server=primary_address())
 
 
 @bp.route("/new", methods=("GET", "POST"))
