@@ -47,5 +47,5 @@ class Recordings:
         if not ids:
             return
         with self.store.transaction():
-            self.store.db.executemany("update calls set recording = null, recording_policy = null where id = ?",
-                                      [[i] for i in ids])
+            self.store.db.conn.executemany("update calls set recording = null, recording_policy = null where id = ?",
+                                           [[i] for i in ids])
