@@ -248,7 +248,8 @@ def _check_keys(item: dict, allowed: set[str], path: tuple, what: str) -> None:
 
 def _parse_extensions(items: list, realm: str) -> list[dict]:
     out, seen = [], set()
-    allowed = {"number", "name", "password", "ha1_md5", "ha1_sha256", "dnd", "dial_rules", "max_outbound", "email", "secure"}
+    allowed = {"number", "name", "password", "ha1_md5", "ha1_sha256", "dnd", "dial_rules", "max_outbound", "email", "secure",
+               "supervise"}
     for i, item in enumerate(items):
         path = ("extensions", i)
         if not isinstance(item, dict):
@@ -291,6 +292,9 @@ def _parse_extensions(items: list, realm: str) -> list[dict]:
         secure = item.get("secure", False)
         if not isinstance(secure, bool):
             raise ConfigError("secure must be true or false", (*path, "secure"))
+        supervise = item.get("supervise", False)
+        if not isinstance(supervise, bool):
+            raise ConfigError("supervise must be true or false", (*path, "supervise"))
         out.append(
             {
                 "number": number,
@@ -303,6 +307,7 @@ def _parse_extensions(items: list, realm: str) -> list[dict]:
                 "max_outbound": _as_int(item.get("max_outbound", 2), (*path, "max_outbound"), "max_outbound", 0, 10),
                 "email": email,
                 "secure": int(secure),
+                "supervise": int(supervise),
             }
         )
     return out
@@ -668,6 +673,7 @@ def export_document(store: Store) -> dict[str, Any]:
                 "max_outbound": e["max_outbound"],
                 **({"email": e["email"]} if e.get("email") else {}),
                 **({"secure": True} if e.get("secure") else {}),
+                **({"supervise": True} if e.get("supervise") else {}),
             }
         )
     for t in store.trunks():

@@ -8,7 +8,9 @@ address), starts the B2BUA on the engine thread with the edge as the proxy
 towards phones, and registers the control commands `calls` (recent call
 records), `engine.reload` (read extensions, trunks and routing again),
 `trunks.status` (whether each trunk works and, in words, why not) and
-`calls.originate` (click-to-call: an extension's desk phone, then a number; callback.py).
+`calls.originate` (click-to-call: an extension's desk phone, then a number; callback.py),
+`monitor.supervise` (a supervisor's phone listens to, whispers in or barges into a
+call; supervise.py), `agents.status` and `agents.set` (agents' statuses; agents.py).
 Engine events reach control subscribers through the appliance's own
 `_engine_event`.
 """
@@ -21,6 +23,7 @@ from typing import Any, Callable
 from .b2bua import B2BUA
 from .callback import originate_command
 from .nightcode import NightCode
+from .supervise import SuperviseRefused
 
 DEFAULT_TRUNK_PORT = 5070
 
@@ -58,7 +61,38 @@ def attach(app: Any) -> B2BUA:
     app.control.command("engine.reload", reload)
     app.control.command("trunks.status", trunks_status)
     app.control.command("calls.originate", originate_command(engine, b2bua))
+    app.control.command("monitor.supervise", supervise_command(engine, b2bua))
+    app.control.command("agents.status", lambda args: engine.call(b2bua.agents.views, timeout=5))
+    app.control.command("agents.set", agents_set_command(engine, b2bua))
     return b2bua
+
+
+def supervise_command(engine: Any, b2bua: B2BUA) -> Callable[[dict], dict]:
+    """`monitor.supervise {call_id, ext, mode}` -> {call_id, ext, mode}; a refusal is its error."""
+    from appliance.control import ControlError
+
+    def handler(args: dict) -> dict:
+        call_id, ext, mode = (str(args.get(k) or "") for k in ("call_id", "ext", "mode"))
+        if not call_id or not ext:
+            raise ControlError("say which call and which extension listens: {call_id, ext, mode}")
+        try:
+            return engine.call(b2bua.supervisors.start, call_id, ext, mode or "listen", timeout=5)
+        except SuperviseRefused as e:
+            raise ControlError(str(e)) from None
+    return handler
+
+
+def agents_set_command(engine: Any, b2bua: B2BUA) -> Callable[[dict], dict]:
+    """`agents.set {ext, status, by?}` -> the extension's status view; an unknown one is the error."""
+    from appliance.control import ControlError
+
+    def handler(args: dict) -> dict:
+        ext, status = str(args.get("ext") or ""), str(args.get("status") or "")
+        try:
+            return engine.call(b2bua.agents.set, ext, status, str(args.get("by") or "panel"), timeout=5)
+        except ValueError as e:
+            raise ControlError(str(e)) from None
+    return handler
 
 
 def _on_loop(app: Any, fn: Callable[[], Any]) -> Future:

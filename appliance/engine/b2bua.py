@@ -54,6 +54,7 @@ from appliance.routing.steps import (
 from appliance.store import Store
 
 from . import media
+from .agents import Agents
 from .callback import Callbacks
 from .core import EngineThread
 from .desk import Desk
@@ -65,6 +66,7 @@ from .recording import CallRecordings
 from .ringing import Ringing
 from .session import Account, CallOutcome, Leg, LegState, Session, Timer, audio_of, call_op, clean, hangup, now_iso
 from .sipmsg import Invite, parse_invite, split_address
+from .supervise import Supervisors
 from .transfer import Transfers
 from .trunks import Trunks
 
@@ -137,6 +139,8 @@ class B2BUA:
         self.queues = QueueCalls(self)
         self.prompts = Prompts(self)
         self.callbacks = Callbacks(self)  # calls the appliance places: click-to-call, queue call-backs
+        self.agents = Agents(self)  # agents' statuses set by people (*45, *46, the panel), after-call work
+        self.supervisors = Supervisors(self)  # listening in, whispering, barging in (*31-*33, monitor.supervise)
         self.recording = CallRecordings(self)  # call recording: policy, announcement, recorders, the key (recording.py)
         # One table from step type to what carries it out, as routing has one from step type to what follows it.
         self.carry_out: dict[type, Callable[[Session, Any], None]] = {
@@ -157,6 +161,7 @@ class B2BUA:
         self.music = media.Music(self.data_dir)
         self._create_accounts()
         self.callbacks.start()
+        self.agents.start()
         self.recording.start()
         self.engine.on_turn(self._turn)
         self.engine.on_shutdown(self._shutdown)
@@ -332,6 +337,8 @@ class B2BUA:
         self.inbox.clear()
         self.queues.shutdown()
         self.callbacks.shutdown()
+        self.supervisors.shutdown()
+        self.agents.shutdown()
         self.recording.shutdown()
         for acc in self.accounts.values():
             try:
@@ -500,7 +507,8 @@ class B2BUA:
             presence[ext] = Presence(
                 registered=ext in bound, dnd=bool(row.get("dnd")), calls=busy.get(ext, 0),
                 last_call_end=datetime.fromisoformat(last) if last else None,
-                calls_today=mem.get("calls_today", 0) if mem.get("day") == today else 0)
+                calls_today=mem.get("calls_today", 0) if mem.get("day") == today else 0,
+                paused=self.agents.paused(ext))
         return State(presence=presence, night=snap.night, overrides=snap.overrides,
                      contacts=snap.routing_contacts, learned=self.strategy_state["learned"],
                      positions=self.strategy_state["positions"])
@@ -603,6 +611,8 @@ class B2BUA:
             return self.transfers.probe_state(leg, ci)
         if leg.role == "agent":
             return self.callbacks.agent_state(leg, ci)  # an originated call's desk phone, not answered yet
+        if leg.role == "supervisor":
+            return self.supervisors.leg_state(leg, ci)
         if st == pj.PJSIP_INV_STATE_DISCONNECTED:
             if leg.state == LegState.ENDED and leg.session is None:
                 return  # reported twice (a re-entrant hang-up): the first one counted
@@ -626,6 +636,8 @@ class B2BUA:
                 self.ringer.b_answered(s, leg)
 
     def leg_digit(self, leg: Leg, digit: str) -> None:
+        if leg.role == "supervisor":
+            return self.supervisors.digit(leg, digit)
         s = leg.session
         if s is None or s.ended:
             return
@@ -651,6 +663,8 @@ class B2BUA:
             log.warning("call %s: could not answer the caller: %s", s.id, e.info())
 
     def leg_media(self, leg: Leg, ci: Any) -> None:
+        if leg.role == "supervisor":
+            return self.supervisors.leg_media(leg, ci)
         s = leg.session
         if ci is not None:
             active = [m for m in ci.media if m.type == pj.PJMEDIA_TYPE_AUDIO]
@@ -697,6 +711,7 @@ class B2BUA:
         b.startTransmit(a)
         s.bridged = True
         self.emit("CallBridged", s.id, by=s.answered_by)
+        self.supervisors.bridged(s)
         self.recording.bridged(s)
         # A phone may put the call on hold before the engine joined the two
         # (its re-INVITE can overtake the other side's answer): honour it now.
@@ -768,6 +783,8 @@ class B2BUA:
                 hangup(s.a, code or 480, reason, hdrs)
         self.sessions.pop(s.id, None)
         self.callbacks.ending(s)
+        self.supervisors.ending(s)
+        self.agents.call_ended(s)
         self.recording.ended(s)
         self.record(s)
         # Let go of the legs now (the registry holds them until pjsua is done);

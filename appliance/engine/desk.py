@@ -31,6 +31,8 @@ class Desk:
             Refuse: self.refuse, Pickup: self._pickup, Feature: self._feature, Routed: self._routed,
             Ring: self._ring, Forward: self._ring,
         }
+        # Feature codes followed by an extension (`*31101`): code -> handler(session, code, extension).
+        self.extension_codes: dict[str, Callable[[Session, str, str], Any]] = {}
 
     def from_phone(self, a: Leg, inv: Invite, ext: str) -> None:
         """Routing says what the number means (desk_call); the step is carried out here."""
@@ -42,6 +44,7 @@ class Desk:
                      if o is not s and o.direction == "outbound" and o.extension == ext and not o.ended)
         step = desk_call(
             ext, number, extensions=self.b2bua.extensions, features=self.b2bua.feature_codes,
+            extension_codes=self.extension_codes,
             is_office_number=lambda n: self._office_number(ext, n),
             rules=json.loads(row["dial_rules"]) if row.get("dial_rules") else None,
             active=active, limit=row.get("max_outbound"))
@@ -54,7 +57,11 @@ class Desk:
 
     def _feature(self, s: Session, step: Feature) -> None:
         s.note("feature", code=step.code)
-        self.b2bua.feature_codes[step.code](s, step.code)
+        handler = self.b2bua.feature_codes.get(step.code)
+        if handler is not None:
+            return handler(s, step.code)
+        code = next(c for c in self.extension_codes if step.code.startswith(c))
+        self.extension_codes[code](s, code, step.code[len(code):])
 
     def _pickup(self, s: Session, step: Pickup) -> None:
         self.pickup(s, step.ext) if step.ext else self.group_pickup(s)

@@ -14,6 +14,9 @@ engine event is printed on stdout as one JSON object; commands come on stdin:
     {"cmd": "originate", "ext": "101", "number": "0501234567", "whisper": false}
                                                     click-to-call: {"kind": "originated", "cmd", "call_id"} or
                                                     {"kind": "refused", "error"} (callback.py)
+    {"cmd": "supervise", "call_id": "...", "ext": "103", "mode": "listen"}
+                                                    ring a supervisor into a call: {"kind": "supervising", "cmd"}
+                                                    or {"kind": "refused", "error"} (supervise.py)
 """
 
 from __future__ import annotations
@@ -139,6 +142,14 @@ def main(argv: list[str] | None = None) -> int:
                     sid = engine.call(b2bua.callbacks.originate, cmd["ext"], cmd["number"], cmd.get("whisper", False))
                     say({"kind": "originated", "cmd": name, "call_id": sid})
                 except Refused as e:
+                    say({"kind": "refused", "cmd": name, "error": str(e)})
+                continue
+            elif name == "supervise":
+                from .supervise import SuperviseRefused
+                try:
+                    engine.call(b2bua.supervisors.start, cmd["call_id"], cmd["ext"], cmd.get("mode", "listen"))
+                    say({"kind": "supervising", "cmd": name})
+                except SuperviseRefused as e:
                     say({"kind": "refused", "cmd": name, "error": str(e)})
                 continue
             say({"kind": "done", "cmd": name})

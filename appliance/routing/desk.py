@@ -38,12 +38,14 @@ def outside(ext: str, number: str, rules: Sequence[str] | None, active: int, lim
 
 def desk_call(ext: str, number: str, *, extensions: Collection[str], features: Collection[str],
               is_office_number: Callable[[str], bool], rules: Sequence[str] | None = None,
-              active: int = 0, limit: int | None = None) -> Ring | Forward | DeskStep:
+              active: int = 0, limit: int | None = None,
+              extension_codes: Collection[str] = ()) -> Ring | Forward | DeskStep:
     """What extension `ext` dialling `number` means.
 
     In order: only digits, `*`, `#` and `+` are dialled; `**EXT` picks up a
-    call ringing at EXT and `*8` one ringing in the caller's groups; other
-    codes starting `*` or `#` are feature codes; an extension rings (not one's
+    call ringing at EXT and `*8` one ringing in the caller's groups; an
+    extension code followed by an extension (`*31101`) is that feature for
+    it; other codes starting `*` or `#` are feature codes; an extension rings (not one's
     own); one of the office's numbers takes its route; anything else is an
     outside number within the dial rules (`active` outside calls up now)."""
     if not dialplan.valid(number):
@@ -52,6 +54,9 @@ def desk_call(ext: str, number: str, *, extensions: Collection[str], features: C
         return Pickup(number[2:])
     if number == "*8":
         return Pickup("")
+    for code in extension_codes:
+        if number.startswith(code) and number[len(code):] in extensions:
+            return Feature(number)
     if number[0] in "*#":
         return Feature(number) if number in features else Refuse(404, f"No feature code {number}")
     if number in extensions:
