@@ -171,7 +171,7 @@ class Callbacks:
         local = f'"{who}" <sip:{d.number}@{cfg.sip_host}:{cfg.sip_port}>'
         legs = []
         for binding in bindings:
-            leg = Leg(b, b.accounts["phones"], pj.PJSUA_INVALID_ID, "agent", ext)
+            leg = Leg(b, b.phone_account(binding), pj.PJSUA_INVALID_ID, "agent", ext)
             prm = call_op()
             prm.txOption.localUri = local
             if leg.dial(binding["contact"], prm):
