@@ -377,3 +377,33 @@ def test_the_wallboard_in_chromium_in_both_languages_and_by_the_kiosk_link(brows
         finally:
             browser.set_window_size(1200, 900)
             browser.delete_all_cookies()
+
+
+# ---- the unit that shows it on the Pi's screen ------------------------------------------------------------
+
+
+def test_the_wallboard_unit_verifies_and_stays_optional(tmp_path):
+    import configparser
+    import subprocess
+    from pathlib import Path
+
+    units = Path(__file__).resolve().parents[2] / "systemd"
+    src = units / "pbx-wallboard.service"
+    (tmp_path / src.name).write_text(src.read_text())
+    res = subprocess.run(["systemd-analyze", "verify", str(tmp_path / src.name)], capture_output=True, text=True)
+    assert res.returncode == 0 and "pbx" not in res.stdout + res.stderr, res.stdout + res.stderr
+
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str
+    cp.read(src)
+    svc = cp["Service"]
+    exec_start = svc["ExecStart"]
+    for flag in ("--kiosk", "--noerrdialogs", "--disable-session-crashed-bubble", '"$$PBX_WALLBOARD_URL"'):
+        assert flag in exec_start
+    assert exec_start.startswith("/bin/sh -c 'exec cage ") and svc["EnvironmentFile"] == "/etc/pbx/wallboard.env"
+    assert svc["User"] == "pbx-wallboard" and svc["PAMName"] == "login" and svc["Restart"] == "always"
+    # Skipped, not failed, on a machine without the display packages or the kiosk address.
+    assert "ConditionPathExists=/etc/pbx/wallboard.env" in src.read_text()
+    assert "ConditionFileIsExecutable=/usr/bin/cage" in src.read_text()
+    # The installer lays out and enables only the appliance's own two units.
+    assert "pbx-wallboard" not in (units / "install").read_text()
