@@ -98,3 +98,44 @@ def test_a_record_shows_the_path_the_call_took_in_words(owner, panel_data):
     for words in ("Office", "102", "103", "detail=new kind", "caller hung up"):
         assert words in page, words
     assert owner.get("/calls/nope").status_code == 404
+
+
+def test_a_recorded_call_has_a_player_and_its_file_is_served(owner, panel_data):
+    from appliance.store.recordings import Recordings
+
+    mp3 = panel_data / "recordings" / "2026" / "03" / "10" / "20260310-100000-c1.mp3"
+    mp3.parent.mkdir(parents=True)
+    mp3.write_bytes(b"\xff\xe3" + bytes(400))
+    with Store(panel_data) as store:
+        record(store, "c1", "2026-03-10T08:00:00.000+00:00", "+380671234567", "answered", answered_by="102",
+               path=[{"t": 0.0, "kind": "recording", "what": "policy", "policy": "always", "by": "trunk:provider"},
+                     {"t": 0.1, "kind": "recording", "what": "started", "part": 1}])
+        record(store, "c2", "2026-03-10T09:00:00.000+00:00", "+380671234567", "answered", answered_by="102")
+        Recordings(store).link("c1", "2026/03/10/20260310-100000-c1.mp3", "always")
+    page = owner.get("/calls/c1").data.decode()
+    assert '<audio id="call-recording" controls' in page and 'src="/calls/c1/recording"' in page
+    assert 'href="/calls/c1/recording?download=1"' in page
+    assert "trunk:provider" in page and ("recording started" in page or "запис почато" in page)
+    resp = owner.get("/calls/c1/recording")
+    assert resp.status_code == 200 and resp.mimetype == "audio/mpeg"
+    assert resp.data == mp3.read_bytes()
+    assert "attachment" not in resp.headers.get("Content-Disposition", "")
+    resp = owner.get("/calls/c1/recording?download=1")
+    assert resp.headers["Content-Disposition"].startswith("attachment") and "c1.mp3" in resp.headers["Content-Disposition"]
+    part = owner.get("/calls/c1/recording", headers={"Range": "bytes=0-9"})  # the player seeks
+    assert part.status_code == 206 and len(part.data) == 10
+    # A call without a recording has no player, and nothing is served for it or for an unknown id.
+    assert "call-recording" not in owner.get("/calls/c2").data.decode()
+    for call_id in ("c2", "nope", "..%2F..%2Fpbx.sqlite3", "c1%2F..%2F..%2Fpbx.sqlite3"):
+        assert owner.get(f"/calls/{call_id}/recording").status_code == 404, call_id
+
+
+def test_a_link_pointing_outside_the_recordings_folder_is_not_served(owner, panel_data):
+    from appliance.store.recordings import Recordings
+
+    with Store(panel_data) as store:
+        record(store, "c1", "2026-03-10T08:00:00.000+00:00", "+380671234567", "answered", answered_by="102")
+        Recordings(store).link("c1", "../pbx.sqlite3", "always")
+    assert (panel_data / "pbx.sqlite3").exists()
+    assert owner.get("/calls/c1/recording").status_code == 404
+    assert "call-recording" not in owner.get("/calls/c1").data.decode()

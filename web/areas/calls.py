@@ -1,5 +1,5 @@
 """Call records: search by number (in any usual form), by day and by outcome, 50 to a page; each
-record opens the path the call took, in words.
+record opens the path the call took, in words, and its recording when the call has one.
 
 The records are what the engine's recorder writes (`calls`, read through
 `appliance.store.calls`); days are the office's days, in its time zone.
@@ -8,17 +8,20 @@ The records are what the engine's recorder writes (`calls`, read through
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request, send_file
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField
 from wtforms.validators import Optional, ValidationError
 
 from appliance.routing.numbers import normalise
+from appliance.recording.retention import inside
 from appliance.store.calls import CallQuery, CallRecords
+from appliance.store.recordings import Recordings
 from web import destinations, office
 from web.db import get_store
 
@@ -140,7 +143,27 @@ def show(call_id: str):
     steps = [{"t": p.get("t"), "kind": p.get("kind", ""), "text": step_words(p, doc)} for p in record["path"]]
     return render_template("calls/show.html", r=record, steps=steps, outcome_words=outcome_words,
                            started=local_time(record["started_at"], store.timezone),
-                           ended=local_time(record["ended_at"], store.timezone))
+                           ended=local_time(record["ended_at"], store.timezone),
+                           recording=recording_path(store, call_id) is not None)
+
+
+def recording_path(store: Any, call_id: str) -> Path | None:
+    """The call's recording file: named by its record, and only inside DATA/recordings."""
+    file = Recordings(store).file_of(call_id)
+    if not file:
+        return None
+    path = inside(Path(current_app.config["DATA_DIR"]) / "recordings", file)
+    return path if path is not None and path.is_file() else None
+
+
+@bp.route("/<call_id>/recording")
+def recording(call_id: str):
+    """The recording to listen to (ranges, for the player) or, with ?download=1, to save."""
+    path = recording_path(get_store(), call_id)
+    if path is None:
+        abort(404)
+    return send_file(path, mimetype="audio/mpeg", conditional=True, download_name=path.name,
+                     as_attachment=request.args.get("download") == "1")
 
 
 # -- the path in words ----------------------------------------------------------------------------
@@ -195,7 +218,26 @@ STEP_WORDS: dict[str, Callable[[dict[str, Any], Callable[[Any], str]], str]] = {
     "fallback": lambda p, d: _("went on: %(why)s", why=_text(p.get("why"))),
     "night": lambda p, d: _("night switch: %(result)s", result=_text(p.get("result"))),
     "end": lambda p, d: _("ended: %(reason)s", reason=_text(p.get("reason")) or "-"),
+    "recording": lambda p, d: recording_words(p),
 }
+
+
+def recording_words(p: dict[str, Any]) -> str:
+    """What the engine noted about the call's recording (appliance/engine/recording.py)."""
+    what = p.get("what")
+    if what == "policy":
+        return _("recorded by policy %(policy)s of %(by)s", policy=_text(p.get("policy")), by=_text(p.get("by")))
+    if what == "announced":
+        return _("both heard that the call is recorded")
+    if what == "started":
+        return _("recording started (part %(part)s)", part=_text(p.get("part")))
+    if what == "paused":
+        why = {"key": _("the key was pressed"), "disk": _("the disk is nearly full"),
+               "rejoined": _("the call was joined to someone else")}.get(str(p.get("why")), _text(p.get("why")))
+        return _("recording stopped: %(why)s", why=why)
+    if what == "not started":
+        return _("recording not started: the disk is nearly full")
+    return ", ".join(f"{k}={_text(v)}" for k, v in p.items() if k not in ("t", "kind"))
 
 
 def step_words(p: dict[str, Any], doc: dict[str, Any]) -> str:
