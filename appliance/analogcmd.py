@@ -1,0 +1,93 @@
+"""`pbx line status` and `pbx line test`: the analog lines, asked through each line's own socket.
+
+Each line's user agent (appliance/analog) keeps `DATA/lines/<name>.json` (its state, rewritten on every
+change and every second) and answers on `DATA/lines/<name>.sock`; these commands read the first and ask
+the second, so they work while `pbx run` runs and need nothing from the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import click
+
+from appliance.analog.fxo import status_dir
+from appliance.clickutil import data_option
+
+
+def _names(data_dir: Path, only: str | None) -> list[str]:
+    names = sorted(p.stem for p in status_dir(data_dir).glob("*.sock"))
+    if only:
+        if only not in names:
+            raise click.ClickException(f"no analog line {only!r} is running (running: {', '.join(names) or 'none'})")
+        return [only]
+    return names
+
+
+def ask(data_dir: Path, name: str, cmd: str, timeout: float = 15.0) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(str(status_dir(data_dir) / f"{name}.sock"))
+        except OSError as e:
+            raise click.ClickException(f"line {name} does not answer ({e}); is `pbx run` running?") from None
+        s.sendall((json.dumps({"cmd": cmd}) + "\n").encode())
+        return json.loads(s.makefile().readline() or "{}")
+
+
+@click.group()
+def line() -> None:
+    """The analog line adapter (FXO): its state, and a test of the relay and the audio."""
+
+
+@line.command("status")
+@data_option
+@click.option("--line", "only", default=None, help="one line by its trunk name")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def status(data_dir: Path, only: str | None, as_json: bool) -> None:
+    """Hook, ringing, the last caller ID and the audio levels of each analog line.
+
+    Example: pbx line status --line line1
+    """
+    out = {name: ask(data_dir, name, "status") for name in _names(data_dir, only)}
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    if not out:
+        click.echo("no analog line is running")
+    for name, st in out.items():
+        caller = st.get("last_caller") or {}
+        who = caller.get("number") or caller.get("status") or "none yet"
+        audio = st.get("audio") or {}
+        level = (f"in {audio.get('rx_dbfs')} dBFS, out {audio.get('tx_dbfs')} dBFS" if audio.get("open")
+                 else "audio closed")
+        click.echo(f"{name} ({st.get('number') or 'no number'}): {st.get('state')}, {st.get('hook')}-hook"
+                   f"{', ringing' if st.get('ringing') else ''}; last caller: {who}; {level}"
+                   f"{'; ' + audio['error'] if audio.get('error') else ''}")
+
+
+@line.command("test")
+@data_option
+@click.option("--line", "only", default=None, help="one line by its trunk name")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def test(data_dir: Path, only: str | None, as_json: bool) -> None:
+    """Go off-hook, play a 1 kHz tone, measure what comes back, go on-hook (the line must be idle).
+
+    Example: pbx line test --line line1
+    """
+    out = {name: ask(data_dir, name, "test") for name in _names(data_dir, only)}
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        for name, r in out.items():
+            if r.get("error"):
+                click.echo(f"{name}: {r['error']}")
+                continue
+            loop = {None: "no loop pin", True: "loop current flows", False: "NO loop current"}[r.get("loop_current")]
+            click.echo(f"{name}: hook relay {r['hook_relay']}; {loop}; {r['tone_hz']:.0f} Hz out at "
+                       f"{r['sent_dbfs']} dBFS, back {r['returned_dbfs']} dBFS "
+                       f"({'the tone' if r['tone_returned'] else 'not the tone'}){'; ' + r['audio_error'] if r['audio_error'] else ''}")
+    if not all(r.get("ok") for r in out.values()):
+        raise SystemExit(1)
