@@ -9,7 +9,8 @@ from tests.web.conftest import OWNER_PASSWORD, log_in, post_form
 GOOD = {"timezone": "Europe/Kyiv", "language": "en", "ringback": "tone", "confirm_seconds": "20",
         "confirm_key": "#", "transfer_ring_seconds": "", "voicemail_max": "120", "session_expires": "",
         "media_address": "", "trunk_public": "", "callback_seconds": "30", "short_abandon_seconds": "",
-        "assign_to": "102", "deadline_minutes": "", "escalate_to": "", "working_hours": ""}
+        "assign_to": "102", "deadline_minutes": "", "escalate_to": "", "working_hours": "",
+        "auto_callback": "", "callback_attempts": "", "callback_spacing_minutes": "", "callback_anyone": "y"}
 
 
 def settings_of(data_dir):
@@ -80,3 +81,22 @@ def test_escalation_of_missed_calls_is_set_and_checked(owner, panel_data):
     resp = post_form(owner, "/settings/", {**GOOD, "deadline_minutes": "0", "escalate_to": "103"})
     assert resp.status_code == 400 and 'id="deadline_minutes-error"' in resp.data.decode()
     assert settings_of(panel_data) == before
+
+
+def test_automatic_callbacks_are_set_and_checked_next_to_their_fields(owner, panel_data):
+    resp = post_form(owner, "/settings/", {**GOOD, "auto_callback": "y", "callback_attempts": "5",
+                                           "callback_spacing_minutes": "2.5", "callback_anyone": ""})
+    assert resp.status_code == 302
+    assert settings_of(panel_data)[1] == {"callback_seconds": 30, "assign_to": "102", "auto_callback": True,
+                                          "callback_attempts": 5, "callback_spacing_minutes": 2.5,
+                                          "callback_anyone": False}
+    page = owner.get("/settings/").data.decode()
+    assert 'id="auto_callback" name="auto_callback" type="checkbox" value="y"' in page and 'value="2.5"' in page
+    before = settings_of(panel_data)
+    for key, bad in (("callback_attempts", "11"), ("callback_spacing_minutes", "0"),
+                     ("callback_spacing_minutes", "soon")):
+        resp = post_form(owner, "/settings/", {**GOOD, "auto_callback": "y", key: bad})
+        assert resp.status_code == 400 and f'id="{key}-error"' in resp.data.decode(), (key, bad)
+    assert settings_of(panel_data) == before
+    post_form(owner, "/settings/", {**GOOD, "callback_spacing_minutes": "10"})
+    assert settings_of(panel_data)[1] == {"callback_seconds": 30, "assign_to": "102", "callback_spacing_minutes": 10}

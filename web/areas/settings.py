@@ -9,7 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
-from wtforms import IntegerField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, FloatField, IntegerField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from appliance.errors import ConfigError
@@ -57,6 +57,11 @@ class CallsForm(FlaskForm):
                                     validators=[Optional()])
     escalate_to = SelectField(_l("Escalated to"))
     working_hours = SelectField(_l("The deadline counts only while this schedule is open"))
+    auto_callback = BooleanField(_l("Call missed customers back automatically"))
+    callback_attempts = IntegerField(_l("Attempts per missed call"), validators=[Optional()])
+    callback_spacing_minutes = FloatField(_l("Minutes between two attempts"), validators=[Optional()])
+    callback_anyone = BooleanField(_l("When the person a missed call is given to is busy, any free member of "
+                                      "the group the call was for"))
 
 
 def _calls_form(doc: dict[str, Any]) -> CallsForm:
@@ -85,6 +90,10 @@ def _calls_form(doc: dict[str, Any]) -> CallsForm:
         form.deadline_minutes.data = missed.get("deadline_minutes")
         form.escalate_to.data = missed.get("escalate_to", "")
         form.working_hours.data = missed.get("working_hours", "")
+        form.auto_callback.data = bool(missed.get("auto_callback", False))
+        form.callback_attempts.data = missed.get("callback_attempts")
+        form.callback_spacing_minutes.data = missed.get("callback_spacing_minutes")
+        form.callback_anyone.data = bool(missed.get("callback_anyone", True))
     return form
 
 
@@ -110,6 +119,12 @@ def _apply(form: CallsForm, doc: dict[str, Any]) -> None:
     _set(missed, "deadline_minutes", form.deadline_minutes.data)
     _set(missed, "escalate_to", form.escalate_to.data or None)
     _set(missed, "working_hours", form.working_hours.data or None)
+    # The defaults (off; anyone free) are left out, as in an imported file.
+    _set(missed, "auto_callback", True if form.auto_callback.data else None)
+    _set(missed, "callback_attempts", form.callback_attempts.data)
+    spacing = form.callback_spacing_minutes.data
+    _set(missed, "callback_spacing_minutes", int(spacing) if spacing is not None and spacing == int(spacing) else spacing)
+    _set(missed, "callback_anyone", None if form.callback_anyone.data else False)
     doc["missed"] = missed
 
 
