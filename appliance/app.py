@@ -80,6 +80,7 @@ class Appliance:
         self.monitor: Any = None  # appliance.monitor.LiveCalls: the calls in progress, from the events
         self.notify: Any = None  # appliance.notify.deliver.Deliverer: the outbox's worker thread
         self.wallboard: Any = None  # appliance.wallboard.WallboardWatch: the wallboard's thresholds, for the LEDs
+        self.lines: list = []    # appliance.analog: one user agent process per analog line (docs/analog.md)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
         # The edge's proof to the engine that a request came through it (X-PBX-Link);
@@ -142,6 +143,10 @@ class Appliance:
 
         self.monitor.taker = lambda call_id, ext: self.engine.submit(take, self.b2bua, call_id, ext)
         self._connect_callbacks()
+        from appliance.analog.processes import start_lines
+        from appliance.engine.attach import DEFAULT_TRUNK_PORT
+
+        self.lines = start_lines(opts.data_dir, self.store, int(opts.extra.get("trunk_port") or DEFAULT_TRUNK_PORT))
 
         from appliance.edge import Edge
 
@@ -266,6 +271,10 @@ class Appliance:
             await self.loop.run_in_executor(None, self.web_server.shutdown)
         if self.edge is not None:
             await self.edge.stop()
+        if self.lines:
+            from appliance.analog.processes import stop_lines
+
+            await self.loop.run_in_executor(None, stop_lines, self.lines)
         if self.engine is not None:
             await self.loop.run_in_executor(None, self.engine.stop, 2.5)
         if self.control is not None:

@@ -323,6 +323,7 @@ def bench() -> None:
 
 def _register_parts() -> None:
     """Commands that live with the parts they belong to."""
+    from appliance.analogcmd import line
     from appliance.edge.bench import edge as bench_edge
     from appliance.edge.commands import guard, phones
     from appliance.engine.callcommand import call
@@ -345,6 +346,7 @@ def _register_parts() -> None:
     cli.add_command(monitor)
     cli.add_command(call)
     cli.add_command(report)
+    cli.add_command(line)
     bench.add_command(bench_routing)
     bench.add_command(bench_edge)
     bench.add_command(bench_calls)

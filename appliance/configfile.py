@@ -313,11 +313,18 @@ def _parse_extensions(items: list, realm: str) -> list[dict]:
     return out
 
 
+def check_lines(trunks: list[dict], lines: dict) -> None:
+    from appliance.analog.config import check_trunks
+
+    check_trunks(trunks, lines)
+
+
 def _parse_trunks(items: list) -> list[dict]:
     out, seen = [], set()
     allowed = {
         "name", "kind", "host", "port", "transport", "username", "password", "auth_username",
         "from_domain", "numbers", "addresses", "caller_id", "pass_caller_id", "register_expires", "enabled",
+        "number",  # an analog line's own number (docs/analog.md)
     }
     for i, item in enumerate(items):
         path = ("trunks", i)
@@ -331,8 +338,15 @@ def _parse_trunks(items: list) -> list[dict]:
             raise ConfigError(f"trunk {name!r} is listed twice", (*path, "name"))
         seen.add(name)
         kind = item.get("kind", "register")
-        if kind not in ("register", "ip"):
-            raise ConfigError(f"trunk {name!r}: kind must be register or ip", (*path, "kind"))
+        if kind not in ("register", "ip", "analog"):
+            raise ConfigError(f"trunk {name!r}: kind must be register, ip or analog", (*path, "kind"))
+        if kind == "analog":
+            # The line's own user agent on loopback (appliance/analog) is what the engine calls.
+            item = {"host": "127.0.0.1", "port": 5072, "addresses": ["127.0.0.1"], **item}
+            if "number" in item:
+                item["numbers"] = [item.pop("number")]
+        elif "number" in item:
+            raise ConfigError(f"trunk {name!r}: number is for analog lines; a provider's are its numbers", (*path, "number"))
         if "host" not in item:
             raise ConfigError(f"trunk {name!r} needs the provider's host", path)
         transport = item.get("transport", "udp")
@@ -500,6 +514,7 @@ def parse_document(doc: Any) -> ParsedConfig:
         raise e.at("routing") from None
     calls = _parse_calls(doc.get("calls"))
     hw = parse_hw(doc.get("hw"), routing.get("night") or {})
+    check_lines(trunks, hw.get("lines") or {})
     missed = parse_missed(doc.get("missed"), numbers, routing.get("schedules") or {})
     notify = parse_notify(doc.get("notify"))
     mail = parse_mail(doc.get("mail"))

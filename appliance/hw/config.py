@@ -25,7 +25,7 @@ PARTS = (*LEDS, "button")
 DEFAULT_PINS = {"ready": 17, "trunk": 27, "calls": 22, "night": 23, "missed": 24, "button": 25}
 # GPIO0 and GPIO1 are the HAT ID EEPROM's I2C bus; 2 to 27 are on the 40-pin header.
 LOWEST_PIN, HIGHEST_PIN = 2, 27
-KEYS = ("pins", "leds_active_high", "button_active_high", "hold_seconds", "bounce_ms", "night_switch")
+KEYS = ("pins", "leds_active_high", "button_active_high", "hold_seconds", "bounce_ms", "night_switch", "lines")
 HOLD_RANGE = (0.5, 10.0)
 BOUNCE_RANGE = (0, 500)
 
@@ -84,6 +84,11 @@ def parse_hw(item: Any, night_switches: Mapping[str, Any] | None = None) -> dict
             raise ConfigError(f"night_switch {name!r} is not a night switch of the routing (switches: {known})",
                               (*path, "night_switch"))
         out["night_switch"] = name
+    if item.get("lines") is not None:
+        from appliance.analog.config import parse_lines  # the analog lines' adapter and pins
+
+        used = {pin: part for part, pin in {**DEFAULT_PINS, **out.get("pins", {})}.items() if pin is not None}
+        out["lines"] = parse_lines(item["lines"], (*path, "lines"), used)
     return out
 
 
