@@ -281,8 +281,10 @@ class WallboardWatch:
         setting = self.store.get_setting("wallboard")
         limits = Thresholds.from_setting(setting)
         if self._day_at is None or (now - self._day_at).total_seconds() >= self.DAY_EVERY:
-            short = float((self.store.get_setting("missed") or {}).get("short_abandon_seconds", 5))
-            self._day = day_figures(self.store, self.store.timezone, now, limits.answer_within, short)
+            from appliance.reports import short_abandon_seconds
+
+            self._day = day_figures(self.store, self.store.timezone, now, limits.answer_within,
+                                    short_abandon_seconds(self.store))
             self._day_at = now
         tiles = limits.levels(values(waiting(self.calls()), self._day, self.missed_open()))
         level = worst(tiles.values()) if limits.led else OK
