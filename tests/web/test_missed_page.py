@@ -71,6 +71,31 @@ def test_open_cases_first_oldest_first_with_the_contacts_name_then_closed(owner,
     assert "+380939998877" in closed_part and "called from a mobile" in closed_part and "marked done" in closed_part
 
 
+def test_each_automatic_callback_attempt_is_a_line_on_its_case(owner, cases, panel_data):
+    with Store(panel_data) as store:
+        tables = MissedService(store).tables
+        with store.transaction():
+            first = tables.add_attempt(cases[SHOP], "2025-03-03T09:05:00.000+00:00", "101")
+            tables.attempt_call(first, "cb1")
+            tables.attempt_over(first, "the customer did not answer", False, "2025-03-03T09:06:00.000+00:00")
+            second = tables.add_attempt(cases[SHOP], "2025-03-03T09:15:00.000+00:00", "101")
+            refused = tables.add_attempt(cases[OTHER], "2025-03-03T09:20:00.000+00:00", "102")
+            tables.attempt_over(refused, "refused: No trunk is available to call out", False,
+                                "2025-03-03T09:20:00.000+00:00")
+        name = store.extension("101")["name"]
+    html = owner.get("/missed/", headers={"Accept-Language": "en"}).data.decode()
+    lines = [text_of(li.encode()).strip() for li in
+             re.findall(r"<li>.*?</li>", re.search(rf'<ul class="attempts" id="attempts-{cases[SHOP]}">.*?</ul>',
+                                                  html, re.S).group(0), re.S)]
+    assert lines == [f"Automatic callback 03.03 11:05 from 101 {name}: the customer did not answer",
+                     f"Automatic callback 03.03 11:15 from 101 {name}: under way"], second
+    other = text_of(re.search(rf'<ul class="attempts" id="attempts-{cases[OTHER]}">.*?</ul>', html, re.S).group(0)
+                    .encode())
+    assert "refused: No trunk is available to call out" in other
+    uk = text_of(owner.get("/missed/").data)
+    assert "Автоматичний зворотний дзвінок 03.03 11:05 з 101" in uk and "клієнт не відповів" in uk
+
+
 def test_the_page_is_in_ukrainian_by_default(owner, cases):
     text = text_of(owner.get("/missed/").data)
     assert "Пропущені дзвінки" in text and "Відкриті справи (2)" in text and "Передзвонити клієнтові" in text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext as _, lazy_gettext as _l
@@ -109,6 +110,31 @@ def ending(how: str | None) -> str:
             "short abandon": _("short abandon (hung up at once)")}.get(how or "", how or "")
 
 
+def attempt_result(result: str | None) -> str:
+    """An automatic callback attempt's result in the panel's language (the store keeps the engine's words)."""
+    if result is None:
+        return _("under way")
+    if result.startswith("refused: "):
+        return _("refused: %(why)s", why=result[len("refused: "):])
+    return {"the customer answered": _("the customer answered"),
+            "the customer did not answer": _("the customer did not answer"),
+            "the customer was busy": _("the customer was busy"),
+            "the agent did not answer": _("the agent did not answer"),
+            "the agent's phone was busy": _("the agent's phone was busy"),
+            "the agent hung up before the customer answered": _("the agent hung up before the customer answered"),
+            "no trunk carried the call to the customer": _("no trunk carried the call to the customer"),
+            "the appliance stopped during the attempt": _("the appliance stopped during the attempt"),
+            }.get(result, result)
+
+
+def local_time(iso: str | None, tz: str) -> str:
+    """"03.03 11:05" in the office's time zone."""
+    if not iso:
+        return ""
+    at = datetime.fromisoformat(iso)
+    return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(ZoneInfo(tz)).strftime("%d.%m %H:%M")
+
+
 def _extension_choices() -> list[tuple[str, str]]:
     return [("", _("— choose —"))] + [(e["number"], f"{e['number']} {e['name']}") for e in get_store().extensions()]
 
@@ -156,7 +182,8 @@ def index(failed: dict | None = None, mail_form: MailForm | None = None):
     waiting = MailOutbox(store).waiting()
     refused = next((m for m in reversed(waiting) if m.last_error), None)
     return render_template("missed/index.html", open_cases=open_rows, closed=closed, down=down, names=names,
-                           duration=duration, ending=ending, lost=lost,
+                           duration=duration, ending=ending, lost=lost, attempt_result=attempt_result,
+                           when=lambda iso: local_time(iso, store.timezone),
                            mail=mail_form or _mail_form(doc), password_saved=bool((doc.get("mail") or {}).get("password")),
                            waiting=waiting, refused=refused)
 
