@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("appliance.missed")
 
 TICK_SECONDS = 5.0
+ASK_TIMEOUT = 30.0   # an engine that never answered who is free is asked again after this
 INTERRUPTED = "the appliance stopped during the attempt"
 
 
@@ -58,7 +60,7 @@ class AutoDialer:
         self.night: Callable[[], bool] = lambda: False             # a night switch says night
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._asking = False
+        self._asking = 0.0   # when the engine was asked who is free (0: no question out)
 
     def connect(self, agents: Callable[[], Future], originate: Callable[[str, str, str], Future],
                 live: Callable[[], set[str]], night: Callable[[], bool]) -> None:
@@ -109,7 +111,9 @@ class AutoDialer:
 
     def round(self) -> None:
         settings = autocall_of(self.store.get_setting("missed"))
-        if not settings.enabled or self.agents is None or self._asking:
+        if not settings.enabled or self.agents is None:
+            return
+        if self._asking and time.monotonic() - self._asking < ASK_TIMEOUT:
             return
         self.settle_finished()
         now = self.service.clock()
@@ -118,12 +122,12 @@ class AutoDialer:
             return
         if not self.office_open(now):
             return
-        self._asking = True
+        self._asking = time.monotonic()
         asked = self.agents()
         asked.add_done_callback(self._on_loop(lambda: self._decide(asked)))
 
     def _decide(self, asked: Future) -> None:
-        self._asking = False
+        self._asking = 0.0
         try:
             presence = asked.result()
         except Exception as e:  # noqa: BLE001 - the engine stopped or failed: try at the next tick

@@ -18,6 +18,12 @@ A timer (`tick`, every TICK_SECONDS inside `pbx run`) escalates open cases
 past their deadline (appliance.missed.workhours) and writes the owner's daily
 summary when it is due.
 
+`auto` (appliance.missed.dialer) calls open cases back automatically when
+`missed.auto_callback` is on; a finished call that was one of its attempts
+is settled there (`file_call` hands it over first), so it closes its case
+once, as `callback`.  A failed attempt is told to subscribers as
+`MissedCallbackFailed` {"case", "attempts"}.
+
 Control commands:
 
     missed.list   {all?: bool}                    -> {"cases": [case rows], "open": n}
