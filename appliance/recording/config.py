@@ -64,8 +64,8 @@ class Settings:
                 rules[target] = Rule(Policy(value), default_announce)
         days = {p: DEFAULT_RETENTION for p in (Policy.ALWAYS.value, Policy.ON_DEMAND.value)}
         days.update({str(k): int(v) for k, v in (s.get("retention_days") or {}).items()})
-        return cls(rules, str(s.get("announcement") or DEFAULT_ANNOUNCEMENT), str(s.get("toggle_code") or DEFAULT_TOGGLE),
-                   days, int(s.get("min_free_mb", DEFAULT_MIN_FREE_MB)),
+        return cls(rules, str(s.get("announcement") or DEFAULT_ANNOUNCEMENT),
+                   str(s.get("toggle_code") or DEFAULT_TOGGLE), days, int(s.get("min_free_mb", DEFAULT_MIN_FREE_MB)),
                    int(s.get("min_free_percent", DEFAULT_MIN_FREE_PERCENT)))
 
 
@@ -143,7 +143,8 @@ def parse_recording(item: Any, extensions: Collection[str], trunks: Collection[s
             days = {}
             for policy, n in value.items():
                 if policy not in (Policy.ALWAYS.value, Policy.ON_DEMAND.value):
-                    raise ConfigError(f"retention_days is kept for always and on_demand, not {policy!r}", (*where, policy))
+                    raise ConfigError(f"retention_days is kept for always and on_demand, not {policy!r}",
+                                      (*where, policy))
                 days[policy] = _whole(n, (*where, policy), f"retention_days.{policy}", *RETENTION_RANGE)
             out[key] = days
         elif key == "min_free_mb":

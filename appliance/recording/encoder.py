@@ -161,7 +161,8 @@ class Encoder:
         seconds = sum(wav_seconds(p) for p in parts)
         tmp = job.out.with_name(job.out.name + ".part")
         # A span the last run could not finish has no length in its header: read it to its end.
-        cmd = ["sox", *(["--ignore-length"] if job.recovered else []), *map(str, parts), "-t", "mp3", "-C", str(BITRATE_KBPS), str(tmp)]
+        cmd = ["sox", *(["--ignore-length"] if job.recovered else []), *map(str, parts),
+               "-t", "mp3", "-C", str(BITRATE_KBPS), str(tmp)]
         try:
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=SOX_TIMEOUT)
         except (OSError, subprocess.SubprocessError) as e:

@@ -8,14 +8,16 @@ the first 0.3 s of a file are not measured (a tone switched after the event may 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from appliance.store.recordings import Recordings
-from tests.engine import harness
+from tests.engine import harness, routes
 
 pytestmark = pytest.mark.sip
 
@@ -151,3 +153,30 @@ def test_a_full_disk_stops_recording_and_the_call_goes_on(rec_world, tmp_path):
     hang_up(world, cid, call_id)
     saved = world.engine.expect(timeout=20, kind="RecordingSaved", call_id=call_id)
     assert (world.data / "recordings" / saved["file"]).exists()
+
+
+def test_the_announcement_is_heard_before_the_two_sides_are_joined(rec_world, tmp_path):
+    world = rec_world
+    recording(world, policies={"group:sales": {"policy": "always", "announce": True}})
+    heard = tmp_path / "customer-heard.wav"
+    world.provider.send(cmd="call", uri=f"sip:{routes.SALES_NUMBER}@127.0.0.1:{world.trunk_port}", record=str(heard),
+                        **{"from": f'"Customer" <sip:+380501234567@127.0.0.1:{world.provider_port}>'})
+    cid = world.provider.expect(ev="calling")["id"]
+    call_id = world.engine.expect(kind="CallStarted")["call_id"]
+    inc = world.phones["102"].expect(ev="incoming")
+    world.phones["102"].send(cmd="tone", id=inc["id"], freq=DESK)  # from its first media on
+    world.phones["102"].send(cmd="answer", id=inc["id"])
+    answered = world.engine.expect(kind="CallAnswered", call_id=call_id)
+    bridged = world.engine.expect(kind="CallBridged", call_id=call_id)
+    world.engine.expect(kind="RecordingStarted", call_id=call_id)
+    world.provider.do(cmd="stoprecord", id=cid)
+    hang_up(world, cid, call_id)
+    world.engine.expect(timeout=20, kind="RecordingSaved", call_id=call_id)
+    # The stand-in for the missing prompt (800 Hz, then 600 Hz) came first; the desk phone only after it.
+    joined_after = (datetime.fromisoformat(bridged["at"]) - datetime.fromisoformat(answered["at"])).total_seconds()
+    assert joined_after >= 0.9, joined_after
+    assert harness.goertzel(heard, 800, skip=0.0) > 0.05, "the customer did not hear the announcement"
+    world.flush()
+    with world.store() as store:
+        path = [p for p in json.loads(store.db["calls"].get(call_id)["path"]) if p["kind"] == "recording"]
+    assert [p["what"] for p in path][:3] == ["policy", "announced", "started"]

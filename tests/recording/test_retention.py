@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from appliance.recording.retention import clean_up, expired, inside
 from appliance.store import Store
