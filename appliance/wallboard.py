@@ -180,13 +180,15 @@ def waiting(calls: Iterable[Mapping[str, Any]]) -> Waiting:
 class Agent:
     number: str
     name: str
-    state: str          # one of AGENT_STATES
+    state: str                      # one of AGENT_STATES: set by the system
+    status: str = "available"       # set by the person (appliance.store.agents): available, break, lunch, wrapup
 
 
 def agents(extensions: Iterable[Mapping[str, Any]], registered: Iterable[str],
-           calls: Iterable[Mapping[str, Any]]) -> list[Agent]:
+           calls: Iterable[Mapping[str, Any]], statuses: Mapping[str, str] | None = None) -> list[Agent]:
     """Each extension's state: in a call (it placed the call, or talks on it), ringing, free
-    (registered and neither), or offline (no phone registered for it)."""
+    (registered and neither), or offline (no phone registered for it); and the status its person
+    set (`statuses`: extension -> status; none: available)."""
     busy: set[str] = set()
     ringing: set[str] = set()
     for c in calls:
@@ -200,7 +202,7 @@ def agents(extensions: Iterable[Mapping[str, Any]], registered: Iterable[str],
     for e in extensions:
         n = str(e["number"])
         state = ("talking" if n in busy else "ringing" if n in ringing else "free" if n in online else "offline")
-        out.append(Agent(n, str(e.get("name") or ""), state))
+        out.append(Agent(n, str(e.get("name") or ""), state, (statuses or {}).get(n) or "available"))
     return out
 
 

@@ -42,6 +42,7 @@ from appliance.control import ControlError, socket_path
 from appliance.errors import ConfigError
 from appliance.monitor import ENDED, SNAPSHOT, Following
 from appliance.reports import short_abandon_seconds
+from appliance.store.agents import AgentStatuses
 from appliance.store.missed import MissedTables
 from appliance.wallboard import (AMBER, LEVELS, RED, TILES, Thresholds, agents, day_figures, values, waiting,
                                  worst)
@@ -59,6 +60,8 @@ KIOSK_ENDPOINTS = frozenset({"wallboard.index", "wallboard.tiles", "wallboard.ev
 
 AGENT_STATES = {"talking": _l("in a call"), "ringing": _l("ringing"), "free": _l("free"),
                 "offline": _l("not registered")}
+# An agent's own status (appliance.store.agents), shown when it is not "available".
+AGENT_STATUSES = {"break": _l("on a break"), "lunch": _l("at lunch"), "wrapup": _l("after-call work")}
 
 
 # ---- kiosk token ------------------------------------------------------------------------------
@@ -112,9 +115,11 @@ def board(calls: list[dict] | None, now: datetime) -> dict[str, Any]:
     missed_open = MissedTables(store).open_count()
     levels = limits.levels(values(wait, day, missed_open))
     registered = {str(b["extension"]) for b in store.bindings()}
+    statuses = {ext: row["status"] for ext, row in AgentStatuses(store).all().items()}
     return {"live": calls is not None, "wait": wait, "since": epoch(wait.since), "day": day,
             "missed_open": missed_open, "levels": levels, "worst": worst(levels.values()), "limits": limits,
-            "agents": agents(store.extensions(), registered, live), "states": AGENT_STATES,
+            "agents": agents(store.extensions(), registered, live, statuses), "states": AGENT_STATES,
+            "statuses": AGENT_STATUSES,
             "now": now.timestamp(), "clock": clock}
 
 
