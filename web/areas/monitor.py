@@ -9,7 +9,10 @@ script only puts them in place and counts the seconds.  The stream ends when
 the browser goes away (a write fails, at the latest at the next comment line
 sent every `HEARTBEAT` seconds) or the appliance stops (it closes the socket).
 
-A waiting or ringing call can be taken to a chosen extension (`monitor.take`).
+A waiting or ringing call can be taken to a chosen extension (`monitor.take`).  A supervisor's
+phone can be rung into a conversation to listen in, whisper to the agent or barge in
+(`monitor.supervise`; the extensions offered are those with the `supervise` permission), and
+asked again with another mode to change it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 from datetime import datetime
 from typing import Any, Iterator
 
-from flask import (Blueprint, Response, current_app, flash, redirect, render_template,
+from flask import (Blueprint, Response, current_app, flash, redirect, render_template, request,
                    stream_with_context, url_for)
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -48,6 +51,17 @@ class TakeForm(FlaskForm):
     ext = SelectField(_l("Extension to ring"), validate_choice=False)
 
 
+# Stages in which a supervisor can join a call, and the modes with their buttons' words.
+SUPERVISABLE = frozenset({"talking", "held"})
+MODES = {"listen": _l("Listen in"), "whisper": _l("Whisper"), "barge": _l("Barge in")}
+
+
+class SuperviseForm(FlaskForm):
+    call_id = HiddenField()
+    ext = SelectField(_l("Supervisor's phone"), validate_choice=False)
+    mode = HiddenField()
+
+
 def clock(seconds: float | None) -> str:
     s = int(seconds or 0)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
@@ -64,7 +78,9 @@ def page_context() -> dict[str, Any]:
     doc = office.document(store)
     names = {e["number"]: e.get("name") or "" for e in extensions}
     choices = [(e["number"], f"{e['number']} {e.get('name') or ''}".strip()) for e in extensions]
+    supervisors = [(n, label) for (n, label), e in zip(choices, extensions) if e.get("supervise")]
     return {"names": names, "choices": choices, "stages": STAGES, "takeable": {str(s) for s in TAKEABLE},
+            "supervisors": supervisors, "supervisable": SUPERVISABLE, "modes": MODES,
             "clock": clock, "epoch": epoch, "place": lambda ref: describe(doc, ref)}
 
 
@@ -90,6 +106,24 @@ def take():
         flash(_("The call was not taken: %(why)s", why=error), "error")
     else:
         flash(_("Extension %(ext)s rings for the call.", ext=form.ext.data), "ok")
+    return redirect(url_for("monitor.index"))
+
+
+@bp.route("/supervise", methods=("POST",))
+def supervise():
+    form = SuperviseForm()
+    if not form.validate_on_submit():
+        flash(_("The form expired or did not come from this panel; reload the page and try again."), "error")
+        return redirect(url_for("monitor.index"))
+    mode = request.form.get("mode", "")
+    if mode not in MODES:
+        flash(_("%(mode)s is not a way to supervise a call.", mode=mode), "error")
+        return redirect(url_for("monitor.index"))
+    _answer, error = ask("monitor.supervise", call_id=form.call_id.data, ext=form.ext.data, mode=mode)
+    if error:
+        flash(_("The supervisor was not connected: %(why)s", why=error), "error")
+    else:
+        flash(_("Extension %(ext)s rings for the supervisor (%(mode)s).", ext=form.ext.data, mode=MODES[mode]), "ok")
     return redirect(url_for("monitor.index"))
 
 
