@@ -316,4 +316,6 @@ def test_a_busy_line_process_does_not_disturb_other_calls(world):
     world["101"].send(cmd="hangup", id="all")
     line.expect("LineIdle")
     assert into_engine["jitter_max_ms"] > 100             # the line's own RTP did stall
-    assert figures["102"]["received"] > 250 and figures["102"]["jitter_max_ms"] < 20
+    # A stalled engine bridge would show the GIL's 0.3 s holds; what is left is the shared cores' load.
+    assert figures["102"]["received"] > 250 and figures["102"]["lost"] == 0
+    assert figures["102"]["jitter_max_ms"] < 100 < into_engine["jitter_max_ms"]
