@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -21,7 +22,7 @@ LOST_COLUMNS = ("started_at", "caller", "dialled", "wait_s", "outcome", "where",
 
 def _period(store: Any, first: str | None, last: str | None) -> Period:
     try:
-        to = date.fromisoformat(last) if last else date.today()
+        to = date.fromisoformat(last) if last else datetime.now(ZoneInfo(store.timezone)).date()
         frm = date.fromisoformat(first) if first else to - timedelta(days=6)
         return Period(frm, to, store.timezone)
     except (ValueError, PeriodError) as e:

@@ -252,7 +252,7 @@ def callback_figures(requests: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     requests = list(requests)
     status = Counter(r["status"] or "open" for r in requests)
     attempts = sum(int(r["attempts"] or 0) for r in requests)
-    handled = status.get("handled", 0)
+    handled, failed = status.get("handled", 0), status.get("failed", 0)
     return {"requested": len(requests), "called_back": handled, "failed": status.get("failed", 0),
             "open": status.get("open", 0), "attempts": attempts,
-            "success": _round(handled / (handled + status.get("failed", 0)), 3) if handled + status.get("failed", 0) else None}
+            "success": _round(handled / (handled + failed), 3) if handled + failed else None}

@@ -50,7 +50,8 @@ def call(rng: random.Random, call_id: str, at: datetime) -> dict:
         answered = rng.random() < 0.7
         talk = round(rng.expovariate(1 / 120), 3) if answered else 0.0
         wait = round(rng.uniform(3, 25), 3)
-        return {"id": call_id, "started_at": _iso(at), "answered_at": _iso(at + timedelta(seconds=wait)) if answered else None,
+        answered_at = _iso(at + timedelta(seconds=wait)) if answered else None
+        return {"id": call_id, "started_at": _iso(at), "answered_at": answered_at,
                 "ended_at": _iso(at + timedelta(seconds=wait + talk)), "direction": "outbound", "caller": person,
                 "dialled": caller, "trunk": "provider", "extension": person, "answered_by": caller if answered else "",
                 "outcome": "answered" if answered else "failed", "wait_s": wait, "talk_s": talk,
@@ -66,7 +67,8 @@ def call(rng: random.Random, call_id: str, at: datetime) -> dict:
     dest = rng.choice(DESTS)
     path.append(_step(t, dest))
     if dest[0] == "queue":
-        path.append({"t": round(t, 3), "kind": "queue", "queue": dest[1][6:], "position": rng.randint(1, 4), "vip": False})
+        path.append({"t": round(t, 3), "kind": "queue", "queue": dest[1][6:], "position": rng.randint(1, 4),
+                     "vip": False})
     wait = t + rng.expovariate(1 / 15)
     r = rng.random()
     if r < 0.08:
@@ -110,7 +112,8 @@ def cases(rng: random.Random, records: list[dict], short_s: float = 5.0) -> tupl
         closed = how is not None
         if not closed:
             open_callers.add(r["caller"])
-        out.append({"id": i + 1, "caller": r["caller"], "dialled": r["dialled"], "status": "closed" if closed else "open",
+        out.append({"id": i + 1, "caller": r["caller"], "dialled": r["dialled"],
+                    "status": "closed" if closed else "open",
                     "short": int(short), "count": 1, "opened_at": r["ended_at"], "last_at": r["ended_at"],
                     "waited_s": r["wait_s"], "gave_up": "", "assigned_to": "101",
                     "closed_at": _iso(opened + timedelta(seconds=took)) if closed else None, "ended_how": how,

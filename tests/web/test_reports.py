@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
 
 from selenium.webdriver.common.by import By
 

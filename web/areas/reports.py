@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, render_template, request
 from flask_babel import gettext as _, lazy_gettext as _l
@@ -74,7 +75,7 @@ class RangeForm(FlaskForm):
 def _form() -> RangeForm:
     args = request.args
     if not args:
-        today = date.today()
+        today = datetime.now(ZoneInfo(get_store().timezone)).date()   # the office's today
         args = {"day_from": (today - timedelta(days=6)).isoformat(), "day_to": today.isoformat(), "within": "20"}
     return RangeForm(formdata=_Args(args))
 
