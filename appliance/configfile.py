@@ -47,7 +47,7 @@ DIAL_CLASSES = ("local", "mobile", "international", "premium")
 # calls: whole-number keys and their (lowest, highest) values
 CALL_INTS = {"confirm_seconds": (3, 120), "transfer_ring_seconds": (5, 300), "voicemail_max": (10, 3600),
              "rtp_port": (1024, 64000), "rtp_ports": (100, 20000), "session_expires": (90, 7200)}
-CALL_KEYS = (*CALL_INTS, "confirm_key", "ringback", "media_address", "trunk_public", "language")
+CALL_KEYS = (*CALL_INTS, "confirm_key", "ringback", "media_address", "trunk_public", "language", "supervise_beep")
 LANGUAGES = ("uk", "en")  # what the appliance says to callers and desk phones
 
 
@@ -462,6 +462,10 @@ def _parse_calls(item: Any) -> dict:
         if not isinstance(key, str) or len(key) != 1 or key not in "0123456789*#":
             raise ConfigError("confirm_key must be one key: 0-9, * or #", (*path, "confirm_key"))
         out["confirm_key"] = key
+    if "supervise_beep" in item:
+        if not isinstance(item["supervise_beep"], bool):
+            raise ConfigError("supervise_beep must be true or false", (*path, "supervise_beep"))
+        out["supervise_beep"] = item["supervise_beep"]
     for key in ("media_address", "trunk_public"):
         if key in item:
             value = _as_str(item[key], (*path, key), key)
