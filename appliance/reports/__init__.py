@@ -69,7 +69,7 @@ def build_report(store: Store, period: Period, *, answer_within_s: float = 20.0,
     if need_hours:
         by_hour = f.fold(f.tallies(tables.totals(hour_key, start, end, shifts, answer_within_s, short_s),
                                    tables.waits(hour_key, start, end, shifts)), to_local)
-        total = sum(by_hour.values(), f.Tally())
+        total = f.fold(by_hour, lambda k: None).get(None, f.Tally())
     else:
         total = next(iter(f.tallies(tables.totals("all", start, end, shifts, answer_within_s, short_s),
                                     tables.waits("all", start, end, shifts)).values()), f.Tally())

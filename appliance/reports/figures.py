@@ -119,11 +119,23 @@ def tallies(totals: Iterable[tuple], waits: Iterable[tuple]) -> dict[Any, Tally]
 
 
 def fold(by_key: Mapping[Any, Tally], into: Callable[[Any], Any]) -> dict[Any, Tally]:
-    """Tallies added up under new keys (local hours into hours of the day, weekdays, days)."""
-    out: dict[Any, Tally] = {}
+    """Tallies added up under new keys (local hours into hours of the day, weekdays, days).
+
+    Sums are gathered in place and each Tally made once: a year has 8,760 hours, and adding
+    immutable tallies one by one copied every histogram each time."""
+    names = [f.name for f in fields(Tally) if f.name != "waits"]
+    sums: dict[Any, list] = {}
+    waits: dict[Any, Counter] = {}
     for key, t in by_key.items():
         k = into(key)
-        out[k] = out[k] + t if k in out else t
+        if k not in sums:
+            sums[k], waits[k] = [0] * len(names), Counter()
+        acc = sums[k]
+        for i, name in enumerate(names):
+            acc[i] += getattr(t, name)
+        for seconds, n in t.waits:
+            waits[k][seconds] += n
+    out = {k: Tally(**dict(zip(names, acc)), waits=tuple(sorted(waits[k].items()))) for k, acc in sums.items()}
     return dict(sorted(out.items(), key=lambda kv: (kv[0] is None, kv[0])))
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from appliance.reports.erlang import agents_needed
-from appliance.reports.figures import Tally, day_of, hour_of
+from appliance.reports.figures import Tally, day_of, fold, hour_of
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,9 @@ def hours(by_local_hour: Mapping[str, Tally], people: Mapping[str, int], days: M
           target: Target, by_weekday: bool = True) -> list[Hour]:
     """Each (weekday, hour) with calls or people, in order.  `days`: how many of each weekday the range
     holds (key None: all its days, for by_weekday False)."""
-    overall = sum(by_local_hour.values(), Tally())
-    aht_all = overall.avg_talk or 0.0
-    cells: dict[tuple[int | None, int], Tally] = {}
+    aht_all = fold(by_local_hour, lambda k: None).get(None, Tally()).avg_talk or 0.0
+    cells = fold(by_local_hour, lambda key: (day_of(key).weekday() if by_weekday else None, hour_of(key)))
     had: dict[tuple[int | None, int], int] = {}
-    for key, t in by_local_hour.items():
-        cell = (day_of(key).weekday() if by_weekday else None, hour_of(key))
-        cells[cell] = cells[cell] + t if cell in cells else t
     for key, n in people.items():
         cell = (day_of(key).weekday() if by_weekday else None, hour_of(key))
         had[cell] = had.get(cell, 0) + n
