@@ -136,9 +136,9 @@ def test_listen_then_whisper_then_barge_by_feature_code_and_keys(world, tmp_path
     left = world.engine.expect(kind="SupervisorLeft")
     assert (left["call_id"], left["reason"]) == (call_id, "the call ended")
     # The supervisor's own dialling is recorded as a feature call; the customer's call as answered by 102.
-    ended = {e["call_id"]: e for e in world.engine.all(kind="CallEnded")}
-    assert ended[call_id]["answered_by"] == "102"
-    assert [e["outcome"] for cid, e in ended.items() if cid != call_id] == ["feature"]
+    assert world.engine.expect(kind="CallEnded", call_id=call_id)["answered_by"] == "102"
+    own = world.engine.expect(kind="CallEnded", outcome="feature")
+    assert own["reason"] == f"listen on call {call_id} of extension 102"
 
 
 def test_the_engine_rings_the_supervisor_into_a_call_in_whisper(world, tmp_path):
