@@ -184,7 +184,7 @@ class Supervisors:
         local = f'"{mode} {agent}" <sip:{agent}@{cfg.sip_host}:{cfg.sip_port}>'
         sup = Supervision(call_id, agent, ext, mode)
         for binding in bindings:
-            leg = Leg(b, b.accounts["phones"], pj.PJSUA_INVALID_ID, "supervisor", ext)
+            leg = Leg(b, b.phone_account(binding), pj.PJSUA_INVALID_ID, "supervisor", ext)
             prm = call_op()
             prm.txOption.localUri = local
             if leg.dial(binding["contact"], prm):
