@@ -257,28 +257,37 @@ class Appliance:
 
     async def stop(self) -> None:
         notify("STOPPING=1")
+        steps: list[tuple[str, Any]] = []
         if self.hw is not None:
-            await self.loop.run_in_executor(None, self.hw.stop)
+            steps.append(("lights and button", lambda: self.loop.run_in_executor(None, self.hw.stop)))
         if self.night is not None:
-            self.night.stop()
+            steps.append(("night service", self.night.stop))
         if self.missed is not None:
-            self.missed.stop()
+            steps.append(("missed calls", self.missed.stop))
         if self.wallboard is not None:
-            self.wallboard.stop()
+            steps.append(("wallboard", self.wallboard.stop))
         if self.notify is not None:
-            await self.loop.run_in_executor(None, self.notify.stop)
+            steps.append(("outbox", lambda: self.loop.run_in_executor(None, self.notify.stop)))
         if self.web_server is not None:
-            await self.loop.run_in_executor(None, self.web_server.shutdown)
+            steps.append(("panel", lambda: self.loop.run_in_executor(None, self.web_server.shutdown)))
         if self.edge is not None:
-            await self.edge.stop()
+            steps.append(("SIP edge", self.edge.stop))
         if self.lines:
             from appliance.analog.processes import stop_lines
 
-            await self.loop.run_in_executor(None, stop_lines, self.lines)
+            steps.append(("analog lines", lambda: self.loop.run_in_executor(None, stop_lines, self.lines)))
         if self.engine is not None:
-            await self.loop.run_in_executor(None, self.engine.stop, 2.5)
+            steps.append(("call engine", lambda: self.loop.run_in_executor(None, self.engine.stop, 2.5)))
         if self.control is not None:
-            await self.control.stop()
+            steps.append(("control socket", self.control.stop))
+        for name, step in steps:
+            t0 = time.monotonic()
+            result = step()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                await result
+            took = time.monotonic() - t0
+            # A slow part is named in the journal, so a slow stop can be traced to it.
+            (log.warning if took > 1.0 else log.debug)("stopping: %s took %.2f s", name, took)
         if self.store is not None:
             self.store.close()
 

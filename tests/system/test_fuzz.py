@@ -351,7 +351,9 @@ def check_stops(app: Running, trail: Trail) -> None:
     try:
         took = app.stop()
     except subprocess.TimeoutExpired:
-        trail.fail("the appliance did not stop within 10 s of SIGTERM")
+        app.proc.kill()
+        app.proc.wait(timeout=10)
+        trail.fail("the appliance did not stop within 10 s of SIGTERM; its last lines:\n" + "\n".join(app.output[-40:]))
     if app.proc.returncode != 0:
         trail.fail(f"the appliance stopped in {took:.1f} s with status {app.proc.returncode}:\n"
                    + "\n".join(app.output[-30:]))
