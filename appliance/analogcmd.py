@@ -91,3 +91,21 @@ def test(data_dir: Path, only: str | None, as_json: bool) -> None:
                        f"({'the tone' if r['tone_returned'] else 'not the tone'}){'; ' + r['audio_error'] if r['audio_error'] else ''}")
     if not all(r.get("ok") for r in out.values()):
         raise SystemExit(1)
+
+
+@click.command("line")
+@click.option("--hold", default=4.0, show_default=True, help="Seconds the line's process holds the GIL.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object instead of a table.")
+def bench_line(hold: float, as_json: bool) -> None:
+    """Jitter and loss on another call, and on the line's own, while an analog line's process is busy.
+
+    Starts an engine, two desk phones, a provider and one line (mock pins, ALSA's file plugin),
+    bridges a provider call and a line call, holds the line's GIL, and prints what each end received.
+
+    Example: pbx bench line --hold 4
+    """
+    from appliance.analog import bench
+
+    report = bench.run(hold, echo=(lambda text: None) if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))

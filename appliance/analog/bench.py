@@ -1,0 +1,207 @@
+"""`pbx bench line`: does a busy analog line process disturb the other calls?  Jitter and loss, printed.
+
+The scene (all on loopback, one pjsua2 library per process): the engine (runner), two desk phones
+(101, 102: `appliance.engine.benchpeer answer`, a tone each), a provider on an IP trunk
+(`benchpeer call`), and one FXO line (`FxoLine`) in this process, its audio through sounddevice
+on ALSA's `file` plugin (capture from a file written here: an FSK caller ID burst, then 1 kHz) and
+its pins on gpiozero's MockFactory.
+
+The provider's call is bridged to 102, the line's (rung on the mock ring pin) to 101.  Then a thread
+of this process, the line's, holds the GIL for `--hold` seconds (`sum(range(20_000_000))`, one C call
+at a time, never yielding), and the RTP statistics (RFC 3550 interarrival jitter, packets lost) are
+read: at 102 and at the provider for the other call; at 101, at the line, and into the engine from
+the callers (provider and line pooled: the engine keeps them by role) for the line's call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from appliance.engine.bench import _free_port, _proc, _send, _stop, _until
+from appliance.store import Store
+
+LINE_NUMBER = "+380443330000"
+PROVIDER_NUMBER = "+380441234567"
+RING, HOOK, LOOP = 5, 6, 13
+ENGINE_RTP_PORT = 47000
+ASOUNDRC = """pcm.line {{
+    type file
+    slave.pcm "null"
+    file "{play}"
+    infile "{capture}"
+    format "raw"
+}}
+"""
+
+
+def router(store: Store) -> Any:
+    """The line's number rings 101, the provider's rings 102."""
+    from appliance.routing.model import Route, RoutingConfig
+    from appliance.routing.router import Router
+
+    return Router(RoutingConfig(routes=(Route("line", "ext:101", numbers=(LINE_NUMBER,)),
+                                        Route("provider", "ext:102", numbers=(PROVIDER_NUMBER,))),
+                                known_extensions={"101": "Line's phone", "102": "Other phone"}))
+
+
+def hold_the_gil(seconds: float) -> None:
+    """Keep the interpreter busy: each sum() is one C call that never lets the GIL go (about 0.3 s here)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sum(range(20_000_000))
+
+
+def _prepare(data: Path, phones: dict[str, int], line_port: int, provider_port: int) -> None:
+    with Store(data) as store:
+        for ext, port in phones.items():
+            store.add_extension(ext, f"Desk {ext}", f"bench-pw-{ext}")
+            store.db["bindings"].insert({
+                "extension": ext, "contact": f"sip:{ext}@127.0.0.1:{port}", "source_host": "127.0.0.1",
+                "source_port": port, "transport": "udp", "q": 1.0, "expires_at": time.time() + 86400,
+                "registered_at": time.time()})
+        store.put_trunk({"name": "line", "kind": "analog", "host": "127.0.0.1", "port": line_port,
+                         "addresses": ["127.0.0.1"], "numbers": [LINE_NUMBER]})
+        store.put_trunk({"name": "provider", "kind": "ip", "host": "127.0.0.1", "port": provider_port,
+                         "addresses": ["127.0.0.1"], "numbers": [PROVIDER_NUMBER]})
+        store.set_setting("engine", {"rtp_port": ENGINE_RTP_PORT, "rtp_ports": 200})
+
+
+def _json(p: subprocess.Popen, key: str, timeout: float = 30) -> dict:
+    return json.loads(_until(p, lambda s: s.startswith("{") and f'"{key}"' in s, timeout))
+
+
+def _line_rtp(line: Any) -> dict:
+    """The line's thread: RTP the line's call received from the engine."""
+    from appliance.engine.benchpeer import rtp_figures, stream_stat
+
+    st = stream_stat(line.call) if line.call is not None else None
+    return rtp_figures([st] if st is not None else [])
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.q: queue.SimpleQueue = queue.SimpleQueue()
+
+    def wait(self, kind: str, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ev = self.q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if ev["kind"] == kind:
+                return ev
+        raise RuntimeError(f"the line did not report {kind} within {timeout} s")
+
+
+def run(hold: float = 4.0, echo: Callable[[str], None] = print) -> dict:
+    with tempfile.TemporaryDirectory(prefix="pbx-bench-line-") as tmp:
+        folder = Path(tmp)
+        capture, play = folder / "capture.raw", folder / "play.raw"
+        (folder / "asound.conf").write_text(ASOUNDRC.format(play=play, capture=capture))
+        # Before PortAudio starts (it lists ALSA's devices once, when sounddevice is imported).
+        os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{folder / 'asound.conf'}"
+        import numpy as np
+        from gpiozero.pins.mock import MockFactory
+
+        from . import callerid, tones
+        from .config import LineConfig
+        from .fxo import FxoLine
+
+        np.concatenate([tones.silence(0.6), callerid.fsk_burst(callerid.mdmf_message("0671234567")),
+                        tones.silence(0.3), tones.tone(1000, 60, 0.3)]).astype("<i2").tofile(capture)
+        sip_port, trunk_port, line_port, provider_port = (_free_port() for _ in range(4))
+        phones = {"101": _free_port(), "102": _free_port()}
+        _prepare(folder / "data", phones, line_port, provider_port)
+        py = sys.executable
+        procs: list[subprocess.Popen] = []
+        line = None
+        try:
+            for ext, port in phones.items():
+                procs.append(_proc([py, "-m", "appliance.engine.benchpeer", "answer", str(port)], f"phone{ext}"))
+                _until(procs[-1], lambda s: s == "ready")
+            phone101, phone102 = procs
+            provider = _proc([py, "-m", "appliance.engine.benchpeer", "call", str(provider_port),
+                              f"sip:{PROVIDER_NUMBER}@127.0.0.1:{trunk_port}", "20000"], "provider")
+            procs.append(provider)
+            _until(provider, lambda s: s == "ready")
+            engine = _proc([py, "-m", "appliance.engine.runner", "--data", str(folder / "data"),
+                            "--sip-port", str(sip_port), "--trunk-port", str(trunk_port),
+                            "--router", "appliance.analog.bench:router", "--quiet"], "engine")
+            procs.append(engine)
+            _json(engine, "ready")
+            factory, events = MockFactory(), _Events()
+            cfg = LineConfig("line", LINE_NUMBER, line_port, device="line", ring=RING, hook=HOOK, loop=LOOP,
+                             caller_id_wait=4, ring_gap=60, silence_seconds=0)
+            line = FxoLine(cfg, ("127.0.0.1", trunk_port), pin_factory=factory, on_event=events.q.put)
+            line.start()
+            factory.pin(LOOP).drive_low()
+
+            _send(provider, "1 1 media")              # one call, held until told to hang up
+            if _json(provider, "held")["held"] != 1:
+                raise RuntimeError("the provider's call was not answered")
+            _json(provider, "talked")
+            factory.pin(RING).drive_low()             # one ring; the caller ID burst follows it
+            events.wait("LineRinging")
+            factory.pin(RING).drive_high()
+            events.wait("LineAnswered")
+            time.sleep(1.0)                           # both calls settled
+            t = threading.Thread(target=hold_the_gil, args=(hold,), name="gil-holder")
+            t0 = time.monotonic()
+            t.start()
+            t.join()
+            held = time.monotonic() - t0
+            time.sleep(1.0)                           # the stalled stream catches up
+            figures: dict[str, Any] = {}
+            _send(phone102, "media")
+            figures["other_call_at_102"] = _json(phone102, "media")["media"]
+            _send(phone101, "media")
+            figures["line_call_at_101"] = _json(phone101, "media")["media"]
+            figures["line_call_at_the_line"] = line.thread.call(_line_rtp, line)
+            _send(engine, json.dumps({"cmd": "stats", "media": True}))
+            figures["into_engine_from_provider_and_line"] = _json(engine, "stats")["media"]["a"]
+            _send(phone101, "hangup")
+            events.wait("LineIdle")
+            _send(provider, "hangup")
+            _json(provider, "placed")
+            _send(engine, '{"cmd": "quit"}')
+            engine.wait(10)
+        finally:
+            if line is not None:
+                line.stop()
+            _stop(procs)
+    report = {"machine": {"cores": os.cpu_count(), "arch": platform.machine(), "python": platform.python_version(),
+                          "loadavg_1min": round(os.getloadavg()[0], 2)},
+              "gil_held_s": round(held, 2), **figures}
+    _echo(echo, report)
+    return report
+
+
+def _echo(echo: Callable[[str], None], r: dict) -> None:
+    m = r["machine"]
+    echo(f"machine: {m['cores']} cores {m['arch']}, Python {m['python']}, load average {m['loadavg_1min']}")
+    echo(f"the line's process held the GIL for {r['gil_held_s']} s; RTP as each end received it"
+         " over the whole call (jitter: RFC 3550, ms)")
+    echo(f"{'':46} {'sent':>5} {'received':>8} {'lost':>5} {'jitter mean':>11} {'max':>7}")
+    for key, text in (("other_call_at_102", "other call (provider -> 102), at 102"),
+                      ("line_call_at_101", "line's call, at 101 (the engine's clock)"),
+                      ("line_call_at_the_line", "line's call, at the line (from the engine)"),
+                      ("into_engine_from_provider_and_line", "engine's caller legs (provider, line pooled)")):
+        f = r[key]
+        echo(f"{text:46} {f['sent']:>5} {f['received']:>8} {f['lost']:>5} {f['jitter_mean_ms']:>11.2f}"
+             f" {f['jitter_max_ms']:>7.1f}")
+    echo("sent: packets that end sent on that call in the same time; the line sends none while its GIL is held")
+
+
+if __name__ == "__main__":
+    run()
