@@ -70,6 +70,13 @@ def require_login():
     """Before every request: pages but login, set-up and assets need a live session."""
     if request.endpoint in OPEN_ENDPOINTS or request.endpoint is None:
         return None
+    if request.endpoint.startswith("provision."):
+        # Phones fetching their files (docs/provisioning.md): exactly these endpoints, whose views
+        # check the secret in the address themselves; the area's other pages need a session.
+        from web.areas.provision import PROVISION_ENDPOINTS
+
+        if request.endpoint in PROVISION_ENDPOINTS:
+            return None
     if request.endpoint.startswith("wallboard."):
         # Kiosk access (docs/panel.md): the wallboard's own GET pages, with the token its settings
         # page made, open without a session; any other page, method or token falls through.
