@@ -37,6 +37,18 @@ def tell_appliance() -> str | None:
     return error
 
 
+def applied(done: str) -> None:
+    """After a save: have the running appliance read the configuration, and tell the owner how that went."""
+    from flask import flash
+    from flask_babel import gettext as _
+
+    error = tell_appliance()
+    if error:
+        flash(_("Saved; the running appliance did not take it yet (%(why)s).", why=error), "error")
+    else:
+        flash(done, "ok")
+
+
 def close_store(exc: BaseException | None = None) -> None:
     store = g.pop("store", None)
     if store is not None:

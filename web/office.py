@@ -16,7 +16,7 @@ import difflib
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from appliance.configfile import (
+from appliance.configfile import (  # noqa: F401  (dump_document: a document as the file writes it)
     ConfigFileError,
     apply_config,
     dump_document,

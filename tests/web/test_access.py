@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from werkzeug.security import generate_password_hash
 
 from appliance.store import Store

@@ -27,7 +27,7 @@ from wtforms.validators import DataRequired, Length
 from appliance.errors import ConfigError
 from appliance.routing.numbers import normalise
 from web import office
-from web.db import get_store, tell_appliance
+from web.db import applied, get_store
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 NAV = (65, _l("Contacts"))
@@ -84,11 +84,7 @@ def matches(contact: dict[str, Any], query: str) -> bool:
 def saved(doc: dict[str, Any], summary: str, done: str) -> None:
     """Save the whole document (ConfigError goes to the caller), tell the running appliance, say so."""
     office.save(get_store(), doc, who="owner", summary=summary)
-    error = tell_appliance()
-    if error:
-        flash(_("Saved; the running appliance did not take it yet (%(why)s).", why=error), "error")
-    else:
-        flash(done, "ok")
+    applied(done)
 
 
 def _find(doc: dict[str, Any], number: str) -> int | None:

@@ -24,8 +24,8 @@ from appliance.routing.numbers import is_external, normalise
 from appliance.routing.router import on_duty
 from appliance.routing.schedule import minutes_label, parse_clock, parse_days, zone
 from web import destinations, office
-from web.areas.schedules import DAY_SHORT, ID_RULE, ConfirmForm, applied, new_ident, routing_of, split_list
-from web.db import get_store
+from web.areas.schedules import DAY_SHORT, ID_RULE, ConfirmForm, new_ident, routing_of, split_list
+from web.db import applied, get_store
 
 bp = Blueprint("duty", __name__, url_prefix="/duty")
 NAV = (60, _l("Duty roster"))

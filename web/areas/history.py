@@ -3,7 +3,7 @@ configuration downloads as the YAML file `pbx config import` reads, and uploads 
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -12,7 +12,7 @@ from wtforms import HiddenField
 from appliance.configfile import ConfigFileError, decode, export_config
 from appliance.store.panel import PanelTables
 from web import office
-from web.db import get_store, tell_appliance
+from web.db import applied, get_store
 
 bp = Blueprint("history", __name__, url_prefix="/history")
 NAV = (90, _l("History and backup"))
@@ -25,13 +25,6 @@ class RestoreForm(FlaskForm):
 class UploadForm(FlaskForm):
     file = FileField(_l("Configuration file (YAML)"), validators=[FileRequired(_l("Choose a file."))])
 
-
-def _applied(message: str) -> None:
-    error = tell_appliance()
-    if error:
-        flash(_("Saved; the running appliance did not take it yet (%(why)s).", why=error), "error")
-    else:
-        flash(message, "ok")
 
 
 @bp.route("/")
@@ -62,7 +55,7 @@ def restore():
     except ConfigFileError as e:
         flash(_("Version %(id)s cannot be restored: %(why)s", id=form.version.data, why=str(e)), "error")
         return redirect(url_for("history.index"))
-    _applied(_("Version %(id)s is the configuration again.", id=form.version.data))
+    applied(_("Version %(id)s is the configuration again.", id=form.version.data))
     return redirect(url_for("history.index"))
 
 
@@ -85,6 +78,6 @@ def upload():
         except ConfigFileError as e:
             form.file.errors = [_("%(why)s; nothing was changed", why=str(e))]
             return index(upload=form), 400
-        _applied(_("The configuration from the file is in use."))
+        applied(_("The configuration from the file is in use."))
         return redirect(url_for("history.index"))
     return index(upload=form), 400

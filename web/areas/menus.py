@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, RadioField, SelectField, SelectMultipleField, StringField
@@ -25,7 +25,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from appliance.errors import ConfigError
 from appliance.routing.config import parse
 from web import destinations, office, preview
-from web.db import get_store, tell_appliance
+from web.db import applied, get_store
 
 bp = Blueprint("menus", __name__, url_prefix="/menus")
 NAV = (40, _l("IVR menus"))
@@ -59,14 +59,6 @@ def choice_ref(ref: str | None) -> str:
         return ""
     return ref[4:] if ref.startswith("ext:") else ref
 
-
-def after_save(message: str) -> None:
-    """Have the running appliance read the saved configuration, and tell the owner how that went."""
-    error = tell_appliance()
-    if error:
-        flash(_("Saved; the running appliance did not take it yet (%(why)s).", why=error), "error")
-    else:
-        flash(message, "ok")
 
 
 class Checkboxes(SelectMultipleField):
@@ -220,7 +212,7 @@ def _save(form: FlaskForm, doc: dict[str, Any], mid: str, summary: str, prefix_e
     except ConfigError as e:
         office.put_error(form, e, ("routing", "menus", mid, *prefix_extra), aliases)
         return False
-    after_save(_("Saved."))
+    applied(_("Saved."))
     return True
 
 
@@ -352,7 +344,7 @@ def change_option(mid: str):
         office.save(get_store(), changed, who="owner", summary=summary)
     except ConfigError as e:
         return _edit_page(doc, mid, row_errors={key: [e.message]}, status=400)
-    after_save(_("Saved."))
+    applied(_("Saved."))
     return _saved(mid)
 
 
@@ -367,5 +359,5 @@ def delete(mid: str):
         office.save(get_store(), doc, who="owner", summary=f"deleted menu {mid}")
     except ConfigError as e:
         return index(error=_("The change was not saved: %(why)s", why=e.message))
-    after_save(_("Menu %(id)s was deleted.", id=mid))
+    applied(_("Menu %(id)s was deleted.", id=mid))
     return redirect(url_for("menus.index"))

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import get_locale, gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, SelectField, StringField, TextAreaField
@@ -26,7 +26,7 @@ from appliance.missed import letters
 from appliance.missed.service import MAX_NOTE, MissedError, MissedService
 from appliance.store.mail import MailOutbox
 from web import office
-from web.db import ask, control, get_store, tell_appliance
+from web.db import applied, ask, control, get_store
 
 bp = Blueprint("missed", __name__, url_prefix="/missed")
 NAV = (5, _l("Missed calls"))
@@ -273,7 +273,5 @@ def mail():
     except ConfigError as e:
         office.put_error(form, e, ("mail",), aliases={"from": "sender"})
         return index(mail_form=form), 400
-    error = tell_appliance()
-    flash(_("Saved; the running appliance did not take it yet (%(why)s).", why=error) if error else _("Saved."),
-          "error" if error else "ok")
+    applied(_("Saved."))
     return redirect(url_for("missed.index"))

@@ -22,8 +22,8 @@ from appliance.errors import ConfigError
 from appliance.routing.schedule import zone
 from web import destinations, office, preview
 from web.areas.dashboard import night_view
-from web.areas.schedules import ID_RULE, ConfirmForm, applied, new_ident, routing_of
-from web.db import ask, get_store
+from web.areas.schedules import ID_RULE, ConfirmForm, new_ident, routing_of
+from web.db import applied, ask, get_store
 
 bp = Blueprint("night", __name__, url_prefix="/night")
 NAV = (55, _l("Day and night"))

@@ -22,8 +22,8 @@ from appliance.errors import ConfigError
 from appliance.routing.config import parse
 from appliance.routing.numbers import is_external
 from web import destinations, office, preview
-from web.areas.menus import KEYS, Checkboxes, after_save, choice_ref, prompt_names, seconds
-from web.db import get_store
+from web.areas.menus import KEYS, Checkboxes, choice_ref, prompt_names, seconds
+from web.db import applied, get_store
 
 bp = Blueprint("queues", __name__, url_prefix="/queues")
 NAV = (35, _l("Queues"))
@@ -231,7 +231,7 @@ def _save(form: FlaskForm, doc: dict[str, Any], qid: str, summary: str) -> bool:
     except ConfigError as e:
         office.put_error(form, e, ("routing", "queues", qid), ALIASES)
         return False
-    after_save(_("Saved."))
+    applied(_("Saved."))
     return True
 
 
@@ -313,7 +313,7 @@ def move(qid: str):
         office.save(store, doc, who="owner", summary=f"reordered queue {qid}")
     except ConfigError as e:
         return index(error=_("The change was not saved: %(why)s", why=str(e)))
-    after_save(_("Saved."))
+    applied(_("Saved."))
     return redirect(url_for("queues.edit", qid=qid))
 
 
@@ -329,5 +329,5 @@ def delete(qid: str):
         office.save(store, doc, who="owner", summary=f"deleted queue {qid}")
     except ConfigError as e:
         return index(error=_("The change was not saved: %(why)s", why=e.message))
-    after_save(_("Queue %(id)s was deleted.", id=qid))
+    applied(_("Queue %(id)s was deleted.", id=qid))
     return redirect(url_for("queues.index"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectField, SelectMultipleField, StringField, TextAreaField
@@ -23,7 +23,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from appliance.errors import ConfigError
 from appliance.routing.config import dump, read
 from web import destinations, office, preview
-from web.db import get_store, tell_appliance
+from web.db import applied, get_store
 
 bp = Blueprint("routes", __name__, url_prefix="/routes")
 NAV = (25, _l("Inbound routes"))
@@ -70,11 +70,7 @@ def save(store, doc: dict[str, Any], summary: str) -> ConfigError | None:
         office.save(store, doc, who="owner", summary=summary)
     except ConfigError as e:
         return e
-    error = tell_appliance()
-    if error:
-        flash(_("Saved; the running appliance did not take it yet (%(why)s).", why=error), "error")
-    else:
-        flash(_("Saved."), "ok")
+    applied(_("Saved."))
     return None
 
 

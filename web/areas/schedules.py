@@ -18,7 +18,7 @@ import re
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
@@ -29,7 +29,7 @@ from appliance.routing.config import parse
 from appliance.routing.model import WEEKDAYS, RoutingConfig, Schedule
 from appliance.routing.schedule import DAY, Clock, minutes_label, parse_range
 from web import destinations, office, preview
-from web.db import get_store, tell_appliance
+from web.db import applied, get_store
 
 bp = Blueprint("schedules", __name__, url_prefix="/schedules")
 NAV = (50, _l("Schedules and holidays"))
@@ -111,15 +111,6 @@ def routing_of(doc: dict[str, Any]) -> RoutingConfig:
     """The document's routing as the routing core reads it (the saved document is always valid)."""
     extensions = {str(e["number"]): str(e.get("name") or "") for e in doc.get("extensions") or []}
     return parse(doc.get("routing") or {}, extensions, timezone=str(doc.get("timezone") or "Europe/Kyiv"))
-
-
-def applied(message: str) -> None:
-    """Tell the running appliance to read the saved configuration, and say how that went."""
-    error = tell_appliance()
-    if error:
-        flash(_("Saved; the running appliance did not take it yet (%(why)s).", why=error), "error")
-    else:
-        flash(message, "ok")
 
 
 def new_ident(form: FlaskForm, taken: dict[str, Any]) -> str | None:

@@ -16,7 +16,7 @@ from appliance.errors import ConfigError
 from appliance.store.panel import PanelTables
 from web import office
 from web.auth import MIN_PASSWORD, PASSWORD_HASH
-from web.db import get_store, tell_appliance
+from web.db import applied, get_store
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 NAV = (95, _l("Settings"))
@@ -150,9 +150,7 @@ def index():
                 office.put_error(form, e, (e.path[0],) if e.path[:1] in (("calls",), ("missed",)) else ())
                 status = 400
             else:
-                error = tell_appliance()
-                flash(_("Saved; the running appliance did not take it yet (%(why)s).", why=error) if error
-                      else _("Saved."), "error" if error else "ok")
+                applied(_("Saved."))
                 return redirect(url_for("settings.index"))
         else:
             status = 400

@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired, Length, NumberRange
 from appliance.errors import ConfigError
 from appliance.store.panel import PanelTables
 from web import office, trunkwatch
-from web.db import ask, get_store, tell_appliance
+from web.db import applied, ask, get_store
 
 bp = Blueprint("trunks", __name__, url_prefix="/trunks")
 NAV = (20, _l("Trunks"))
@@ -204,11 +204,7 @@ def _routes_using(doc: dict[str, Any], name: str) -> list[str]:
 def _save(doc: dict[str, Any], summary: str, done: str) -> int:
     """Save the document (ConfigError goes to the caller), tell the running appliance; the version's id."""
     vid = office.save(get_store(), doc, who="owner", summary=summary)
-    error = tell_appliance()
-    if error:
-        flash(_("Saved; the running appliance did not take it yet (%(why)s).", why=error), "error")
-    else:
-        flash(done, "ok")
+    applied(done)
     return vid
 
 

@@ -44,10 +44,10 @@ from appliance.monitor import ENDED, SNAPSHOT, Following
 from appliance.reports import short_abandon_seconds
 from appliance.store.agents import AgentStatuses
 from appliance.store.missed import MissedTables
-from appliance.wallboard import (AMBER, LEVELS, RED, TILES, Thresholds, agents, day_figures, values, waiting,
+from appliance.wallboard import (LEVELS, TILES, Thresholds, agents, day_figures, values, waiting,
                                  worst)
 from web import office
-from web.db import ask, get_store, tell_appliance
+from web.db import applied, ask, get_store
 
 bp = Blueprint("wallboard", __name__, url_prefix="/wallboard")
 NAV = (4, _l("Wallboard"))
@@ -274,9 +274,7 @@ def settings():
     except ConfigError as e:
         _put_error(form, e)
         return _settings_page(form, 400)
-    error = tell_appliance()
-    flash(_("Saved; the running appliance did not take it yet (%(why)s).", why=error) if error else _("Saved."),
-          "error" if error else "ok")
+    applied(_("Saved."))
     return redirect(url_for("wallboard.settings"))
 
 
