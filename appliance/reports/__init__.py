@@ -1,9 +1,9 @@
 """Reports: figures over a date range, by hour, weekday, day, person, group, number and menu; the
 lost calls; staffing advice by Erlang C.
 
-`build_report(store, period, ...)` reads the store's sums (appliance.store.reports)
-and turns them into a `Report` with the pure functions of `figures` and
-`staffing`; the CLI (`pbx report`) and the panel (web/areas/reports.py) both
+`build_report(store, period, ...)` reads the store's sums per office hour
+(appliance.store.reports), adds them up (`hours`) and turns them into a
+`Report` with the pure functions of `figures` and `staffing`; the CLI (`pbx report`) and the panel (web/areas/reports.py) both
 call it.  docs/reports.md says what each figure means.
 """
 
@@ -12,14 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from appliance.reports import figures as f
+from appliance.reports import hours as h
 from appliance.reports.periods import Period
 from appliance.reports.staffing import Hour, Span, Target, hours, spans
 from appliance.store import Store
-from appliance.store.reports import CALLER_GAVE_UP, ReportTables
+from appliance.store.reports import CALLER_GAVE_UP, SUM_MEASURES, ReportTables
 
 BY = ("hour", "weekday", "day", "person", "group", "number", "menu")
 DEFAULT_SHORT_ABANDON_S = 5.0
+LOST_LIMIT = 500   # the lost-call list shows the range's latest; `lost_count` says how many there are in all
 
 
 @dataclass
@@ -30,7 +34,8 @@ class Report:
     total: f.Tally
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     abandoned_where: dict[str, int] = field(default_factory=dict)
-    lost: list[dict[str, Any]] = field(default_factory=list)
+    lost: list[dict[str, Any]] = field(default_factory=list)   # the latest LOST_LIMIT, oldest first
+    lost_count: int = 0
     cases: dict[str, Any] = field(default_factory=dict)
     callbacks: dict[str, Any] = field(default_factory=dict)
     staffing_by_hour: list[Hour] = field(default_factory=list)      # every day of the range together
@@ -53,46 +58,82 @@ def _rows(by: dict[Any, f.Tally], label=lambda k: k) -> list[dict[str, Any]]:
     return [{"key": label(k), **t.row()} for k, t in by.items()]
 
 
+def whole_seconds(answer_within_s: float) -> int:
+    """The service level's N: whole seconds (the sums keep the waits in whole seconds, rounded up)."""
+    if float(answer_within_s) != int(answer_within_s):
+        raise ValueError(f"the service level's seconds must be a whole number, not {answer_within_s}")
+    return int(answer_within_s)
+
+
+def _local_hour(seconds: int) -> str:
+    """Local seconds from 1970 -> '2025-03-03 10'."""
+    hour = seconds // 3600
+    return f"{h.day_label(hour // 24)} {hour % 24:02d}"
+
+
+def _by_key(tables: ReportTables, key: str, period: Period, within: int, short_s: float) -> dict[Any, f.Tally]:
+    """A Tally per person or dialled number: their sums added up in SQL, their waits here."""
+    sums = tables.key_sums(key, period.start_at, period.end_at)
+    waits = tables.key_waits(key, period.start_at, period.end_at)
+    short = dict(tables.short_abandons(key, period.start_at, period.end_at, short_s)) if key == "number" else {}
+    labels = [r[0] for r in sums]
+    index = {k: i for i, k in enumerate(labels)}
+    waits = [(k, blob) for k, blob in waits if k in index]
+    rows = h.Rows.of([r[1:] for r in sums] + [[0.0] * len(SUM_MEASURES)] * len(waits),
+                     [None] * len(sums) + [blob for _, blob in waits],
+                     [short.get(k, 0) for k in labels] + [0] * len(waits))
+    codes = np.array(list(range(len(sums))) + [index[k] for k, _ in waits], dtype=np.int64)
+    return h.add_up(rows, codes, labels, within)
+
+
 def build_report(store: Store, period: Period, *, answer_within_s: float = 20.0, target: Target | None = None,
                  only: tuple[str, ...] | None = None) -> Report:
     """The figures of `period`; `only` limits what is made: "summary" (the total's figures with
-    abandoned-where, cases and call-backs), BY's names, "lost", "staffing".  The total is always made."""
+    abandoned-where, cases and call-backs), BY's names, "lost", "staffing".  The total is always made.
+
+    Read from the store's sums per office hour (appliance.store.reports.HourSums); when some hours of the
+    range were summed under another time zone than the office's, its records are summed again in memory."""
     want = set(only) if only is not None else {"summary", *BY, "lost", "staffing"}
+    within = whole_seconds(answer_within_s)
     target = target or Target(within_s=answer_within_s)
     tables = ReportTables(store)
-    start, end, shifts = period.start_utc, period.end_utc, period.shifts()
+    start, end = period.start_utc, period.end_utc
+    start_at, end_at, offsets = period.start_at, period.end_at, period.offsets()
+    if tables.misaligned_hours(start_at, end_at, offsets):
+        tables = ReportTables.summed_from_records(store, start, end, period.zone)
     short_s = short_abandon_seconds(store)
-    need_hours = bool(want & {"hour", "weekday", "day", "staffing"})
-    # Whole-hour offsets (most zones): group by the UTC hour in SQL, turn it into local time here.
-    hour_key = "utc_hour" if all(sec % 3600 == 0 for _, sec in shifts) else "hour"
-    to_local = period.local_hour if hour_key == "utc_hour" else (lambda k: k)
-    if need_hours:
-        by_hour = f.fold(f.tallies(tables.totals(hour_key, start, end, shifts, answer_within_s, short_s),
-                                   tables.waits(hour_key, start, end, shifts)), to_local)
-        total = f.fold(by_hour, lambda k: None).get(None, f.Tally())
-    else:
-        total = next(iter(f.tallies(tables.totals("all", start, end, shifts, answer_within_s, short_s),
-                                    tables.waits("all", start, end, shifts)).values()), f.Tally())
+
+    hour_rows = tables.hour_sums(start_at, end_at)
+    shorts = dict(tables.short_abandons("hour", start_at, end_at, short_s))
+    rows = h.Rows.of([r[1:-1] for r in hour_rows], [r[-1] for r in hour_rows],
+                     [shorts.get(r[0], 0) for r in hour_rows])
+    local = h.local_seconds(np.array([r[0] for r in hour_rows], dtype=np.int64), offsets)
+    total = h.add_up(rows, np.zeros(len(local), dtype=np.int64), [None], within).get(None, f.Tally())
     report = Report(period, answer_within_s, short_s, total)
     if "hour" in want:
-        report.tables["hour"] = _rows(f.fold(by_hour, f.hour_of))
+        report.tables["hour"] = _rows(h.add_up(rows, (local // 3600) % 24, range(24), within))
     if "weekday" in want:
-        report.tables["weekday"] = _rows(f.fold(by_hour, f.weekday_of))
+        report.tables["weekday"] = _rows(h.add_up(rows, (local // 86400 + h.THURSDAY) % 7, range(7), within))
     if "day" in want:
-        report.tables["day"] = _rows(f.fold(by_hour, lambda k: f.day_of(k).isoformat()))
+        codes, days = h.codes_of(local // 86400)
+        report.tables["day"] = _rows(h.add_up(rows, codes, [h.day_label(d) for d in days], within))
     for key in ("person", "number"):
         if key in want:
-            by = f.tallies(tables.totals(key, start, end, shifts, answer_within_s, short_s),
-                           tables.waits(key, start, end, shifts))
-            report.tables[key] = _rows({k: t for k, t in by.items() if k})
-    if want & {"group", "menu"}:
-        dests, menus = f.destinations(tables.routes(start, end), CALLER_GAVE_UP)
-        report.tables["group"] = [{"key": k, **d.row()} for k, d in dests.items()]
+            report.tables[key] = _rows(_by_key(tables, key, period, within, short_s))
+    if "group" in want or "menu" in want:
+        report.tables["group"] = [{"key": dest, **f.DestTally(name or dest, *sums).row()}
+                                  for dest, name, *sums in tables.destination_sums(start_at, end_at)]
+        menus = {menu: f.MenuTally(name or menu or "", *sums) for menu, name, *sums in tables.menu_sums(start_at, end_at)}
+        for menu, nxt, n in tables.menu_next(start_at, end_at):
+            if menu in menus:
+                menus[menu].next[nxt] += n
         report.tables["menu"] = [{"key": k, **m.row()} for k, m in menus.items()]
-    if want & {"summary", "lost"}:
-        lost = tables.lost_calls(start, end)
-        report.abandoned_where = f.abandoned_where(lost, CALLER_GAVE_UP, short_s)
+    if "summary" in want:
+        report.abandoned_where = {w: 0 for w in f.WHERE}
+        for step, n in tables.abandoned_at(start_at, end_at, short_s):
+            report.abandoned_where[f.gave_up_at(step)] += n
     if "lost" in want:
+        lost, report.lost_count = tables.lost_calls(start, end, LOST_LIMIT)
         for call in lost:
             call["where"] = f.gave_up_at(call["step"])
             call["short"] = (call["reason"] in CALLER_GAVE_UP and call["outcome"] == "missed"
@@ -104,8 +145,12 @@ def build_report(store: Store, period: Period, *, answer_within_s: float = 20.0,
         report.cases = f.case_figures(tables.cases(start, end))
         report.callbacks = f.callback_figures(tables.callbacks(start, end))
     if "staffing" in want:
+        codes, hours_seen = h.codes_of(local // 3600)
+        by_hour = h.add_up(rows, codes, [_local_hour(x * 3600) for x in hours_seen], within, waits=False)
+        answered_by = tables.people_by_hour(start_at, end_at)
+        their_hours = h.local_seconds(np.array([at for at, _ in answered_by], dtype=np.int64), offsets)
         people: dict[str, int] = {}
-        for key, _person in set((to_local(k), p) for k, p in tables.people_by_hour(hour_key, start, end, shifts)):
+        for key, _person in set(zip((_local_hour(int(x)) for x in their_hours), (p for _, p in answered_by))):
             people[key] = people.get(key, 0) + 1
         days = {**period.weekdays(), None: len(period.days())}
         report.staffing_by_hour = hours(by_hour, people, days, target, by_weekday=False)

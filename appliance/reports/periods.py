@@ -98,3 +98,17 @@ class Period:
             at = nxt
         out.append((None, current))
         return tuple(out)
+
+    @property
+    def start_at(self) -> int:
+        """The range's start in epoch seconds (as the sums per office hour keep their hours)."""
+        return int(self.start.timestamp())
+
+    @property
+    def end_at(self) -> int:
+        return int(self.end.timestamp())
+
+    def offsets(self) -> tuple[tuple[int | None, int], ...]:
+        """`shifts` with each until in epoch seconds."""
+        return tuple((None if until is None else int(datetime.fromisoformat(until).timestamp()), seconds)
+                     for until, seconds in self.shifts())

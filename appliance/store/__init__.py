@@ -291,9 +291,13 @@ class Store:
     # -- calls, missed calls, events -----------------------------------------
 
     def record_call(self, call: dict) -> None:
+        """Write a call's record whole; the reports' sums follow it in the same transaction."""
+        from appliance.store.reports import counted
+
         row = dict(call)
         row["path"] = json.dumps(row.get("path") or [], ensure_ascii=False)
-        self.db["calls"].upsert(row, pk="id")
+        with self._writing(), counted(self, row["id"]):
+            self.db["calls"].upsert(row, pk="id")
 
     def call_started(self, call: dict) -> None:
         """A call's record from its first moment (outcome "in progress"), so a crash cannot lose it."""
@@ -323,9 +327,11 @@ class Store:
     def close_interrupted(self, call: dict, ended_at: str, reason: str, missed_manager: str | None,
                           missed: bool) -> None:
         """End an interrupted call's record with what is known; an unanswered customer call becomes a missed call."""
+        from appliance.store.reports import counted
+
         path = json.loads(call.get("path") or "[]")
         path.append({"kind": "end", "reason": reason, "rung": []})
-        with self.db.atomic():
+        with self._writing(), counted(self, call["id"]):
             self.db.execute(
                 "update calls set outcome = ?, ended_at = ?, path = ? where id = ? and outcome = ?",
                 ["interrupted", ended_at, json.dumps(path, ensure_ascii=False), call["id"], IN_PROGRESS])

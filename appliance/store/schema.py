@@ -188,3 +188,4 @@ from appliance.store import migrations_autocall  # noqa: E402,F401  (registers a
 from appliance.store import migrations_agents  # noqa: E402,F401  (registers agents' statuses and supervisors)
 from appliance.store import migrations_recording  # noqa: E402,F401  (registers the call recordings' link)
 from appliance.store import migrations_remote  # noqa: E402,F401  (registers extensions' TLS flag and provisioning)
+from appliance.store import migrations_report_sums  # noqa: E402,F401  (registers the reports' sums per office hour)
