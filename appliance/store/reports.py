@@ -47,6 +47,9 @@ def _lost(t: str = "") -> str:
 
 
 _LOST = _lost()
+# The lost calls by the partial index `calls_lost` (migrations_report_sums), whose terms these repeat.
+_LOST_IN_RANGE = f"where started_at >= ? and started_at < ? and {_LOST}"
+LATEST_LOST = f"select id from calls indexed by calls_lost {_LOST_IN_RANGE} order by started_at desc, id desc limit ?"
 _GAVE_UP = f"(path ->> '$[#-1].reason') in ({', '.join(repr(r) for r in CALLER_GAVE_UP)})"
 _CEIL_WAIT = "(cast(wait_s as integer) + (wait_s > cast(wait_s as integer)))"
 
@@ -420,13 +423,12 @@ class ReportTables:
         """The latest `limit` lost inbound calls started in [start, end), oldest first, and how many there
         are in all: where each was when the caller gave up (the last step of its path) and the missed-call
         case it belongs to, if any.  The partial index `calls_lost` holds only lost calls, by start."""
-        count = self.store.db.execute(f"select count(*) from calls where started_at >= ? and started_at < ? and {_LOST}",
+        count = self.store.db.execute(f"select count(*) from calls indexed by calls_lost {_LOST_IN_RANGE}",
                                       [start, end]).fetchone()[0]
         q = f"""
             select c.id, c.started_at, c.caller, c.dialled, c.wait_s, c.outcome, c.path,
                    m.id, m.status, m.short, m.ended_how, m.closed_at, m.closed_by
-            from (select id from calls where started_at >= ? and started_at < ? and {_LOST}
-                  order by started_at desc, id desc limit ?) latest
+            from ({LATEST_LOST}) latest
                  join calls c on c.id = latest.id
                  left join missed_case_calls k on k.call_id = c.id
                  left join missed_cases m on m.id = k.case_id
