@@ -22,6 +22,12 @@ Control commands:
     monitor.snapshot {}             -> {"calls": [views, oldest first], "seq": n, "now": ISO}
     monitor.take     {call_id, ext} -> {"call_id": id, "ext": ext}   ring ext for a waiting call
 
+and, carried out by the engine (appliance/engine/moves.py, registered by attach.py):
+
+    monitor.move  {call_id, to, by?}  a queued caller to an extension (rung), a group, a queue...
+    monitor.place {call_id, position} a queued caller's place in the line
+    monitor.vip   {call_id}           a queued caller ahead of everyone not a VIP
+
 `Following` is the client side: a subscription that yields a snapshot, then
 each change, and None after every `quiet` seconds without one (the panel's
 server-sent events send a comment then, `pbx monitor --follow` ignores it).
@@ -34,13 +40,14 @@ import enum
 import itertools
 import json
 import socket
+import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from appliance.control import ControlClient, ControlError
+from appliance.control import ControlClient, ControlError, ControlServer, socket_path
 
 CHANGED, ENDED = "LiveCallChanged", "LiveCallEnded"
 SNAPSHOT = "LiveCalls"       # the first item a `Following` yields
@@ -234,6 +241,7 @@ class LiveCalls:
 
     def _queue_position(self, c: LiveCall, e: dict, at: datetime) -> None:
         c.position = int(e.get("position") or c.position)
+        c.vip = c.vip or bool(e.get("vip"))  # made a VIP for this call (monitor.vip)
 
     def _queue_left(self, c: LiveCall, e: dict, at: datetime) -> None:
         c.position, c.queued = 0, None
@@ -320,6 +328,52 @@ class LiveCalls:
             return await asyncio.wrap_future(self.taker(call_id, ext))
         except ValueError as e:  # the engine's refusal (appliance.engine.take.TakeRefused)
             raise ControlError(str(e)) from None
+
+
+class MonitorLoop:
+    """The live monitor and a control socket on a loop thread of their own, fed from another thread.
+
+    What `pbx run` has around the engine (`Appliance._engine_event` hands each
+    event to the loop, whose `_emit` publishes it and feeds `LiveCalls`), for
+    a process that runs the engine alone: the engine runner's `--monitor`,
+    which `pbx bench calls --monitor` subscribes to.  `feeding` switches the
+    feed on and off while it runs, so the same engine can be measured with and
+    without it.
+    """
+
+    def __init__(self, data_dir: str | Path):
+        self.loop = asyncio.new_event_loop()
+        self.control = ControlServer(socket_path(data_dir))
+        self.monitor = LiveCalls(self.control.publish)
+        self.monitor.register(self.control)
+        self.feeding = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.control.path
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.loop.run_forever, name="monitor", daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.control.start(), self.loop).result(5)
+
+    def feed(self, event: dict) -> None:
+        """Any thread (the engine's): the event to the loop, as `Appliance._engine_event` hands it."""
+        if self.feeding:
+            self.loop.call_soon_threadsafe(self._emit, event)
+
+    def _emit(self, event: dict) -> None:
+        self.control.publish(event)
+        self.monitor.on_event(event)
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.control.stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self._thread = None
 
 
 # ---- the client side ---------------------------------------------------------------

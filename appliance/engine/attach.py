@@ -10,7 +10,8 @@ records), `engine.reload` (read extensions, trunks and routing again),
 `trunks.status` (whether each trunk works and, in words, why not) and
 `calls.originate` (click-to-call: an extension's desk phone, then a number; callback.py),
 `monitor.supervise` (a supervisor's phone listens to, whispers in or barges into a
-call; supervise.py), `agents.status` and `agents.set` (agents' statuses; agents.py).
+call; supervise.py), `agents.status` and `agents.set` (agents' statuses; agents.py),
+`monitor.move`, `monitor.place` and `monitor.vip` (a queued caller moved; moves.py).
 Engine events reach control subscribers through the appliance's own
 `_engine_event`.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any, Callable
 
+from . import moves
 from .b2bua import B2BUA
 from .callback import originate_command
 from .nightcode import NightCode
@@ -64,6 +66,8 @@ def attach(app: Any) -> B2BUA:
     app.control.command("monitor.supervise", supervise_command(engine, b2bua))
     app.control.command("agents.status", lambda args: engine.call(b2bua.agents.views, timeout=5))
     app.control.command("agents.set", agents_set_command(engine, b2bua))
+    for name, handler in moves.commands(engine, b2bua).items():  # monitor.move, monitor.place, monitor.vip
+        app.control.command(name, handler)
     return b2bua
 
 

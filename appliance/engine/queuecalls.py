@@ -227,6 +227,51 @@ class QueueCalls:
         if w is not None:
             self.b2bua.later(lambda: self.queue_dispatch(w.queue))
 
+    def move_out(self, s: Session) -> None:
+        """The caller leaves the queue for another destination (moves.py): its ringing and sounds stop."""
+        s.cancel_timers()
+        self._queue_stop_ringing(s)
+        self.b2bua.prompts.silence(s)
+        self.leave_queue(s, "moved")
+
+    def put_at(self, w: Any, position: int) -> int:
+        """Put a waiting caller at `position` (1: next) in its line; the callers between move by one.
+
+        The line stays ordered as `Queues.join` orders it, VIP first and then
+        by turn, so a caller who joins later falls in behind the right ones:
+        the moved caller takes the turns of the places it lands between, and
+        their priority (a caller put ahead of VIPs counts as one, a VIP put
+        behind others no longer does).  Returns the caller's position.
+        """
+        line = self.waiting.waiting[w.queue]
+        others = [x for x in line if x is not w]
+        i = min(position, len(line)) - 1
+        before, after = others[:i], others[i:]
+        highest = before[-1].priority if before else max(w.priority, after[0].priority if after else 0)
+        lowest = after[0].priority if after else 0
+        w.priority = min(max(w.priority, lowest), highest)
+        turns = sorted(x.seq for x in line)
+        line[:] = [*before, w, *after]
+        for x, seq in zip(line, turns):
+            x.seq = seq
+        return self._positions(w)
+
+    def make_vip(self, w: Any) -> int:
+        """VIP for this call: ahead of every caller who is not (as `vip_first`); returns the position."""
+        w.priority = max(w.priority, 1)
+        self.waiting.waiting[w.queue].sort(key=lambda x: (-x.priority, x.seq))
+        return self._positions(w)
+
+    def _positions(self, w: Any) -> int:
+        """Tell the callers whose place changed (QueuePosition; `w`, with whether it is a VIP, always)."""
+        for n, x in enumerate(self.waiting.waiting[w.queue], 1):
+            if x.position != n or x is w:
+                x.position = n
+                vip = {"vip": x.priority > 0} if x is w else {}
+                self.b2bua.emit("QueuePosition", x.call_id, queue=w.queue, position=n, **vip)
+        self.b2bua.later(lambda: self.queue_dispatch(w.queue))
+        return w.position
+
     def _queue_stop_ringing(self, s: Session) -> None:
         s.ring = None  # first: a leg's end may be reported while it is hung up
         for leg in list(s.legs.values()):

@@ -17,6 +17,15 @@ engine event is printed on stdout as one JSON object; commands come on stdin:
     {"cmd": "supervise", "call_id": "...", "ext": "103", "mode": "listen"}
                                                     ring a supervisor into a call: {"kind": "supervising", "cmd"}
                                                     or {"kind": "refused", "error"} (supervise.py)
+    {"cmd": "move", "call_id": "...", "to": "group:sales", "by": "test"}
+    {"cmd": "place", "call_id": "...", "position": 1}
+    {"cmd": "vip", "call_id": "..."}                a queued caller moved (moves.py): {"kind": "moved", "cmd",
+                                                    "answer"} or {"kind": "refused", "cmd", "error"}
+    {"cmd": "monitor", "on": true}                  with --monitor: feed the live monitor (or stop feeding it)
+
+With --monitor the live monitor (appliance.monitor.LiveCalls) and a control
+socket in DATA run beside the engine as in `pbx run` (`MonitorLoop`), fed once
+switched on; "ready" names the socket.
 """
 
 from __future__ import annotations
@@ -64,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-level", default="WARNING")
     ap.add_argument("--pj-log-level", type=int, default=2, help="pjsua's log level on stderr (1 errors .. 5 trace)")
     ap.add_argument("--quiet", action="store_true", help="do not print events")
+    ap.add_argument("--monitor", action="store_true",
+                    help="run the live monitor and a control socket beside the engine (fed after {\"cmd\": \"monitor\"})")
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -73,6 +84,17 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("appliance.engine.pjsua").setLevel(logging.DEBUG)
 
     emit = (lambda e: None) if args.quiet else say
+    watch = None
+    if args.monitor:
+        from appliance.monitor import MonitorLoop
+
+        watch = MonitorLoop(args.data)
+        watch.start()
+        printed = emit
+
+        def emit(e: dict) -> None:
+            printed(e)
+            watch.feed(e)
     engine = EngineThread(EngineConfig(sip_host=args.host, sip_port=args.sip_port,
                                        trunk_host=args.trunk_host, trunk_port=args.trunk_port,
                                        log_level=args.pj_log_level),
@@ -112,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         engine.turns.reset()
         return out
 
-    say({"kind": "ready", "pid": os.getpid(), "pjsua2": engine.call(lambda: engine.ep.libVersion().full)})
+    say({"kind": "ready", "pid": os.getpid(), "pjsua2": engine.call(lambda: engine.ep.libVersion().full),
+         "monitor": str(watch.path) if watch else None})
     try:
         for line in sys.stdin:
             line = line.strip()
@@ -152,9 +175,24 @@ def main(argv: list[str] | None = None) -> int:
                 except SuperviseRefused as e:
                     say({"kind": "refused", "cmd": name, "error": str(e)})
                 continue
+            elif name in ("move", "place", "vip"):
+                from . import moves
+                args_of = {"move": ("to", "by"), "place": ("position", "by"), "vip": ("by",)}[name]
+                try:
+                    answer = engine.call(getattr(moves, name), b2bua, cmd["call_id"],
+                                         *(cmd[k] for k in args_of if k in cmd))
+                    say({"kind": "moved", "cmd": name, "answer": answer})
+                except ValueError as e:
+                    say({"kind": "refused", "cmd": name, "error": str(e)})
+                continue
+            elif name == "monitor" and watch is not None:
+                # On the engine thread: every event it emitted before is fed (or not) as before.
+                engine.call(setattr, watch, "feeding", bool(cmd.get("on")))
             say({"kind": "done", "cmd": name})
     finally:
         engine.stop(5.0)
+        if watch is not None:
+            watch.stop()
     say({"kind": "stopped"})
     return 0
 
