@@ -39,7 +39,7 @@ def ask(data_dir: Path, name: str, cmd: str, timeout: float = 15.0) -> dict:
 
 @click.group()
 def line() -> None:
-    """The analog line adapter (FXO): its state, and a test of the relay and the audio."""
+    """The analog adapters: lines (FXO) and phones (FXS, as ext<number>): their state, and a test of a line's relay and audio."""
 
 
 @line.command("status")

@@ -146,7 +146,10 @@ class Appliance:
         from appliance.analog.processes import start_lines
         from appliance.engine.attach import DEFAULT_TRUNK_PORT
 
-        self.lines = start_lines(opts.data_dir, self.store, int(opts.extra.get("trunk_port") or DEFAULT_TRUNK_PORT))
+        # Analog phones register to the edge as their extensions (on loopback unless it listens on one address).
+        edge_host = "127.0.0.1" if opts.bind in ("0.0.0.0", "::", "") else opts.bind
+        self.lines = start_lines(opts.data_dir, self.store, int(opts.extra.get("trunk_port") or DEFAULT_TRUNK_PORT),
+                                 (edge_host, opts.sip_port))
 
         from appliance.edge import Edge
 

@@ -36,7 +36,7 @@ from appliance.missed.config import parse_missed
 from appliance.notify.config import parse_notify
 from appliance.notify.mail import check_address, parse_mail
 from appliance.recording.config import parse_recording
-from appliance.store import Store, ha1, validate_extension_number
+from appliance.store import Store, generate_password, ha1, validate_extension_number
 from appliance.wallboard import parse_wallboard
 
 FORMAT_VERSION = 1
@@ -249,7 +249,7 @@ def _check_keys(item: dict, allowed: set[str], path: tuple, what: str) -> None:
 def _parse_extensions(items: list, realm: str) -> list[dict]:
     out, seen = [], set()
     allowed = {"number", "name", "password", "ha1_md5", "ha1_sha256", "dnd", "dial_rules", "max_outbound", "email", "secure",
-               "supervise"}
+               "supervise", "kind"}
     for i, item in enumerate(items):
         path = ("extensions", i)
         if not isinstance(item, dict):
@@ -279,8 +279,14 @@ def _parse_extensions(items: list, realm: str) -> list[dict]:
                 raise ConfigError("ha1_md5 must be 32 hex digits", (*path, "ha1_md5"))
             if not re.fullmatch(r"[0-9a-f]{64}", sha):
                 raise ConfigError("ha1_sha256 must be 64 hex digits", (*path, "ha1_sha256"))
+        elif item.get("kind") == "analog":
+            # An analog phone's line process sets its own secret when it starts (docs/analog.md).
+            secret = generate_password()
+            md5, sha = ha1(number, realm, secret, "MD5"), ha1(number, realm, secret, "SHA-256")
         else:
             raise ConfigError(f"extension {number} needs a password (or ha1_md5 and ha1_sha256)", path)
+        if item.get("kind", "sip") not in ("sip", "analog"):
+            raise ConfigError(f"extension {number}: kind must be sip or analog", (*path, "kind"))
         rules = _as_list(item.get("dial_rules", ["local", "mobile"]), (*path, "dial_rules"), "dial_rules")
         for j, rule in enumerate(rules):
             if rule not in DIAL_CLASSES:
@@ -308,15 +314,18 @@ def _parse_extensions(items: list, realm: str) -> list[dict]:
                 "email": email,
                 "secure": int(secure),
                 "supervise": int(supervise),
+                **({"kind": "analog"} if item.get("kind") == "analog" else {}),
             }
         )
     return out
 
 
-def check_lines(trunks: list[dict], lines: dict) -> None:
-    from appliance.analog.config import check_trunks
+def check_lines(trunks: list[dict], lines: dict, extensions: list[dict] | None = None, phones: dict | None = None) -> None:
+    """Analog lines (FXO) against their trunks, analog phones (FXS) against their extensions."""
+    from appliance.analog.config import check_extensions, check_trunks
 
     check_trunks(trunks, lines)
+    check_extensions({e["number"] for e in extensions or [] if e.get("kind") == "analog"}, phones or {})
 
 
 def _parse_trunks(items: list) -> list[dict]:
@@ -518,7 +527,7 @@ def parse_document(doc: Any) -> ParsedConfig:
         raise e.at("routing") from None
     calls = _parse_calls(doc.get("calls"))
     hw = parse_hw(doc.get("hw"), routing.get("night") or {})
-    check_lines(trunks, hw.get("lines") or {})
+    check_lines(trunks, hw.get("lines") or {}, extensions, hw.get("phones") or {})
     missed = parse_missed(doc.get("missed"), numbers, routing.get("schedules") or {})
     notify = parse_notify(doc.get("notify"))
     mail = parse_mail(doc.get("mail"))
@@ -620,7 +629,8 @@ def apply_config(store: Store, cfg: ParsedConfig) -> None:
         store.set_setting("recording", cfg.recording)
         store.remove_extensions_except([e["number"] for e in cfg.extensions])
         for row in cfg.extensions:
-            store.put_extension(row)
+            # kind: analog is kept as the phone's entry under hw.phones
+            store.put_extension({k: v for k, v in row.items() if k != "kind"})
         store.remove_trunks()
         for row in cfg.trunks:
             store.put_trunk(row)
@@ -680,11 +690,13 @@ def export_document(store: Store) -> dict[str, Any]:
         "contacts": [],
         "routing": _routing_in_use(store),
     }
+    analog = set(((store.get_setting("hw") or {}).get("phones") or {}))
     for e in store.extensions():
         doc["extensions"].append(
             {
                 "number": e["number"],
                 "name": e["name"],
+                **({"kind": "analog"} if e["number"] in analog else {}),
                 "ha1_md5": e["ha1_md5"],
                 "ha1_sha256": e["ha1_sha256"],
                 "dnd": bool(e["dnd"]),

@@ -87,6 +87,11 @@ class LineAudio:
             self._sounds.append(np.asarray(samples, dtype=np.int16))
         return len(samples) / RATE
 
+    def stop_sounds(self) -> None:
+        """Drop the sounds queued with `play` (a tone that should end now)."""
+        with self._lock:
+            self._sounds.clear()
+
     @property
     def playing(self) -> bool:
         with self._lock:

@@ -111,3 +111,104 @@ def check_trunks(trunks: list[dict], lines: Mapping[str, Any]) -> None:
     for name in analog:
         if (lines.get(name) or {}).get("hook") is None or (lines.get(name) or {}).get("ring") is None:
             raise ConfigError(f"analog trunk {name!r} needs its ring and hook pins under hw.lines.{name}", ("hw", "lines"))
+
+
+# -- FXS: an analog phone as an extension (`kind: analog` extensions, `hw.phones.<number>`) -----------
+
+PHONE_PINS = ("ring", "hook")
+PHONE_NUMBERS = {  # key: (default, low, high)
+    "digit_timeout": (4.0, 1.0, 15.0),    # s after a digit before the number counts as dialled
+    "flash_min": (0.1, 0.05, 1.0),        # s: an on-hook at least this long and
+    "flash_max": (0.6, 0.2, 2.0),         # at most this long is a hook flash, not a hang-up
+}
+PHONE_FLAGS = {"ring_active_high": True, "hook_active_high": False}
+PHONE_KEYS = ("device", "port", *PHONE_PINS, *PHONE_NUMBERS, *PHONE_FLAGS)
+DEFAULT_PHONE_PORT = 5090
+
+
+@dataclass(frozen=True)
+class PhoneConfig:
+    """An analog phone on an FXS port: `ring` drives the ringing generator (the SLIC's ring input or a
+    relay), `hook` reads the off-hook detector (active while the handset is lifted)."""
+
+    number: str                            # the extension
+    port: int = DEFAULT_PHONE_PORT         # the phone's user agent on loopback
+    device: str | None = None
+    ring: int | None = None
+    hook: int | None = None
+    digit_timeout: float = 4.0
+    flash_min: float = 0.1
+    flash_max: float = 0.6
+    ring_active_high: bool = True
+    hook_active_high: bool = False
+
+    @property
+    def name(self) -> str:
+        """Its name among the lines (DATA/lines/<name>.json)."""
+        return f"ext{self.number}"
+
+    @classmethod
+    def from_setting(cls, number: str, hw_phones: Mapping[str, Any] | None) -> "PhoneConfig":
+        s = dict((hw_phones or {}).get(number) or {})
+        return cls(number, **{k: v for k, v in s.items() if k in PHONE_KEYS})
+
+
+def parse_phones(item: Any, path: tuple, used: Mapping[int, str]) -> dict:
+    """Check `hw.phones` (extension number -> adapter, port and pins); `used` as for parse_lines."""
+    if item is None:
+        return {}
+    if not isinstance(item, dict):
+        raise ConfigError("phones must be a mapping from an analog extension's number to its adapter and pins", path)
+    taken = dict(used)
+    out, ports = {}, {}
+    for number, phone in item.items():
+        number = str(number)
+        at = (*path, number)
+        if not isinstance(phone, dict):
+            raise ConfigError(f"phone {number} must be a mapping of {', '.join(PHONE_KEYS)}", at)
+        row: dict[str, Any] = {}
+        for key, value in phone.items():
+            if key not in PHONE_KEYS:
+                raise ConfigError(f"unknown key {key!r} in phone {number} (known: {', '.join(PHONE_KEYS)})", (*at, key))
+            if key == "device":
+                if value is not None and not isinstance(value, (str, int)):
+                    raise ConfigError("device must be the adapter's name (as `python -m sounddevice` lists it)", (*at, key))
+            elif key == "port":
+                if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value <= 65535:
+                    raise ConfigError("port must be a UDP port from 1024 to 65535", (*at, key))
+                if value in ports:
+                    raise ConfigError(f"port {value} is given to both phone {ports[value]} and phone {number}", (*at, key))
+                ports[value] = number
+            elif key in PHONE_PINS:
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 27):
+                    raise ConfigError(f"the {key} pin must be a GPIO number from 2 to 27 (BCM), or null", (*at, key))
+                if value is not None:
+                    if value in taken:
+                        raise ConfigError(f"GPIO{value} is given to both {taken[value]} and phone {number} {key}", (*at, key))
+                    taken[value] = f"phone {number} {key}"
+            elif key in PHONE_FLAGS:
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{key} must be true or false", (*at, key))
+            else:
+                default, low, high = PHONE_NUMBERS[key]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                    raise ConfigError(f"{key} must be a number from {low} to {high}", (*at, key))
+            row[key] = value
+        if row.get("ring") is None or row.get("hook") is None:
+            raise ConfigError(f"phone {number} needs its ring and hook pins", at)
+        if (row.get("flash_min", 0.1) >= row.get("flash_max", 0.6)):
+            raise ConfigError(f"phone {number}: flash_min must be shorter than flash_max", at)
+        out[number] = row
+    return out
+
+
+def check_extensions(analog: set[str], phones: Mapping[str, Any]) -> None:
+    """Every `kind: analog` extension has its phone under hw.phones, and every phone is such an extension."""
+    for number in phones:
+        if number not in analog:
+            raise ConfigError(f"hw phone {number} is not an analog extension (analog extensions: "
+                              f"{', '.join(sorted(analog)) or 'none'})", ("hw", "phones", number))
+    for number in sorted(analog):
+        if number not in phones:
+            raise ConfigError(f"analog extension {number} needs its ring and hook pins under hw.phones.{number}",
+                              ("hw", "phones"))

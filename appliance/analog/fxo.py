@@ -508,36 +508,41 @@ class FxoLine:
         self._idle()
 
     def _serve(self) -> None:
-        if self.data_dir is None:
-            return
-        path = status_dir(self.data_dir) / f"{self.cfg.name}.sock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
-        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        srv.bind(str(path))
-        srv.listen(4)
-        self._server = srv
-        threading.Thread(target=self._accept, args=(srv,), name="line-control", daemon=True).start()
+        if self.data_dir is not None:
+            self._server = serve(status_dir(self.data_dir) / f"{self.cfg.name}.sock", self._request)
 
-    def _accept(self, srv: socket.socket) -> None:
-        while True:
+    def _request(self, req: dict) -> dict:
+        if req.get("cmd") == "test":
+            return self.line_test(float(req.get("freq", 1000)))
+        return self.thread.call(self.status)
+
+
+def serve(path: Path, answer: Callable[[dict], dict]) -> socket.socket:
+    """A line's status socket: one JSON request a connection, `answer(request)`'s reply back."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(4)
+    threading.Thread(target=_accept, args=(srv, answer), name="line-control", daemon=True).start()
+    return srv
+
+
+def _accept(srv: socket.socket, answer: Callable[[dict], dict]) -> None:
+    while True:
+        try:
+            conn, _ = srv.accept()
+        except OSError:
+            return
+        with conn:
             try:
-                conn, _ = srv.accept()
+                reply = answer(json.loads(conn.makefile().readline() or "{}"))
+            except Exception as e:  # noqa: BLE001 - the edge answers with the reason
+                reply = {"ok": False, "error": str(e)}
+            try:
+                conn.sendall((json.dumps(reply) + "\n").encode())
             except OSError:
-                return
-            with conn:
-                try:
-                    req = json.loads(conn.makefile().readline() or "{}")
-                    if req.get("cmd") == "test":
-                        reply = self.line_test(float(req.get("freq", 1000)))
-                    else:
-                        reply = self.thread.call(self.status)
-                except Exception as e:  # noqa: BLE001 - the edge answers with the reason
-                    reply = {"ok": False, "error": str(e)}
-                try:
-                    conn.sendall((json.dumps(reply) + "\n").encode())
-                except OSError:
-                    pass
+                pass
 
 
 def _answer(call: Any, code: int) -> None:

@@ -25,7 +25,7 @@ PARTS = (*LEDS, "button")
 DEFAULT_PINS = {"ready": 17, "trunk": 27, "calls": 22, "night": 23, "missed": 24, "button": 25}
 # GPIO0 and GPIO1 are the HAT ID EEPROM's I2C bus; 2 to 27 are on the 40-pin header.
 LOWEST_PIN, HIGHEST_PIN = 2, 27
-KEYS = ("pins", "leds_active_high", "button_active_high", "hold_seconds", "bounce_ms", "night_switch", "lines")
+KEYS = ("pins", "leds_active_high", "button_active_high", "hold_seconds", "bounce_ms", "night_switch", "lines", "phones")
 HOLD_RANGE = (0.5, 10.0)
 BOUNCE_RANGE = (0, 500)
 
@@ -89,6 +89,13 @@ def parse_hw(item: Any, night_switches: Mapping[str, Any] | None = None) -> dict
 
         used = {pin: part for part, pin in {**DEFAULT_PINS, **out.get("pins", {})}.items() if pin is not None}
         out["lines"] = parse_lines(item["lines"], (*path, "lines"), used)
+    if item.get("phones") is not None:
+        from appliance.analog.config import parse_phones  # analog phones (FXS) as extensions
+
+        used = {pin: part for part, pin in {**DEFAULT_PINS, **out.get("pins", {})}.items() if pin is not None}
+        for name, line in (out.get("lines") or {}).items():
+            used |= {line[k]: f"line {name} {k}" for k in ("ring", "hook", "loop", "answer") if line.get(k) is not None}
+        out["phones"] = parse_phones(item["phones"], (*path, "phones"), used)
     return out
 
 

@@ -42,3 +42,49 @@ def test_refused(lines, message):
 def test_number_only_on_analog_trunks():
     with pytest.raises(ConfigError, match="number is for analog lines"):
         parse_document(doc({"name": "p", "kind": "ip", "host": "1.2.3.4", "addresses": ["1.2.3.4"], "number": "1"}))
+
+
+def phone_doc(phones: dict | None, kind: str = "analog") -> dict:
+    return {**BASE, "extensions": [{"number": "201", "name": "Porch", "kind": kind}],
+            "hw": {"phones": phones} if phones is not None else {}}
+
+
+def test_an_analog_extension_has_its_phone_under_hw_phones_and_needs_no_password():
+    from appliance.analog.config import PhoneConfig
+
+    cfg = parse_document(phone_doc({"201": {"device": "hw:CARD=Fxs", "ring": 20, "hook": 21, "port": 5091,
+                                            "digit_timeout": 5}}))
+    (ext,) = cfg.extensions
+    assert ext["kind"] == "analog" and len(ext["ha1_md5"]) == 32     # a secret nobody knows until the phone sets its own
+    phone = PhoneConfig.from_setting("201", cfg.hw["phones"])
+    assert (phone.device, phone.ring, phone.hook, phone.port, phone.digit_timeout, phone.name) == \
+        ("hw:CARD=Fxs", 20, 21, 5091, 5, "ext201")
+
+
+@pytest.mark.parametrize("phones,kind,message", [
+    (None, "analog", "needs its ring and hook pins under hw.phones.201"),
+    ({"201": {"ring": 20}}, "analog", "phone 201 needs its ring and hook pins"),
+    ({"201": {"ring": 20, "hook": 17}}, "analog", "GPIO17 is given to both"),
+    ({"201": {"ring": 20, "hook": 21, "flash_min": 0.7}}, "analog", "flash_min must be shorter"),
+    ({"201": {"ring": 20, "hook": 21}}, "sip", "needs a password"),
+    ({"202": {"ring": 20, "hook": 21}}, "analog", "is not an analog extension"),
+])
+def test_analog_phones_refused(phones, kind, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_document(phone_doc(phones, kind))
+
+
+def test_an_analog_extension_survives_export_and_import(tmp_path):
+    from appliance.configfile import export_config, import_config
+    from appliance.store import Store
+
+    text = "\n".join(["version: 1", "routing: {unmatched: hangup}",
+                      "extensions: [{number: '201', name: Porch, kind: analog}]",
+                      "hw: {phones: {'201': {ring: 20, hook: 21}}}"])
+    with Store(tmp_path) as store:
+        import_config(store, text)
+        again = export_config(store)
+        assert "kind: analog" in again
+        import_config(store, again)
+        assert store.extension("201")["name"] == "Porch"
+        assert store.get_setting("hw")["phones"] == {"201": {"ring": 20, "hook": 21}}
