@@ -370,3 +370,71 @@ def test_image_readme_covers_boards_updates_and_build_needs(doc):
     for words in ("Pi 3", "Pi 4", "Pi 5", "Moving to a newer image", "pbx config export", "ssh",
                   "pbx.local", "boot-test", "disk", "minutes"):
         assert words in text, words
+
+
+# --- moving to a newer image: update-card ------------------------------------------------------
+
+def mbr(disk_id: int, parts: list[tuple[int, int, int, bool]]) -> bytes:
+    """An MBR with (type, start, size, bootable) partitions, as sfdisk writes one."""
+    sector = bytearray(512)
+    sector[440:444] = disk_id.to_bytes(4, "little")
+    for i, (kind, start, size, boot) in enumerate(parts):
+        entry = bytes([0x80 if boot else 0, 0, 0, 0, kind, 0, 0, 0]) + start.to_bytes(4, "little") + size.to_bytes(4, "little")
+        sector[446 + 16 * i:462 + 16 * i] = entry
+    sector[510:512] = b"\x55\xaa"
+    return bytes(sector)
+
+
+def small_layout(**sizes: str) -> list[tuple[int, int, int, bool]]:
+    env = {"PBX_BOOT_MIB": "1", "PBX_ROOT_MIB": "2", "PBX_DATA_MIB": "1", **sizes}
+    rows = [line.split() for line in layout("layout", **env).splitlines()]
+    return [(int(r[3], 16), int(r[1]), int(r[2]), r[4] == "yes") for r in rows]
+
+
+def disk(path: Path, table: bytes, total: int, fill: dict[int, bytes]) -> None:
+    with open(path, "wb") as f:
+        f.truncate(total)
+        f.write(table)
+        for offset, data in fill.items():
+            f.seek(offset)
+            f.write(data)
+
+
+def test_update_card_writes_boot_and_root_and_keeps_the_table_and_the_data(tmp_path):
+    import lzma
+
+    parts = small_layout()
+    (_, boot, _, _), (_, root, root_size, _), (_, data, _, _) = parts
+    end = (parts[-1][1] + parts[-1][2]) * 512
+    image = tmp_path / "new.img"
+    disk(image, mbr(0x70627801, parts), end, {boot * 512: b"NEW BOOT", root * 512: b"NEW ROOT",
+                                              (root + root_size) * 512 - 8: b"ROOT END", data * 512: b"EMPTY"})
+    (tmp_path / "new.img.xz").write_bytes(lzma.compress(image.read_bytes()))
+    card = tmp_path / "card"
+    grown = [*parts[:2], (0x83, data, 40960 - data, False)]  # 20 MiB: the data partition took the card
+    disk(card, mbr(0x70627801, grown), 40960 * 512, {boot * 512: b"OLD BOOT", root * 512: b"OLD ROOT",
+                                                     data * 512: b"OFFICE DATA"})
+    before = card.read_bytes()
+    res = subprocess.run([sys.executable, str(IMAGE / "update-card"), str(tmp_path / "new.img.xz"), str(card), "--yes"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    after = card.read_bytes()
+    assert after[:512] == before[:512]  # the table, with the grown data partition
+    assert after[boot * 512:boot * 512 + 8] == b"NEW BOOT" and after[root * 512:root * 512 + 8] == b"NEW ROOT"
+    assert after[(root + root_size) * 512 - 8:(root + root_size) * 512] == b"ROOT END"
+    assert after[data * 512:] == before[data * 512:]  # the office's data untouched
+
+
+def test_update_card_refuses_a_card_of_another_layout(tmp_path):
+    parts = small_layout()
+    image = tmp_path / "new.img"
+    disk(image, mbr(0x70627801, parts), 8 * MIB, {})
+    other = small_layout(PBX_ROOT_MIB="3")
+    for name, table in (("other-root", mbr(0x70627801, other)), ("other-id", mbr(0x12345678, parts))):
+        card = tmp_path / name
+        disk(card, table, 16 * MIB, {})
+        before = card.read_bytes()
+        res = subprocess.run([sys.executable, str(IMAGE / "update-card"), str(image), str(card), "--yes"],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1 and "update-card:" in res.stderr, res.stderr
+        assert card.read_bytes() == before
