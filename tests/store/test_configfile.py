@@ -172,7 +172,7 @@ def line_of(text: str, needle: str) -> int:
         (("number: 103", "number: 1x3"), "number: 1x3", "must be 2 to 6 digits"),
         (("dnd: true", "dnd: yes"), "dnd: yes", "dnd must be true or false"),
         (("manager: 102", "manager: 109"), "manager: 109", "manager 109 is not an extension"),
-        (("kind: ip", "kind: sip"), "kind: sip", "kind must be register or ip"),
+        (("kind: ip", "kind: sip"), "kind: sip", "kind must be register, ip"),
         (("timezone: Europe/Kyiv", "timezone: Europe/Kiyv"), "timezone: Europe/Kiyv", "unknown timezone"),
         (("    password: sales-pass-2\n", ""), "number: 103", "needs a password"),
         (("confirm_seconds: 20", "confirm_seconds: 2"), "confirm_seconds: 2", "between 3 and 120"),
