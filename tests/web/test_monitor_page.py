@@ -56,6 +56,9 @@ class Appliance:
         self.monitor = LiveCalls(self.control.publish, ContactNames(self.store), clock=lambda: self.now)
         self.monitor.register(self.control)
         self.monitor.taker = self.take
+        self.asked: list[tuple[str, dict]] = []   # monitor.move, monitor.place, monitor.vip as the engine got them
+        for name in ("monitor.move", "monitor.place", "monitor.vip"):
+            self.control.command(name, lambda args, name=name: self.queued_action(name, args))
         self.now = datetime.fromisoformat(at(25))
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -66,6 +69,16 @@ class Appliance:
         fut: Future = Future()
         fut.set_result({"call_id": call_id, "ext": ext})
         return fut
+
+    def queued_action(self, name: str, args: dict) -> dict:
+        """The engine's answer to an action on a queued caller (appliance/engine/moves.py), or its refusal."""
+        from appliance.control import ControlError
+
+        if args.get("call_id") not in self.monitor.calls:
+            raise ControlError(f"call {args.get('call_id')} has ended")
+        self.asked.append((name, args))
+        position = {"monitor.place": args.get("position"), "monitor.vip": 1}.get(name)
+        return {"call_id": args["call_id"], "to": args.get("to"), "position": position}
 
     def run(self, coro_fn):
         return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(5)
@@ -210,6 +223,44 @@ def test_take_to_my_phone_asks_the_appliance(owner, appliance):
     resp = post_form(owner, "/monitor/take", {"call_id": "gone", "ext": "104"}, page="/monitor/",
                      follow_redirects=True)
     assert "gone" in resp.get_data(as_text=True) and appliance.taken == [(CALL, "104")]
+
+
+def test_a_queued_caller_can_be_moved_placed_and_made_a_vip_from_the_page(owner, appliance, panel_data):
+    with Store(panel_data) as store:
+        store.add_extension("105", "Taras", "pw-105-secret")
+    appliance.feed(TO_THE_QUEUE)
+    page = owner.get("/monitor/").get_data(as_text=True)
+    assert 'action="/monitor/move"' in page and '<option value="105">' in page and 'value="hangup"' not in page
+    assert 'action="/monitor/place"' in page and 'name="position" min="1" value="2"' in page
+    assert 'action="/monitor/vip"' not in page       # a VIP contact already
+
+    resp = post_form(owner, "/monitor/move", {"call_id": CALL, "to": "105"}, page="/monitor/", follow_redirects=True)
+    assert appliance.asked[-1] == ("monitor.move", {"call_id": CALL, "to": "105", "by": "panel"})
+    assert "105" in resp.get_data(as_text=True)
+    post_form(owner, "/monitor/place", {"call_id": CALL, "position": "1"}, page="/monitor/", follow_redirects=True)
+    assert appliance.asked[-1] == ("monitor.place", {"call_id": CALL, "position": 1, "by": "panel"})
+    resp = post_form(owner, "/monitor/place", {"call_id": CALL, "position": "0"}, page="/monitor/",
+                     follow_redirects=True)
+    assert len(appliance.asked) == 2 and "1 або більше" in resp.get_data(as_text=True)
+    resp = post_form(owner, "/monitor/vip", {"call_id": "gone"}, page="/monitor/", follow_redirects=True)
+    assert len(appliance.asked) == 2 and "gone has ended" in resp.get_data(as_text=True)
+
+    appliance.feed([{"kind": "CallStarted", "at": at(1), "call_id": "other", "direction": "inbound",
+                     "caller": "+380509990000", "dialled": "0441234567"},
+                    {"kind": "QueueJoined", "at": at(1), "call_id": "other", "queue": "support", "position": 3}])
+    page = owner.get("/monitor/").get_data(as_text=True)
+    assert page.count('action="/monitor/vip"') == 1
+    post_form(owner, "/monitor/vip", {"call_id": "other"}, page="/monitor/", follow_redirects=True)
+    assert appliance.asked[-1] == ("monitor.vip", {"call_id": "other", "by": "panel"})
+    appliance.feed([{"kind": "QueuePosition", "at": at(2), "call_id": "other", "queue": "support", "position": 1,
+                     "vip": True}])
+    assert appliance.run(_snapshot_of(appliance, "other"))["vip"] is True
+
+
+def _snapshot_of(appliance, call_id):
+    async def view():
+        return next(c for c in appliance.monitor.snapshot()["calls"] if c["id"] == call_id)
+    return view
 
 
 # ---- in headless Chromium, against `pbx run` with real user agents --------------------------------

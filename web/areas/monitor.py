@@ -9,7 +9,9 @@ script only puts them in place and counts the seconds.  The stream ends when
 the browser goes away (a write fails, at the latest at the next comment line
 sent every `HEARTBEAT` seconds) or the appliance stops (it closes the socket).
 
-A waiting or ringing call can be taken to a chosen extension (`monitor.take`).  A supervisor's
+A waiting or ringing call can be taken to a chosen extension (`monitor.take`).  A caller in a
+queue can be moved to another extension, group, queue or any destination (`monitor.move`), put at
+another place in the line (`monitor.place`) or made a VIP for the call (`monitor.vip`).  A supervisor's
 phone can be rung into a conversation to listen in, whisper to the agent or barge in
 (`monitor.supervise`; the extensions offered are those with the `supervise` permission), and
 asked again with another mode to change it.
@@ -25,13 +27,14 @@ from flask import (Blueprint, Response, current_app, flash, redirect, render_tem
                    stream_with_context, url_for)
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SelectField
+from wtforms import HiddenField, IntegerField, SelectField
+from wtforms.validators import NumberRange
 
 from appliance.control import ControlError, socket_path
 from appliance.monitor import ENDED, SNAPSHOT, TAKEABLE, Following
 from web import office
 from web.db import ask, get_store
-from web.destinations import describe
+from web.destinations import choices as destination_choices, describe
 
 bp = Blueprint("monitor", __name__, url_prefix="/monitor")
 NAV = (2, _l("Live calls"))
@@ -62,6 +65,25 @@ class SuperviseForm(FlaskForm):
     mode = HiddenField()
 
 
+class MoveForm(FlaskForm):
+    call_id = HiddenField()
+    to = SelectField(_l("Move to"), validate_choice=False)
+
+
+class PlaceForm(FlaskForm):
+    call_id = HiddenField()
+    position = IntegerField(_l("Place in the queue"), validators=[NumberRange(min=1)])
+
+
+class VipForm(FlaskForm):
+    call_id = HiddenField()
+
+
+# Stages of a caller in a queue (waiting, or agents ringing for them): moved, placed, made a VIP.
+QUEUED = frozenset({"queue", "ringing"})
+NOT_A_MOVE = frozenset({"hangup", "parent", "repeat"})
+
+
 def clock(seconds: float | None) -> str:
     s = int(seconds or 0)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
@@ -79,7 +101,9 @@ def page_context() -> dict[str, Any]:
     names = {e["number"]: e.get("name") or "" for e in extensions}
     choices = [(e["number"], f"{e['number']} {e.get('name') or ''}".strip()) for e in extensions]
     supervisors = [(n, label) for (n, label), e in zip(choices, extensions) if e.get("supervise")]
+    destinations = [(ref, words) for ref, words in destination_choices(doc) if ref not in NOT_A_MOVE]
     return {"names": names, "choices": choices, "stages": STAGES, "takeable": {str(s) for s in TAKEABLE},
+            "queued": QUEUED, "destinations": destinations,
             "supervisors": supervisors, "supervisable": SUPERVISABLE, "modes": MODES,
             "clock": clock, "epoch": epoch, "place": lambda ref: describe(doc, ref)}
 
@@ -124,6 +148,55 @@ def supervise():
         flash(_("The supervisor was not connected: %(why)s", why=error), "error")
     else:
         flash(_("Extension %(ext)s rings for the supervisor (%(mode)s).", ext=form.ext.data, mode=MODES[mode]), "ok")
+    return redirect(url_for("monitor.index"))
+
+
+EXPIRED = _l("The form expired or did not come from this panel; reload the page and try again.")
+
+
+@bp.route("/move", methods=("POST",))
+def move():
+    form = MoveForm()
+    if not form.validate_on_submit():
+        flash(str(EXPIRED), "error")
+        return redirect(url_for("monitor.index"))
+    doc = office.document(get_store())
+    _answer, error = ask("monitor.move", call_id=form.call_id.data, to=form.to.data, by="panel")
+    if error:
+        flash(_("The caller was not moved: %(why)s", why=error), "error")
+    else:
+        flash(_("The caller goes to %(to)s.", to=describe(doc, form.to.data)), "ok")
+    return redirect(url_for("monitor.index"))
+
+
+@bp.route("/place", methods=("POST",))
+def place():
+    form = PlaceForm()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            flash(str(EXPIRED), "error")
+        else:
+            flash(_("A place in the queue is a whole number, 1 or more."), "error")
+        return redirect(url_for("monitor.index"))
+    answer, error = ask("monitor.place", call_id=form.call_id.data, position=form.position.data, by="panel")
+    if error:
+        flash(_("The caller's place was not changed: %(why)s", why=error), "error")
+    else:
+        flash(_("The caller is now number %(n)s in the queue.", n=answer["position"]), "ok")
+    return redirect(url_for("monitor.index"))
+
+
+@bp.route("/vip", methods=("POST",))
+def vip():
+    form = VipForm()
+    if not form.validate_on_submit():
+        flash(str(EXPIRED), "error")
+        return redirect(url_for("monitor.index"))
+    answer, error = ask("monitor.vip", call_id=form.call_id.data, by="panel")
+    if error:
+        flash(_("The caller was not made a VIP: %(why)s", why=error), "error")
+    else:
+        flash(_("VIP for this call: now number %(n)s in the queue.", n=answer["position"]), "ok")
     return redirect(url_for("monitor.index"))
 
 

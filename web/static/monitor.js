@@ -40,15 +40,28 @@
     const fresh = rowFrom(html);
     const old = document.getElementById("call-" + id);
     if (old) {
-      // Keep the extension chosen in the take form while the row is replaced.
-      const chosen = old.querySelector("select");
-      const select = fresh.querySelector("select");
-      if (chosen && select) select.value = chosen.value;
+      // Keep what was chosen or typed in the row's forms (the extension to take it to, where to
+      // move it, the place in the queue), and where the cursor was, while the row is replaced.
+      const focused = old.contains(document.activeElement) ? document.activeElement : null;
+      for (const field of old.querySelectorAll("select, input[type=number]")) {
+        const form = field.closest("form");
+        const same = form && fresh.querySelector('form[action="' + form.getAttribute("action") + '"] [name="' + field.name + '"]');
+        if (!same) continue;
+        if (field.dataset.touched) {
+          same.value = field.value;
+          same.dataset.touched = "1";
+        }
+        if (field === focused) setTimeout(() => same.focus(), 0);
+      }
       old.replaceWith(fresh);
     } else {
       body.appendChild(fresh);
     }
   }
+
+  // A field the user changed keeps its value through updates; the others show the call as it is now.
+  body.addEventListener("input", (e) => { if (e.target.name) e.target.dataset.touched = "1"; });
+  body.addEventListener("change", (e) => { if (e.target.name) e.target.dataset.touched = "1"; });
 
   setClock(Number(table.dataset.now));
   const events = new EventSource(table.dataset.events);
