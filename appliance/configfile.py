@@ -334,6 +334,7 @@ def _parse_trunks(items: list) -> list[dict]:
         "name", "kind", "host", "port", "transport", "username", "password", "auth_username",
         "from_domain", "numbers", "addresses", "caller_id", "pass_caller_id", "register_expires", "enabled",
         "number",  # an analog line's own number (docs/analog.md)
+        "secret", "extensions",  # a branch trunk's (docs/branches.md)
     }
     for i, item in enumerate(items):
         path = ("trunks", i)
@@ -347,8 +348,14 @@ def _parse_trunks(items: list) -> list[dict]:
             raise ConfigError(f"trunk {name!r} is listed twice", (*path, "name"))
         seen.add(name)
         kind = item.get("kind", "register")
-        if kind not in ("register", "ip", "analog"):
-            raise ConfigError(f"trunk {name!r}: kind must be register, ip or analog", (*path, "kind"))
+        if kind not in ("register", "ip", "analog", "branch"):
+            raise ConfigError(f"trunk {name!r}: kind must be register, ip, analog or branch", (*path, "kind"))
+        if kind == "branch":
+            out.append(_parse_branch_trunk(item, name, path))
+            continue
+        for key in ("secret", "extensions"):
+            if key in item:
+                raise ConfigError(f"trunk {name!r}: {key} is for branch trunks (kind: branch)", (*path, key))
         if kind == "analog":
             # The line's own user agent on loopback (appliance/analog) is what the engine calls.
             item = {"host": "127.0.0.1", "port": 5072, "addresses": ["127.0.0.1"], **item}
@@ -384,6 +391,65 @@ def _parse_trunks(items: list) -> list[dict]:
             raise ConfigError(f"trunk {name!r} is IP-authenticated, so it needs the provider's addresses", path)
         out.append(row)
     return out
+
+
+BRANCH_SECRET_MIN = 16
+
+
+def _parse_branch_trunk(item: dict, name: str, path: tuple) -> dict:
+    """`kind: branch`: another shop's appliance (docs/branches.md).  The shared secret is kept in the
+    password column and the extension ranges in the numbers column, which such a trunk has no other use for."""
+    from appliance.routing.branch import format_ranges, parse_ranges
+
+    _check_keys(item, {"name", "kind", "host", "port", "secret", "extensions", "addresses", "enabled"}, path,
+                "a branch trunk")
+    if "host" not in item:
+        raise ConfigError(f"trunk {name!r} needs the other appliance's host", path)
+    secret = _as_str(item.get("secret", ""), (*path, "secret"), "secret")
+    if len(secret) < BRANCH_SECRET_MIN:
+        raise ConfigError(f"trunk {name!r}: a branch needs a shared secret of at least {BRANCH_SECRET_MIN} "
+                          "characters, the same at both ends", (*path, "secret"))
+    try:
+        ranges = parse_ranges(item.get("extensions"), (*path, "extensions"))
+    except ConfigError as e:
+        raise ConfigError(f"trunk {name!r}: {e.message}", (*path, "extensions")) from None
+    host = _as_str(item["host"], (*path, "host"), "host")
+    addresses = [_as_str(a, (*path, "addresses", j), "address")
+                 for j, a in enumerate(_as_list(item.get("addresses"), (*path, "addresses"), "addresses"))]
+    return {
+        "name": name, "kind": "branch", "host": host,
+        "port": _as_int(item.get("port", 5070), (*path, "port"), "port", 1, 65535),
+        "transport": "udp", "username": "", "password": secret, "auth_username": "", "from_domain": "",
+        "numbers": [format_ranges(ranges)], "addresses": addresses, "caller_id": "", "pass_caller_id": 0,
+        "register_expires": 300, "enabled": int(bool(item.get("enabled", True))),
+    }
+
+
+def branch_ranges(trunks: list[dict]) -> dict:
+    """Each enabled branch trunk's extension ranges, for routing (routing/branch.py)."""
+    from appliance.routing.branch import parse_ranges
+
+    return {t["name"]: parse_ranges(t["numbers"]) for t in trunks if t["kind"] == "branch" and t["enabled"]}
+
+
+def _check_branches(trunks: list[dict], extensions: list[dict]) -> None:
+    """A branch's extensions are not this appliance's, nor another branch's."""
+    from appliance.routing.branch import overlaps, own_clash, parse_ranges
+
+    seen: dict[str, tuple] = {}
+    for i, t in enumerate(trunks):
+        if t["kind"] != "branch":
+            continue
+        ranges = parse_ranges(t["numbers"])
+        clash = own_clash(ranges, (e["number"] for e in extensions))
+        if clash is not None:
+            raise ConfigError(f"trunk {t['name']!r}: extension {clash} is this appliance's own, "
+                              "not the branch's", ("trunks", i, "extensions"))
+        for other, theirs in seen.items():
+            if overlaps(ranges, theirs):
+                raise ConfigError(f"trunk {t['name']!r}: its extensions overlap branch {other!r}'s",
+                                  ("trunks", i, "extensions"))
+        seen[t["name"]] = ranges
 
 
 def _parse_contacts(items: list, extensions: set[str]) -> list[dict]:
@@ -516,13 +582,15 @@ def parse_document(doc: Any) -> ParsedConfig:
     realm = _as_str(sip.get("realm", "pbx"), ("sip", "realm"), "realm")
     extensions = _parse_extensions(_as_list(doc.get("extensions"), ("extensions",), "extensions"), realm)
     trunks = _parse_trunks(_as_list(doc.get("trunks"), ("trunks",), "trunks"))
+    _check_branches(trunks, extensions)
     numbers = {e["number"] for e in extensions}
     contacts = _parse_contacts(_as_list(doc.get("contacts"), ("contacts",), "contacts"), numbers)
     routing_doc = doc.get("routing") or {}
     if not isinstance(routing_doc, dict):
         raise ConfigError("routing must be a mapping", ("routing",))
     try:
-        routing = dump_routing(parse_routing(routing_doc, {e["number"]: e["name"] for e in extensions}, timezone=tz))
+        routing = dump_routing(parse_routing(routing_doc, {e["number"]: e["name"] for e in extensions}, timezone=tz,
+                                             branches=branch_ranges(trunks)))
     except ConfigError as e:
         raise e.at("routing") from None
     calls = _parse_calls(doc.get("calls"))
@@ -709,6 +777,12 @@ def export_document(store: Store) -> dict[str, Any]:
         )
     for t in store.trunks():
         row = {k: v for k, v in t.items()}
+        if row["kind"] == "branch":
+            doc["trunks"].append({"name": row["name"], "kind": "branch", "host": row["host"], "port": row["port"],
+                                  "secret": row["password"], "extensions": ", ".join(row["numbers"]),
+                                  **({"addresses": row["addresses"]} if row["addresses"] else {}),
+                                  "enabled": bool(row["enabled"])})
+            continue
         row["pass_caller_id"] = bool(row["pass_caller_id"])
         row["enabled"] = bool(row["enabled"])
         doc["trunks"].append(row)

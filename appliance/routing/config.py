@@ -22,10 +22,11 @@ from typing import Any, Callable, Iterable, Mapping
 from ..errors import ConfigError
 from . import kinds, model as m
 from .model import (
-    Announcement, Availability, Duty, DutyRoster, Exits, ExtensionOptions, External, Group, Hours,
+    Announcement, Availability, Branch, Duty, DutyRoster, Exits, ExtensionOptions, External, Group, Hours,
     Member, Menu, NightSwitch, PersonalManager, Queue, Route, RoutingConfig, Schedule, VoicemailBox,
     Webhook, split_ref,
 )
+from .branch import Ranges, in_ranges, split_target
 from .numbers import is_external, normalise, normalise_pattern
 from .schedule import (
     DAY, format_days, minutes_label, parse_clock, parse_days, parse_range, zone,
@@ -129,8 +130,20 @@ def _ident(key: Any, path: Path) -> str:
 class _Refs:
     """Reads destination references, knowing the extensions."""
 
-    def __init__(self, extensions: Mapping[str, str]):
+    def __init__(self, extensions: Mapping[str, str], links: Mapping[str, Ranges] | None = None):
         self.extensions = extensions
+        self.links = links  # branch trunks' extension ranges; None: not known here
+
+    def branch_member(self, base: str, ext: str, path: Path) -> str:
+        """`shop2/201`: extension 201 of the shop behind branch trunk shop2, checked when the trunks are known."""
+        if not base or not ext.isdigit() or ext[0] == "0":
+            raise ConfigError(f"'{base}/{ext}' is not a branch's extension (write shop2/201)", path)
+        if self.links is not None:
+            if base not in self.links:
+                raise ConfigError(f"'{base}' is not a branch trunk (kind: branch under trunks)", path)
+            if not in_ranges(ext, self.links[base]):
+                raise ConfigError(f"{ext} is not among branch {base}'s extensions", path)
+        return f"{base}/{ext}"
 
     def ref(self, value: Any, path: Path, *, menu: bool = False, own_box: bool = False) -> str:
         if isinstance(value, bool) or value is None or not isinstance(value, (str, int)):
@@ -213,18 +226,24 @@ def _members(raw: Any, path: Path, refs: _Refs) -> tuple[Member, ...]:
     for i, item in enumerate(_list(raw, path, "members")):
         p = (*path, i)
         if isinstance(item, Mapping):
-            _keys(item, ("ext", "number", "tier", "ring_time", "rings", "confirm", *AVAIL_KEYS), p, "a member")
-            if ("ext" in item) == ("number" in item):
-                raise ConfigError("a member is either ext: or number:", p)
+            _keys(item, ("ext", "number", "branch", "tier", "ring_time", "rings", "confirm", *AVAIL_KEYS), p, "a member")
+            if ("ext" in item) == ("number" in item) or ("branch" in item and "ext" not in item):
+                raise ConfigError("a member is either ext: (with branch: for another shop's) or number:", p)
             target = item.get("ext", item.get("number"))
+            if "branch" in item:
+                target = f"{item['branch']}/{target}"
             opts = item
         else:
             target, opts = item, {}
         if isinstance(target, bool) or not isinstance(target, (str, int)):
-            raise ConfigError("a member is an extension number or an external number", p)
+            raise ConfigError("a member is an extension number, an external number or a branch's extension", p)
         text = str(target).strip()
-        external = is_external(text) or "number" in opts
-        if external:
+        branch = ""
+        external = "/" not in text and (is_external(text) or "number" in opts)
+        if "/" in text:
+            base, ext = split_target(text)
+            text, branch = refs.branch_member(base.strip(), ext.strip(), p), base.strip()
+        elif external:
             text = normalise(text)
             if not is_external(text):
                 raise ConfigError(f"'{target}' is not an external number", p)
@@ -234,7 +253,7 @@ def _members(raw: Any, path: Path, refs: _Refs) -> tuple[Member, ...]:
             raise ConfigError(f"{text} is a member twice", p)
         seen.add(text)
         out.append(Member(text, external, _int(opts, "tier", p, 1, minimum=1), _ring_time(opts, p, None),
-                          _opt_bool(opts, "confirm", p), _availability(opts, p, None)))
+                          _opt_bool(opts, "confirm", p), _availability(opts, p, None), branch))
     return tuple(out)
 
 
@@ -405,6 +424,14 @@ def _voicemail(ident: str, d: Mapping, path: Path, refs: _Refs) -> VoicemailBox:
     return VoicemailBox(ident, _str(d, "name", path, ident), _str(d, "greeting", path), _str(d, "email", path))
 
 
+def _branch(ident: str, d: Mapping, path: Path, refs: _Refs) -> Branch:
+    _keys(d, ("name", "ring_time", "rings", *EXIT_KEYS), path, "a branch")
+    if refs.links is not None and ident not in refs.links:
+        raise ConfigError(f"'{ident}' is not a branch trunk (kind: branch under trunks)", path)
+    name = _str(d, "name", path, ident)
+    return Branch(ident, name, _exits(d, path, refs, f"branch '{name}'"), _ring_time(d, path, 30))
+
+
 def _number(d: Mapping, key: str, path: Path) -> str:
     raw = _str(d, key, path, required=True)
     n = normalise(raw)
@@ -504,12 +531,17 @@ def _extension_options(number: str, d: Mapping, path: Path, refs: _Refs, base: E
 
 # ---- the whole section ---------------------------------------------------------------------
 
-def read(data: Mapping[str, Any], extensions: Mapping[Any, str], *, timezone: str | None = None) -> RoutingConfig:
-    """The section as data, checked for shape only (see `validate` for the flow)."""
+def read(data: Mapping[str, Any], extensions: Mapping[Any, str], *, timezone: str | None = None,
+         branches: Mapping[str, Ranges] | None = None) -> RoutingConfig:
+    """The section as data, checked for shape only (see `validate` for the flow).
+
+    `branches`: the branch trunks' extension ranges (routing/branch.py); None when the caller does
+    not know the trunks, and then branch references are taken as written."""
     data = _mapping(data, (), "the routing section")
     _keys(data, TOP_KEYS, (), "the routing section")
     known = {str(k): str(v) if v is not None else "" for k, v in extensions.items()}
-    refs = _Refs(known)
+    links = None if branches is None else {str(k): tuple(v) for k, v in branches.items()}
+    refs = _Refs(known, links)
     tz = _timezone(data, (), timezone or "Europe/Kyiv")
     routes = tuple(_route(r, ("routes", i), refs) for i, r in enumerate(_list(data.get("routes"), ("routes",), "routes")))
     unmatched = refs.ref(data["unmatched"], ("unmatched",)) if data.get("unmatched") is not None else None
@@ -536,13 +568,14 @@ def read(data: Mapping[str, Any], extensions: Mapping[Any, str], *, timezone: st
         section("groups", _group), section("queues", _queue), section("menus", _menu),
         section("schedules", _schedule, tz), section("night", _night), section("announcements", _announcement),
         section("voicemail", _voicemail), section("externals", _external), section("webhooks", _webhook),
-        section("managers", _manager), section("duty", _duty, tz), known,
+        section("managers", _manager), section("duty", _duty, tz), section("branches", _branch), known, links,
     )
 
 
-def parse(data: Mapping[str, Any], extensions: Mapping[Any, str], *, timezone: str | None = None) -> RoutingConfig:
+def parse(data: Mapping[str, Any], extensions: Mapping[Any, str], *, timezone: str | None = None,
+          branches: Mapping[str, Ranges] | None = None) -> RoutingConfig:
     """The routing section as a checked `RoutingConfig`, or the first `ConfigError`."""
-    config = read(data, extensions, timezone=timezone)
+    config = read(data, extensions, timezone=timezone, branches=branches)
     problems = validate(config)
     if problems:
         raise problems[0]
@@ -673,6 +706,8 @@ def _dump_avail(a: Availability) -> dict[str, Any]:
 
 def _dump_member(mb: Member) -> Any:
     d: dict[str, Any] = {"number" if mb.external else "ext": mb.target}
+    if mb.branch:
+        d = {"branch": mb.branch, "ext": split_target(mb.target)[1]}
     if mb.tier != 1:
         d["tier"] = mb.tier
     if mb.ring_time is not None:
@@ -762,4 +797,6 @@ def dump(config: RoutingConfig) -> dict[str, Any]:
         "roster": [{"number": e.number, **({"dates": list(e.dates)} if e.dates else {}),
                     **({"weekdays": [format_days(e.weekdays)]} if e.weekdays else {})} for e in r.entries],
     } for i, r in c.duty.items()}
+    out["branches"] = {i: {"name": b.name, "ring_time": b.ring_time, **_dump_exits(b.exits)}
+                       for i, b in c.branches.items()}
     return out

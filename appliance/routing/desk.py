@@ -8,9 +8,10 @@ the step it gets back.  Nothing here places a call.
 
 from __future__ import annotations
 
-from typing import Callable, Collection, Sequence
+from typing import Callable, Collection, Mapping, Sequence
 
 from . import dialplan
+from .branch import Ranges, branch_of
 from .numbers import normalise
 from .steps import DeskStep, Feature, Forward, Leg, Pickup, Refuse, Ring, Routed
 
@@ -20,6 +21,12 @@ OUTSIDE_RING_SECONDS = 120
 
 def ring_extension(number: str, seconds: int = INTERNAL_RING_SECONDS) -> Ring:
     return Ring(f"ext:{number}", f"extension {number}", (Leg(number, 0, seconds),), seconds)
+
+
+def ring_branch(branch: str, number: str, seconds: int = INTERNAL_RING_SECONDS) -> Ring:
+    """Extension `number` of the shop behind branch trunk `branch`, over that trunk."""
+    return Ring(f"branch:{branch}/{number}", f"extension {number} at branch '{branch}'",
+                (Leg(f"{branch}/{number}", 0, seconds, branch=branch),), seconds)
 
 
 def ring_outside(number: str, seconds: int = OUTSIDE_RING_SECONDS) -> Forward:
@@ -39,15 +46,18 @@ def outside(ext: str, number: str, rules: Sequence[str] | None, active: int, lim
 def desk_call(ext: str, number: str, *, extensions: Collection[str], features: Collection[str],
               is_office_number: Callable[[str], bool], rules: Sequence[str] | None = None,
               active: int = 0, limit: int | None = None,
-              extension_codes: Collection[str] = ()) -> Ring | Forward | DeskStep:
+              extension_codes: Collection[str] = (),
+              branches: Mapping[str, Ranges] | None = None) -> Ring | Forward | DeskStep:
     """What extension `ext` dialling `number` means.
 
     In order: only digits, `*`, `#` and `+` are dialled; `**EXT` picks up a
     call ringing at EXT and `*8` one ringing in the caller's groups; an
     extension code followed by an extension (`*31101`) is that feature for
     it; other codes starting `*` or `#` are feature codes; an extension rings (not one's
-    own); one of the office's numbers takes its route; anything else is an
-    outside number within the dial rules (`active` outside calls up now)."""
+    own); an extension of another shop (in a branch trunk's `branches` ranges)
+    rings there over that trunk; one of the office's numbers takes its route;
+    anything else is an outside number within the dial rules (`active`
+    outside calls up now)."""
     if not dialplan.valid(number):
         return Refuse(484, f"'{number}' is not a number: only digits, *, # and +")
     if number.startswith("**") and number[2:] in extensions:
@@ -63,6 +73,9 @@ def desk_call(ext: str, number: str, *, extensions: Collection[str], features: C
         if number == ext:
             return Refuse(486, "You called your own extension")
         return ring_extension(number)
+    branch = branch_of(number, branches or {})
+    if branch is not None:
+        return ring_branch(branch, number)
     if is_office_number(number):
         return Routed(normalise(number))
     return outside(ext, number, rules, active, limit)

@@ -89,6 +89,7 @@ class State:
     learned: Mapping[str, str] = field(default_factory=dict)          # caller -> last extension that answered
     positions: Mapping[str, int] = field(default_factory=dict)        # group/queue id -> round-robin index
     answer_times: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # queue id -> recent waits
+    links: Mapping[str, bool] = field(default_factory=dict)  # branch trunk -> its link is up (absent: up)
 
     def presence_of(self, ext: str) -> Presence:
         return self.presence.get(ext, IDLE)

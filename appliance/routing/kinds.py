@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
+from .branch import in_ranges, split_target
 from .model import Exits, RoutingConfig, split_ref
 from .schedule import uncovered, week_label
 
@@ -145,6 +146,10 @@ def _duty_edges(c: RoutingConfig, ident: str) -> list[Edge]:
             *exit_edges(r.exits, ("duty", ident))]
 
 
+def _branch_edges(c: RoutingConfig, ident: str) -> list[Edge]:
+    return exit_edges(c.branches[ident].exits, ("branches", ident))
+
+
 # ---- problems -------------------------------------------------------------------------------
 
 def _group_problems(c: RoutingConfig, ident: str, reached: bool) -> list[Problem]:
@@ -214,6 +219,28 @@ def _describe_box(c: RoutingConfig, ident: str) -> str:
     return f"voicemail {ident}" if box is None else f"voicemail '{box.name}'"
 
 
+def _branch_exists(c: RoutingConfig, ident: str) -> bool:
+    """`shop2` or `shop2/201`: a `branches` entry, and (when the trunks are known) a branch trunk
+    whose extensions include 201."""
+    base, ext = split_target(ident)
+    if base not in c.branches or (ext and not ext.isdigit()):
+        return False
+    if c.links is None:
+        return True
+    return base in c.links and (not ext or in_ranges(ext, c.links[base]))
+
+
+def _describe_branch(c: RoutingConfig, ident: str) -> str:
+    base, ext = split_target(ident)
+    b = c.branches.get(base)
+    where = f"branch '{b.name if b is not None else base}'"
+    return f"extension {ext} at {where}" if ext else where
+
+
+def _branch_exits(c: RoutingConfig, ident: str) -> Exits:
+    return c.branches[split_target(ident)[0]].exits
+
+
 def _always(c: RoutingConfig, ident: str) -> bool:
     return True
 
@@ -241,6 +268,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("webhook", "webhook", "webhooks", edges=_webhook_edges),
     Kind("manager", "personal manager", "managers", edges=_manager_edges, exits=_manager_exits),
     Kind("duty", "duty roster", "duty", edges=_duty_edges, exits=lambda c, i: c.duty[i].exits),
+    # Another shop's appliance over a branch trunk: its routing (branch:shop2) or an extension (branch:shop2/201).
+    Kind("branch", "branch", "branches", edges=_branch_edges, exits=_branch_exits,
+         exists=_branch_exists, describe=_describe_branch),
     Kind("hangup", "hang up", exists=_always, describe=lambda c, i: "hang up"),
 )}
 SECTIONS = tuple(k.section for k in KINDS.values() if k.section)

@@ -6,6 +6,7 @@ write them in the configuration file:
     ext:101  group:sales  queue:support  menu:main  schedule:hours  night:main
     announcement:closed  voicemail:sales  voicemail:101  external:director
     number:+380671234567  webhook:crm  manager:personal  duty:after_hours  hangup
+    branch:shop2  branch:shop2/201
 
 and, inside a menu only, `parent` (back to the menu that led here) and
 `repeat` (play this menu again).  `config.parse` turns the owner's spelling
@@ -64,12 +65,13 @@ class Availability:
 
 @dataclass(frozen=True)
 class Member:
-    target: str                    # an extension number, or "+380..." for an external number
+    target: str                    # an extension number, "+380..." for an external number, "shop2/201" in a branch
     external: bool = False
     tier: int = 1
     ring_time: int | None = None   # None: the group's ring time
     confirm: bool | None = None    # external numbers: answer with a key press (None: group's)
     availability: Availability = Availability()
+    branch: str = ""               # the branch trunk an extension in another shop is reached by
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,20 @@ class DutyRoster:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """Calls sent to another shop over its branch trunk (`branch:shop2`, `branch:shop2/201`).
+
+    `branch:shop2` hands the call to that appliance's own routing (its routes
+    may name this link's trunk); `branch:shop2/201` rings its extension 201.
+    The exits apply when the link is down (unavailable) or nobody there answers."""
+
+    id: str                        # the branch trunk's name
+    name: str
+    exits: Exits
+    ring_time: int = 30
+
+
+@dataclass(frozen=True)
 class ExtensionOptions:
     """How ringing one extension goes when a route or menu sends a call to it."""
 
@@ -266,7 +282,11 @@ class RoutingConfig:
     webhooks: Mapping[str, Webhook] = field(default_factory=dict)
     managers: Mapping[str, PersonalManager] = field(default_factory=dict)
     duty: Mapping[str, DutyRoster] = field(default_factory=dict)
+    branches: Mapping[str, Branch] = field(default_factory=dict)
     known_extensions: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # Branch trunk name -> its extension ranges (routing/branch.py), as the trunks say; None: not
+    # told (a page that checks one section), and then any branch reference is taken as written.
+    links: Mapping[str, tuple[tuple[int, int], ...]] | None = field(default=None, compare=False)
 
     def extension(self, number: str) -> ExtensionOptions:
         opts = self.extensions.get(number)

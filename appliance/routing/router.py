@@ -17,6 +17,7 @@ from . import webhook as webhook_mod
 from . import kinds
 from .facts import IDLE, Facts, State
 from .model import DutyRoster, Exits, Group, Member, Queue as QueueConfig, RoutingConfig, Route, split_ref
+from .branch import split_target
 from .numbers import caller_matches, normalise
 from .schedule import Clock, local_label, zone
 from .steps import (
@@ -68,7 +69,7 @@ class Router:
             "menu": self._menu, "schedule": self._schedule, "night": self._night,
             "announcement": self._announcement, "voicemail": self._voicemail,
             "external": self._external, "number": self._number, "webhook": self._webhook,
-            "manager": self._manager, "duty": self._duty, "hangup": self._hangup,
+            "manager": self._manager, "duty": self._duty, "branch": self._branch, "hangup": self._hangup,
         }
         # What follows each kind of step: step type -> method(step, outcome, facts, state, digits, answer, by).
         self._after: dict[type, Callable[..., Decision]] = {
@@ -285,6 +286,12 @@ class Router:
         for pos, m in enumerate(members):
             if m.external:
                 ok.append(Candidate(pos, m, IDLE))
+                continue
+            if m.branch:  # another shop's extension: rung while the link to that shop is up
+                if state.links.get(m.branch, True):
+                    ok.append(Candidate(pos, m, IDLE))
+                else:
+                    skipped.append((m.target, "unreachable"))
                 continue
             p = state.presence.get(m.target, IDLE)
             why = "paused" if p.paused else unavailable_reason(p, resolve(m.availability, group_avail), now)
@@ -571,6 +578,21 @@ class Router:
         trace.append(TraceEntry("duty", f"duty mobile {number} ('{r.name}', {iso}) for {r.ring_time} s{confirm}",
                                 {"roster": ident, "day": iso, "number": number, "seconds": r.ring_time}))
         return Forward(f"duty:{ident}", f"duty mobile {number}", number, r.ring_time, r.confirm, path)
+
+    def _branch(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
+        base, ext = split_target(ident)
+        b = self.config.branches[base]
+        name = self._d(f"branch:{ident}")
+        if not state.links.get(base, True):
+            nxt = b.exits.unavailable
+            trace.append(TraceEntry("skip", f"{name} is unreachable (the link to it is down) → {self._d(nxt)}",
+                                    {"branch": base, "ext": ext, "why": "unreachable", "to": nxt}))
+            return _Go(nxt, "unavailable")
+        what = f"ring {name}" if ext else f"hand the call to {name}'s own routing"
+        trace.append(TraceEntry("ring", f"{what} for {b.ring_time} s",
+                                {"branch": base, "ext": ext, "seconds": b.ring_time}))
+        target = f"{base}/{ext}" if ext else base
+        return Ring(f"branch:{ident}", name, (Leg(target, 0, b.ring_time, branch=base),), b.ring_time, path)
 
     def _hangup(self, ident: str, path: Path, facts: Facts, state: State, trace, positions):
         trace.append(TraceEntry("hangup", "hang up", {"reason": ident or "configured"}))

@@ -43,11 +43,12 @@ class Path:
 class Leg:
     """One target rung by a Ring step, from `start` to `stop` seconds after the step began."""
 
-    target: str                    # extension number, or "+380..." for an external number
+    target: str                    # extension number, "+380..." for an external number, "shop2/201" in a branch
     start: int
     stop: int
     external: bool = False
     confirm: bool = False          # external: the callee must press a key to take the call
+    branch: str = ""               # rung over this branch trunk ("shop2" alone: that shop's own routing)
 
 
 @dataclass(frozen=True)

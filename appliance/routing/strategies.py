@@ -138,7 +138,7 @@ def plan(strategy: str, ordered: Sequence[Candidate], *, ring_time: int, rounds:
     def leg(c: Candidate, start: int, stop: int) -> Leg:
         m = c.member
         return Leg(m.target, start, stop, m.external,
-                   (confirm if m.confirm is None else m.confirm) if m.external else False)
+                   (confirm if m.confirm is None else m.confirm) if m.external else False, m.branch)
 
     def rt(c: Candidate) -> int:
         return c.member.ring_time or ring_time

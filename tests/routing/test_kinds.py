@@ -26,6 +26,7 @@ SECTIONS = {
                         "roster": [{"weekdays": "mon-sun", "number": "+380671110002"}]}},
     "announcements": {"closed": {"name": "Closed", "prompt": "closed", "then": "hangup"}},
     "voicemail": {"common": {"name": "Common"}},
+    "branches": {"shop2": {"name": "Shop 2", "on_fail": "hangup"}},
 }
 
 
