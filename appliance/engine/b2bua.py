@@ -472,6 +472,8 @@ class B2BUA:
 
     def _from_trunk(self, a: Leg, inv: Invite, trunk: str) -> None:
         t = self.trunks.config[trunk]
+        if t["kind"] == "branch":
+            return self.trunks.from_branch(a, inv, trunk)  # another shop's appliance (trunks.py)
         dialled = dialled_number(t.get("numbers", []), inv.to_user, inv.ruri_user,
                                  {u for u in (t.get("username"), t.get("auth_username")) if u})
         s = Session(self, a, "inbound", normalise(inv.from_user), inv.from_name, dialled, trunk=trunk)
@@ -511,7 +513,7 @@ class B2BUA:
                 paused=self.agents.paused(ext))
         return State(presence=presence, night=snap.night, overrides=snap.overrides,
                      contacts=snap.routing_contacts, learned=self.strategy_state["learned"],
-                     positions=self.strategy_state["positions"])
+                     positions=self.strategy_state["positions"], links=self.trunks.links())
 
     def route_first(self, s: Session) -> None:
         s.routed = True
@@ -900,12 +902,16 @@ def default_router(store: Store) -> Any:
     from appliance.routing.model import RoutingConfig
     from appliance.routing.router import Router
 
+    from appliance.routing.branch import parse_ranges
+
     known = {e["number"]: e.get("name") or "" for e in store.extensions()}
     doc = store.routing_document()
     cfg = RoutingConfig(routes=())
     if doc:
         try:
-            cfg = parse(doc, known, timezone=store.timezone)
+            branches = {t["name"]: parse_ranges(t.get("numbers") or [])
+                        for t in store.trunks() if t.get("kind") == "branch" and t.get("enabled", 1)}
+            cfg = parse(doc, known, timezone=store.timezone, branches=branches)
         except ConfigError as e:
             log.error("the saved routing is not valid any more, inbound calls are refused: %s", e)
     return Router(cfg)

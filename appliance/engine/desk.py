@@ -47,7 +47,7 @@ class Desk:
             extension_codes=self.extension_codes,
             is_office_number=lambda n: self._office_number(ext, n),
             rules=json.loads(row["dial_rules"]) if row.get("dial_rules") else None,
-            active=active, limit=row.get("max_outbound"))
+            active=active, limit=row.get("max_outbound"), branches=self.b2bua.trunks.branch_ranges())
         self.carry_out[type(step)](s, step)
 
     def _office_number(self, ext: str, number: str) -> bool:

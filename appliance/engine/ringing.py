@@ -22,7 +22,7 @@ from appliance.routing.steps import Connected, Decision, Forward, Leg as LegSpec
 from . import media
 from .session import (
     BUSY_CODES, COMPLETED_ELSEWHERE, CONFIRM_SECONDS, Account, Leg, LegState, RingRun, Session, call_op, hangup,
-    now_iso,
+    header, now_iso,
 )
 
 log = logging.getLogger("appliance.engine.b2bua")
@@ -55,6 +55,8 @@ class Ringing:
         spec = run.specs[i]
         run.started.add(i)
         from_name = s.caller_name or s.caller
+        if spec.branch:  # another shop's appliance, over its branch trunk (trunks.py)
+            return self.b2bua.trunks.ring_branch(s, run, i, spec)
         if spec.external or spec.target.startswith("+"):
             if not s.may_use_trunk:
                 run.codes.append(403)
@@ -88,12 +90,14 @@ class Ringing:
             s.rung.append(spec.target)
 
     def place(self, s: Session, run: RingRun, i: int, acc: Account, uri: str, local: str,
-              confirm: bool = False, trunk: str = "") -> Leg | None:
+              confirm: bool = False, trunk: str = "", headers: tuple[tuple[str, str], ...] = ()) -> Leg | None:
         spec = run.specs[i]
         leg = Leg(self.b2bua, acc, pj.PJSUA_INVALID_ID, "b", spec.target, i, confirm)
         leg.trunk = trunk
         prm = call_op()
         prm.txOption.localUri = local
+        for name, value in headers:
+            prm.txOption.headers.append(header(name, value))
         if not leg.dial(uri, prm):
             log.warning("call %s: could not call %s: %s %s", s.id, uri, leg.code, leg.reason)
             run.codes.append(leg.code or 500)
