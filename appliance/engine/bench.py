@@ -20,6 +20,14 @@ those lost on each hop, and their jitter (the engine re-sends what it
 receives on its own clock, so a loss into it would not show at the far end).
 Calls end at the pace they were placed.  The engine reports its loop turns
 (the longest, and the 99th percentile) for each round.
+
+With `monitor` (`pbx bench calls --monitor`) the engine runs with the live
+monitor beside it as `pbx run` has it (appliance.monitor.MonitorLoop: its
+events handed to a loop thread that publishes them and keeps `LiveCalls`),
+and a subscriber here reads the stream as an open panel page would.  Each size
+runs rounds without the monitor fed and with it, interleaved, and prints both
+rows, the post-dial delay it adds, and whether every call's stages reached the
+subscriber (the monitor's `seq` against the events that arrived).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -190,30 +199,126 @@ def _pool_engine(out: dict, st: dict) -> None:
     out["slow"] += st["slow_turns"]
 
 
+def _pool() -> dict[str, Any]:
+    return {"delays_ms": [], "direct_ms": [], "inside_ms": [], "errors": [], "not_ended": 0, "cpus": [],
+            "cpus_system": [], "rss": 0.0, "still_up": None, "turn": 0.0, "turn_cpu": 0.0, "turn99": 0.0, "slow": 0,
+            "media": {}}
+
+
+def _pool_round(out: dict, r: dict) -> None:
+    """One round's figures into its size's."""
+    out["delays_ms"] += r["delays_ms"]
+    out["direct_ms"] += r["direct_ms"]
+    out["errors"] += r["errors"]
+    out["not_ended"] += r.get("not_ended", 0)
+    out["cpus"].append(r["cpu"])
+    out["cpus_system"].append(r["cpu_system"])
+    out["rss"] = max(out["rss"], r["rss"])
+    out["still_up"] = r["still_up"] if out["still_up"] is None else min(out["still_up"], r["still_up"])
+    for st in (r["talk"], r["end"]):
+        _pool_engine(out, st)
+    _pool_media(out["media"], r["media"])
+    out["live"], out["leaked"] = r["end"]["live"], r["end"].get("leaked", 0)
+    out["cpu"] = sum(out["cpus"]) / len(out["cpus"])
+    out["cpu_system"] = sum(out["cpus_system"]) / len(out["cpus_system"])
+
+
 def _rounds(caller: subprocess.Popen, phone: subprocess.Popen, engine: subprocess.Popen, n: int, hold: float,
             pid: int, rounds: int) -> dict:
     """`rounds` rounds of n calls, their delays pooled (a p99 of 100 calls is nearly their maximum)."""
-    out: dict[str, Any] = {"delays_ms": [], "direct_ms": [], "inside_ms": [], "errors": [], "not_ended": 0,
-                           "cpus": [], "cpus_system": [], "rss": 0.0, "still_up": n, "turn": 0.0, "turn_cpu": 0.0,
-                           "turn99": 0.0, "slow": 0, "media": {}}
+    out = _pool()
     for _ in range(rounds):
-        r = _round(caller, phone, engine, n, hold, pid)
-        out["delays_ms"] += r["delays_ms"]
-        out["direct_ms"] += r["direct_ms"]
-        out["errors"] += r["errors"]
-        out["not_ended"] += r.get("not_ended", 0)
-        out["cpus"].append(r["cpu"])
-        out["cpus_system"].append(r["cpu_system"])
-        out["rss"] = max(out["rss"], r["rss"])
-        out["still_up"] = min(out["still_up"], r["still_up"])
-        for st in (r["talk"], r["end"]):
-            _pool_engine(out, st)
-        _pool_media(out["media"], r["media"])
-        out["live"], out["leaked"] = r["end"]["live"], r["end"].get("leaked", 0)
+        _pool_round(out, _round(caller, phone, engine, n, hold, pid))
         time.sleep(1.0)
-    out["cpu"] = sum(out["cpus"]) / len(out["cpus"])
-    out["cpu_system"] = sum(out["cpus_system"]) / len(out["cpus_system"])
     return out
+
+
+class Stream:
+    """A subscriber to the live monitor beside the engine (`runner --monitor`), as an open panel page is one.
+
+    It subscribes on the control socket before the first call and reads every
+    event in a thread of its own, keeping the monitor's (LiveCallChanged,
+    LiveCallEnded); `check` compares them with what the monitor published.
+    """
+
+    def __init__(self, path: str | Path):
+        from appliance.control import ControlClient
+
+        self.path = Path(path)
+        self.client = ControlClient(self.path, timeout=10)
+        self.events: list[dict] = []
+        self.arrived = threading.Condition()
+        stream = self.client.subscribe()  # subscribed when it returns: no later event is missed
+        self.thread = threading.Thread(target=self._read, args=(stream,), name="bench-monitor", daemon=True)
+        self.thread.start()
+
+    def _read(self, stream: Any) -> None:
+        from appliance.monitor import CHANGED, ENDED
+
+        try:
+            for event in stream:
+                if event.get("kind") in (CHANGED, ENDED):
+                    with self.arrived:
+                        self.events.append(event)
+                        self.arrived.notify_all()
+        except (OSError, ValueError):
+            pass  # closed
+
+    def snapshot(self) -> dict:
+        from appliance.control import ControlClient
+
+        with ControlClient(self.path, timeout=10) as client:
+            return client.request("monitor.snapshot")
+
+    def check(self, since: int, calls: int, timeout: float = 10.0) -> dict:
+        """What the monitor published after seq `since` against what reached this subscriber, for a round
+        of `calls` calls: events published and delivered, the calls seen at every stage, and those the
+        model still holds (none, once all have ended)."""
+        snap = self.snapshot()
+        with self.arrived:
+            self.arrived.wait_for(lambda: bool(self.events) and self.events[-1]["seq"] >= snap["seq"], timeout)
+            got = [e for e in self.events if since < e["seq"] <= snap["seq"]]
+        stages: dict[str, set[str]] = {}
+        for e in got:
+            stages.setdefault(e["call_id"], set()).add(e["call"]["stage"] if "call" in e else "ended")
+        complete = sum(1 for seen in stages.values() if seen >= STAGES)
+        return {"published": snap["seq"] - since, "delivered": len(got), "calls": calls, "complete": complete,
+                "left": len(snap["calls"]), "seq": snap["seq"]}
+
+    def close(self) -> None:
+        self.client.shutdown()
+        self.thread.join(5)
+        self.client.close()
+
+
+# The stages every bench call goes through: routed, ringing the phone, bridged, ended.
+STAGES = frozenset({"arriving", "ringing", "talking", "ended"})
+
+
+def _feed(engine: subprocess.Popen, on: bool) -> None:
+    """Switch the engine's feed of the monitor on or off (between rounds, no call up)."""
+    _send(engine, json.dumps({"cmd": "monitor", "on": on}))
+    _until(engine, lambda s: '"cmd": "monitor"' in s)
+
+
+def _compare(caller: subprocess.Popen, phone: subprocess.Popen, engine: subprocess.Popen, n: int, hold: float,
+             pid: int, rounds: int, stream: Stream) -> dict:
+    """`rounds` rounds of n calls without the monitor and as many with it, interleaved (off-on, on-off, ...)
+    so that the machine's other work weighs on both alike; the monitor's delivery checked every round."""
+    without, with_ = _pool(), _pool()
+    seen = {"published": 0, "delivered": 0, "calls": 0, "complete": 0, "left": 0}
+    for i in range(rounds):
+        for monitored in ((False, True) if i % 2 == 0 else (True, False)):
+            _feed(engine, monitored)
+            since = stream.snapshot()["seq"]
+            _pool_round(with_ if monitored else without, _round(caller, phone, engine, n, hold, pid))
+            if monitored:
+                got = stream.check(since, n)
+                for k in seen:
+                    seen[k] += got[k]
+            time.sleep(1.0)
+    _feed(engine, False)
+    return {"without": _row(n, without), "with": _row(n, with_), "monitor": seen}
 
 
 def _row(n: int, r: dict) -> dict:
@@ -299,7 +404,7 @@ def _prepare(data: Path, phone_port: int, caller_port: int) -> None:
         store.set_setting("engine", {"rtp_port": ENGINE_RTP_PORT, "rtp_ports": 1000})
 
 
-def _start(data: Path, procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, ...]:
+def _start(data: Path, procs: list[subprocess.Popen], monitor: bool = False) -> tuple[subprocess.Popen, ...]:
     """The phone, the caller and the engine, each ready; appended to procs as they start."""
     py = sys.executable
     sip_port, trunk_port, phone_port, caller_port = (_free_port() for _ in range(4))
@@ -314,7 +419,8 @@ def _start(data: Path, procs: list[subprocess.Popen]) -> tuple[subprocess.Popen,
     runner = os.environ.get("PBX_BENCH_ENGINE", "-m appliance.engine.runner").split()
     engine = _proc([py, *runner, "--data", str(data), "--sip-port", str(sip_port), "--trunk-port", str(trunk_port),
                     "--router", "appliance.engine.bench:router", "--quiet",
-                    "--pj-log-level", os.environ.get("PBX_BENCH_PJLOG", "2")], "engine")
+                    "--pj-log-level", os.environ.get("PBX_BENCH_PJLOG", "2"), *(["--monitor"] if monitor else [])],
+                   "engine")
     procs.append(engine)
     return phone, caller, engine
 
@@ -339,28 +445,65 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.stdout.close()
 
 
+def _echo_monitor(echo: Callable[[str], None], size: dict) -> None:
+    """A size measured with and without the monitor: both rows, what the monitor adds, what it delivered."""
+    off, on, seen = size["without"], size["with"], size["monitor"]
+    echo("without the monitor:")
+    _echo_row(echo, off)
+    echo("with the monitor subscribed:")
+    _echo_row(echo, on)
+    echo(f"monitor: pdd p50 {off['pdd_p50_ms']:.2f} -> {on['pdd_p50_ms']:.2f} ms ({size['pdd_p50_growth_ms']:+.2f}),"
+         f" p99 {off['pdd_p99_ms']:.2f} -> {on['pdd_p99_ms']:.2f} ms ({size['pdd_p99_growth_ms']:+.2f});"
+         f" inside the engine p99 {off['inside_p99_ms']:.2f} -> {on['inside_p99_ms']:.2f} ms;"
+         f" cpu {off['cpu_percent']:.1f} -> {on['cpu_percent']:.1f} %")
+    echo(f"monitor: {seen['delivered']} LiveCall events delivered of {seen['published']} published;"
+         f" every stage (arriving, ringing, talking, ended) seen for {seen['complete']} of {seen['calls']} calls;"
+         f" {seen['left']} left in the model after the calls ended")
+
+
+def _monitor_size(n: int, compared: dict) -> dict:
+    off, on = compared["without"], compared["with"]
+    growth = {f"pdd_p{p}_growth_ms": round(on[f"pdd_p{p}_ms"] - off[f"pdd_p{p}_ms"], 2) for p in (50, 99)}
+    return {"calls": n, **compared, **growth}
+
+
 def run(sizes: tuple[int, ...] = SIZES, hold: float = 5.0, echo: Callable[[str], None] = print,
-        rounds: int = 3) -> dict:
-    """Measure every size; echo the table as it goes, and return it as one object (what `--json` prints)."""
+        rounds: int = 3, monitor: bool = False) -> dict:
+    """Measure every size; echo the table as it goes, and return it as one object (what `--json` prints).
+
+    With `monitor`, the live monitor runs beside the engine as in `pbx run` and a subscriber reads
+    its stream; each size runs `rounds` rounds without it and as many with it, interleaved."""
     report: dict[str, Any] = {"sizes": []}
     with tempfile.TemporaryDirectory(prefix="pbx-bench-") as tmp:
         procs: list[subprocess.Popen] = []
+        stream: Stream | None = None
         try:
-            phone, caller, engine = _start(Path(tmp) / "data", procs)
+            phone, caller, engine = _start(Path(tmp) / "data", procs, monitor)
             ready = json.loads(_until(engine, lambda s: '"ready"' in s))
             pid = ready["pid"]
             report["machine"] = machine(ready.get("pjsua2", ""))
             report["idle"] = _idle(pid)
             echo(f"engine idle: {report['idle']['cpu_percent']:.1f} % of a core, {report['idle']['rss_mb']} MB")
+            if monitor:
+                stream = Stream(ready["monitor"])
+                echo(f"monitor: the live monitor beside the engine, one subscriber; each size {rounds} rounds"
+                     f" without it and {rounds} with it, interleaved")
             _explain(echo, rounds)
             _engine_stats(engine)  # the start's turns (the B2BUA's start takes about 150 ms) are not a call's
             for n in sizes:
+                if stream is not None:
+                    size = _monitor_size(n, _compare(caller, phone, engine, n, hold, pid, rounds, stream))
+                    report["sizes"].append(size)
+                    _echo_monitor(echo, size)
+                    continue
                 row = _row(n, _rounds(caller, phone, engine, n, hold, pid, rounds))
                 report["sizes"].append(row)
                 _echo_row(echo, row)
             _send(engine, '{"cmd": "quit"}')
             engine.wait(10)
         finally:
+            if stream is not None:
+                stream.close()
             _stop(procs)
     report["hold_s"], report["rounds"] = hold, rounds
     report["machine"]["loadavg_1min_end"] = round(os.getloadavg()[0], 2)  # others' work on the same cores

@@ -44,15 +44,20 @@ def calls(data_dir: Path, limit: int, show_path: bool) -> None:
               help="Seconds each size is held (both ends talking) while CPU is sampled.")
 @click.option("--rounds", default=3, show_default=True, help="Rounds per size; their delays are pooled.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object instead of a table.")
-def bench_calls(sizes: str, hold: float, rounds: int, as_json: bool) -> None:
+@click.option("--monitor", is_flag=True,
+              help="Also run the live monitor with a subscriber: each size with and without it, rounds interleaved;"
+                   " its events delivered against those published, and the post-dial delay it adds.")
+def bench_calls(sizes: str, hold: float, rounds: int, as_json: bool, monitor: bool) -> None:
     """Bridged PCMU calls through the engine: its CPU, memory and loop turns, the post-dial delay
     it adds, and the RTP lost and the jitter on the bridged streams.
 
     Example: pbx bench calls --sizes 10,100 --json > bench.json
+
+    Example: pbx bench calls --sizes 50 --monitor
     """
     from appliance.engine import bench
 
     report = bench.run(tuple(int(s) for s in sizes.split(",") if s.strip()), hold=hold,
-                       echo=(lambda line: None) if as_json else click.echo, rounds=rounds)
+                       echo=(lambda line: None) if as_json else click.echo, rounds=rounds, monitor=monitor)
     if as_json:
         click.echo(json.dumps(report, indent=1))

@@ -4,6 +4,7 @@ and the engine's loop, and prints them as a table or as one JSON object."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from click.testing import CliRunner
@@ -88,3 +89,29 @@ def test_loop_turns_give_their_percentile_and_longest_and_the_turn_that_reset_th
     assert (turns.n, turns.longest) == (1, 0.006)
     turns.add(0.5)  # beyond the histogram: the last bucket, and the longest exactly
     assert turns.longest == 0.5 and turns.percentile(99) == 0.5
+
+
+@pytest.mark.sip
+def test_the_bench_with_a_monitor_subscribed_prints_both_rows_and_what_the_monitor_delivered():
+    result = CliRunner().invoke(bench_calls, ["--sizes", "2", "--hold", "1", "--rounds", "1", "--monitor"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "without the monitor:" in lines and "with the monitor subscribed:" in lines
+    growth = next(line for line in lines if line.startswith("monitor: pdd p50"))
+    assert " p99 " in growth and "inside the engine p99" in growth
+    delivered = next(line for line in lines if "LiveCall events delivered" in line)
+    # Each call: arriving, ringing (routed, then the phone's leg), talking, ended.
+    assert "10 LiveCall events delivered of 10 published" in delivered, delivered
+    assert "seen for 2 of 2 calls; 0 left in the model" in delivered, delivered
+
+
+def test_the_monitor_check_counts_what_arrived_against_what_was_published():
+    stream = bench.Stream.__new__(bench.Stream)
+    stream.arrived = threading.Condition()
+    stream.events = [{"kind": "LiveCallChanged", "seq": s, "call_id": c, "call": {"stage": st}}
+                     for s, c, st in ((4, "a", "arriving"), (5, "a", "ringing"), (6, "a", "talking"),
+                                      (7, "b", "arriving"))]
+    stream.events.append({"kind": "LiveCallEnded", "seq": 8, "call_id": "a"})
+    stream.snapshot = lambda: {"seq": 9, "calls": [{"id": "b"}]}
+    got = stream.check(since=3, calls=2, timeout=0.1)
+    assert (got["published"], got["delivered"], got["complete"], got["left"]) == (6, 5, 1, 1)
