@@ -65,10 +65,28 @@ def whole_seconds(answer_within_s: float) -> int:
     return int(answer_within_s)
 
 
-def _local_hour(seconds: int) -> str:
-    """Local seconds from 1970 -> '2025-03-03 10'."""
-    hour = seconds // 3600
-    return f"{h.day_label(hour // 24)} {hour % 24:02d}"
+def _staffing(tables: ReportTables, period: Period, rows: h.Rows, local: np.ndarray, total: f.Tally, within: int,
+              target: Target) -> tuple[list[Hour], list[Span]]:
+    """The advice by hour of the day (every day together) and by weekday and hour.  "You had": the
+    different people who answered in each office hour, added up over the cell's hours (numpy: a year has
+    tens of thousands of a person's hours)."""
+    hour, weekday = (local // 3600) % 24, (local // 86400 + h.THURSDAY) % 7
+    by_hour = h.add_up(rows, hour, [(None, x) for x in range(24)], within, waits=False)
+    by_weekday = h.add_up(rows, weekday * 24 + hour, [(d, x) for d in range(7) for x in range(24)], within, waits=False)
+    answered_by = tables.people_by_hour(period.start_at, period.end_at)
+    their = h.local_seconds(np.array([at for at, _ in answered_by], dtype=np.int64), period.offsets()) // 3600
+    person, _ = h.codes_of(np.array([p for _, p in answered_by], dtype=object))
+    # An office hour that came twice (daylight saving's end) counts each person once, as one local hour.
+    pairs = np.unique(their * (int(person.max()) + 1 if len(person) else 1) + person) if len(their) else their
+    local_hours = pairs // (int(person.max()) + 1) if len(their) else their
+    had_hour = np.bincount(local_hours % 24, minlength=24)
+    had_weekday = np.bincount((local_hours // 24 + h.THURSDAY) % 7 * 24 + local_hours % 24, minlength=7 * 24)
+    days = {**period.weekdays(), None: len(period.days())}
+    aht_all = total.avg_talk or 0.0
+    all_days = hours(by_hour, {(None, x): int(n) for x, n in enumerate(had_hour) if n}, aht_all, days, target)
+    weekdays = hours(by_weekday, {(i // 24, i % 24): int(n) for i, n in enumerate(had_weekday) if n}, aht_all, days,
+                     target)
+    return all_days, spans(weekdays)
 
 
 def _by_key(tables: ReportTables, key: str, period: Period, within: int, short_s: float) -> dict[Any, f.Tally]:
@@ -103,12 +121,18 @@ def build_report(store: Store, period: Period, *, answer_within_s: float = 20.0,
         tables = ReportTables.summed_from_records(store, start, end, period.zone)
     short_s = short_abandon_seconds(store)
 
-    hour_rows = tables.hour_sums(start_at, end_at)
-    shorts = dict(tables.short_abandons("hour", start_at, end_at, short_s))
-    rows = h.Rows.of([r[1:-1] for r in hour_rows], [r[-1] for r in hour_rows],
-                     [shorts.get(r[0], 0) for r in hour_rows])
-    local = h.local_seconds(np.array([r[0] for r in hour_rows], dtype=np.int64), offsets)
-    total = h.add_up(rows, np.zeros(len(local), dtype=np.int64), [None], within).get(None, f.Tally())
+    if want & {"hour", "weekday", "day", "staffing"}:
+        hour_rows = tables.hour_sums(start_at, end_at)
+        shorts = dict(tables.short_abandons("hour", start_at, end_at, short_s))
+        rows = h.Rows.of([r[1:-1] for r in hour_rows], [r[-1] for r in hour_rows],
+                         [shorts.get(r[0], 0) for r in hour_rows])
+        local = h.local_seconds(np.array([r[0] for r in hour_rows], dtype=np.int64), offsets)
+    else:   # the total alone: added up in SQL, but for the waits
+        sums, waits = tables.hour_total(start_at, end_at)
+        short = sum(n for _, n in tables.short_abandons("all", start_at, end_at, short_s))
+        rows = h.Rows.of([sums] + [[0.0] * len(SUM_MEASURES)] * len(waits), [None, *waits], [short] + [0] * len(waits))
+        local = np.zeros(len(rows), dtype=np.int64)
+    total = h.add_up(rows, np.zeros(len(rows), dtype=np.int64), [None], within).get(None, f.Tally())
     report = Report(period, answer_within_s, short_s, total)
     if "hour" in want:
         report.tables["hour"] = _rows(h.add_up(rows, (local // 3600) % 24, range(24), within))
@@ -145,14 +169,5 @@ def build_report(store: Store, period: Period, *, answer_within_s: float = 20.0,
         report.cases = f.case_figures(tables.cases(start, end))
         report.callbacks = f.callback_figures(tables.callbacks(start, end))
     if "staffing" in want:
-        codes, hours_seen = h.codes_of(local // 3600)
-        by_hour = h.add_up(rows, codes, [_local_hour(x * 3600) for x in hours_seen], within, waits=False)
-        answered_by = tables.people_by_hour(start_at, end_at)
-        their_hours = h.local_seconds(np.array([at for at, _ in answered_by], dtype=np.int64), offsets)
-        people: dict[str, int] = {}
-        for key, _person in set(zip((_local_hour(int(x)) for x in their_hours), (p for _, p in answered_by))):
-            people[key] = people.get(key, 0) + 1
-        days = {**period.weekdays(), None: len(period.days())}
-        report.staffing_by_hour = hours(by_hour, people, days, target, by_weekday=False)
-        report.staffing = spans(hours(by_hour, people, days, target, by_weekday=True))
+        report.staffing_by_hour, report.staffing = _staffing(tables, period, rows, local, total, within, target)
     return report

@@ -76,7 +76,8 @@ def _summary_text(s: dict) -> str:
 @click.option("--from", "first", metavar="DATE", help="First office day (YYYY-MM-DD); default: 6 days before --to.")
 @click.option("--to", "last", metavar="DATE", help="Last office day, included (YYYY-MM-DD); default: today.")
 @click.option("--by", type=click.Choice(BY_CHOICES), help="A table by this instead of the summary.")
-@click.option("--within", default=20.0, show_default=True, help="Service level: answered within this many seconds.")
+@click.option("--within", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Service level: answered within this many whole seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (with --by).")
 @click.pass_context
@@ -129,8 +130,9 @@ def report(ctx: click.Context, data_dir: Path, first: str | None, last: str | No
 @report.command("lost")
 @click.pass_context
 def report_lost(ctx: click.Context) -> None:
-    """Every lost call of the range: caller, time, wait, where they gave up, and whether and when they
-    were called back (from the missed-call cases).  Takes the options of `pbx report` before `lost`.
+    """The lost calls of the range (the latest 500): caller, time, wait, where they gave up, and whether
+    and when they were called back (from the missed-call cases).  Takes the options of `pbx report` before
+    `lost`.
 
     Example: pbx report --from 2025-03-01 --to 2025-03-07 --csv lost
     """
@@ -146,6 +148,8 @@ def report_lost(ctx: click.Context) -> None:
         click.echo(_csv(rep.lost, LOST_COLUMNS), nl=False)
     else:
         click.echo(_table(rep.lost, list(LOST_COLUMNS)) if rep.lost else "no lost calls")
+        if rep.lost_count > len(rep.lost):
+            click.echo(f"the latest {len(rep.lost)} of {rep.lost_count} lost calls")
 
 
 @click.command("reports")

@@ -245,26 +245,38 @@ def destinations(routes: Iterable[tuple], gave_up: Iterable[str]) -> tuple[dict[
 # -- missed-call cases and call-backs -------------------------------------------------------------
 
 
-def case_figures(cases: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Cases opened in the range: how many, how they ended, how long handling took."""
-    cases = list(cases)
-    real = [c for c in cases if not c["short"]]
-    closed = [c for c in real if c["status"] == "closed"]
-    took = sorted(float(c["took_s"] or 0) for c in closed)
-    how = Counter(c["ended_how"] or "" for c in closed)
-    return {"opened": len(real), "short": len(cases) - len(real), "open": len(real) - len(closed),
-            "closed": len(closed), "ended_how": dict(sorted(how.items())),
-            "avg_took_s": _round(sum(took) / len(took)) if took else None,
-            "longest_took_s": _round(took[-1]) if took else None,
+def case_figures(groups: Iterable[tuple]) -> dict[str, Any]:
+    """Cases opened in the range: how many, how they ended, how long handling took.  `groups`: the store's
+    counts by (short, closed, how it ended): cases, seconds taken added up, the longest."""
+    opened = short = closed = 0
+    took_sum, longest = 0.0, None
+    how: Counter = Counter()
+    for is_short, is_closed, ended_how, n, took, most in groups:
+        if is_short:
+            short += n
+            continue
+        opened += n
+        if is_closed:
+            closed += n
+            how[ended_how or ""] += n
+            took_sum += took
+            longest = most if longest is None else max(longest, most)
+    return {"opened": opened, "short": short, "open": opened - closed, "closed": closed,
+            "ended_how": dict(sorted(how.items())),
+            "avg_took_s": _round(took_sum / closed) if closed else None,
+            "longest_took_s": _round(float(longest)) if closed else None,
             "called_back": how.get("called back", 0) + how.get("callback", 0)}
 
 
-def callback_figures(requests: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Call-back requests made in the range (a queue's call-back key): how they went."""
-    requests = list(requests)
-    status = Counter(r["status"] or "open" for r in requests)
-    attempts = sum(int(r["attempts"] or 0) for r in requests)
+def callback_figures(groups: Iterable[tuple]) -> dict[str, Any]:
+    """Call-back requests made in the range (a queue's call-back key): how they went.  `groups`: the
+    store's counts by status: requests, attempts."""
+    status: Counter = Counter()
+    attempts = 0
+    for name, n, tried in groups:
+        status[name] += n
+        attempts += int(tried)
     handled, failed = status.get("handled", 0), status.get("failed", 0)
-    return {"requested": len(requests), "called_back": handled, "failed": status.get("failed", 0),
+    return {"requested": sum(status.values()), "called_back": handled, "failed": failed,
             "open": status.get("open", 0), "attempts": attempts,
             "success": _round(handled / (handled + failed), 3) if handled + failed else None}

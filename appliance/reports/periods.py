@@ -81,7 +81,7 @@ class Period:
         out: list[tuple[str | None, int]] = []
         current = offset(start)
         at = start
-        step = timedelta(hours=1)
+        step = timedelta(hours=6)   # offsets change at most twice a year, never twice within hours
         while at < end:
             nxt = min(at + step, end)
             if offset(nxt) != current:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from appliance.reports.erlang import agents_needed
-from appliance.reports.figures import Tally, day_of, fold, hour_of
+from appliance.reports.figures import Tally
 
 
 @dataclass(frozen=True)
@@ -47,16 +47,12 @@ class Span:
         return self.needed - round(self.had)
 
 
-def hours(by_local_hour: Mapping[str, Tally], people: Mapping[str, int], days: Mapping[int | None, int],
-          target: Target, by_weekday: bool = True) -> list[Hour]:
-    """Each (weekday, hour) with calls or people, in order.  `days`: how many of each weekday the range
-    holds (key None: all its days, for by_weekday False)."""
-    aht_all = fold(by_local_hour, lambda k: None).get(None, Tally()).avg_talk or 0.0
-    cells = fold(by_local_hour, lambda key: (day_of(key).weekday() if by_weekday else None, hour_of(key)))
-    had: dict[tuple[int | None, int], int] = {}
-    for key, n in people.items():
-        cell = (day_of(key).weekday() if by_weekday else None, hour_of(key))
-        had[cell] = had.get(cell, 0) + n
+def hours(cells: Mapping[tuple[int | None, int], Tally], had: Mapping[tuple[int | None, int], int], aht_all: float,
+          days: Mapping[int | None, int], target: Target) -> list[Hour]:
+    """Each (weekday, hour) cell with calls or people, in order: `cells` the calls of each cell, `had` how
+    many different people answered in each of its hours, added up over its days; weekday None: every day of
+    the range together.  `days`: how many of each weekday the range holds (key None: all its days);
+    `aht_all` the range's average talk, for cells with no answered call."""
     out = []
     for cell in sorted(set(cells) | set(had), key=lambda c: (-1 if c[0] is None else c[0], c[1])):
         t = cells.get(cell, Tally())

@@ -1,13 +1,15 @@
 """The reports' sums per office hour (appliance.store.reports.HourSums), registered after the reports' indexes.
 
 `report_hours` holds each office hour's sums (under the hour's start in UTC,
-epoch seconds), `report_people` and `report_numbers` the same per person and
-per dialled number, `report_dests` and `report_menus` the groups, queues and
-menus calls went through, `report_menu_next` where callers went from a menu,
-`report_abandons` each call whose caller gave up, with its wait.  They are
-built here once from the records already written, in the office's time zone,
-and kept up to date as each record is finished.  `calls_lost` is a partial
-index of the lost calls by start, for the lost-call list.
+epoch seconds); `report_people` and `report_numbers` the same per person and
+dialled number, `report_dests` and `report_menus` the groups, queues and menus
+calls went through and `report_menu_next` where callers went from a menu, these
+by office day (under its midnight in UTC); `report_answerers` who answered in
+each office hour; `report_abandons` each call whose caller gave up, with its
+wait.  They are built here once from the records already written, in the
+office's time zone, and kept up to date as each record is finished.
+`calls_lost` is a partial index of the lost calls by start, for the lost-call
+list.
 """
 
 from __future__ import annotations

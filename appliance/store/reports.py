@@ -23,7 +23,7 @@ import sqlite3
 import struct
 from collections import Counter
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, time, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -124,7 +124,8 @@ KEY_TABLES = {"person": ("report_people", "person"), "number": ("report_numbers"
 DEST_MEASURES = ("entered", "answered", "lost", "abandoned", "wait_sum")
 MENU_MEASURES = ("entered", "went_on", "gave_up", "ended")
 SUM_TABLES = ("report_hours", "report_people", "report_numbers", "report_dests", "report_menus",
-              "report_menu_next", "report_abandons")
+              "report_menu_next", "report_answerers", "report_abandons")
+DAY_TABLES = ("report_people", "report_numbers", "report_dests", "report_menus")   # kept by office day
 COUNTED_COLUMNS = ("id", "started_at", "direction", "answered_by", "outcome", "wait_s", "talk_s", "extension",
                    "dialled", "path")
 
@@ -153,19 +154,24 @@ def create_sum_tables(conn: sqlite3.Connection) -> None:
     conn.execute("create table if not exists report_menu_next (at integer not null, menu text not null, "
                "next text not null, n integer not null default 0, first_at text, "
                "primary key (at, menu, next)) without rowid")
+    conn.execute("create table if not exists report_answerers (at integer not null, person text not null, "
+                 "n integer not null default 0, primary key (at, person)) without rowid")
     conn.execute("create table if not exists report_abandons (call_id text primary key, at integer not null, "
                "step text, dialled text, missed integer not null, wait_s real)")
     conn.execute("create index if not exists report_abandons_at on report_abandons (at, wait_s)")
 
 
-def office_hour(started_at: str, zone: ZoneInfo) -> int:
-    """The UTC start (epoch seconds) of the office hour a call that started at `started_at` belongs to."""
+def office_hour(started_at: str, zone: ZoneInfo) -> tuple[int, int]:
+    """The UTC starts (epoch seconds) of the office hour and the office day a call that started at
+    `started_at` belongs to."""
     moment = datetime.fromisoformat(started_at)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    offset = int(moment.astimezone(zone).utcoffset().total_seconds())
-    local = moment.timestamp() + offset
-    return int(local // HOUR) * HOUR - offset
+    local = moment.astimezone(zone)
+    offset = int(local.utcoffset().total_seconds())
+    hour = int((moment.timestamp() + offset) // HOUR) * HOUR - offset
+    # As appliance.reports.periods makes a range's start: midnight on the office's clock.
+    return hour, int(datetime.combine(local.date(), time(0), zone).timestamp())
 
 
 def encode_waits(waits: Mapping[int, int]) -> bytes | None:
@@ -197,6 +203,7 @@ class HourSums:
         self.dests: dict[tuple[int, str], list] = {}
         self.menus: dict[tuple[int, str], list] = {}
         self.next: dict[tuple[int, str, str], list] = {}
+        self.answerers: dict[tuple[int, str], int] = {}
         self.abandons: list[tuple] = []
         self.dropped: list[str] = []
 
@@ -208,7 +215,7 @@ class HourSums:
     def add(self, row: Mapping[str, Any], sign: int = 1) -> None:
         if not self.counts(row):
             return
-        at = office_hour(row["started_at"], self.zone)
+        at, day = office_hour(row["started_at"], self.zone)
         direction, outcome = row.get("direction"), row.get("outcome")
         wait, talk = row.get("wait_s"), row.get("talk_s")
         inbound, outbound = direction == "inbound", direction == "outbound"
@@ -231,9 +238,11 @@ class HourSums:
         self._add(self.hours, at, measures, wait_bin, sign)
         person = row.get("extension") if outbound else row.get("answered_by")
         if person:
-            self._add(self.keys["person"], (at, person), measures, wait_bin, sign)
+            self._add(self.keys["person"], (day, person), measures, wait_bin, sign)
+            if answered_in:
+                self.answerers[(at, person)] = self.answerers.get((at, person), 0) + sign
         if inbound and row.get("dialled"):
-            self._add(self.keys["number"], (at, row["dialled"]), measures, wait_bin, sign)
+            self._add(self.keys["number"], (day, row["dialled"]), measures, wait_bin, sign)
         steps_path = [p for p in path if isinstance(p, dict)]
         steps = [(p.get("step"), p.get("dest"), p.get("name")) for p in steps_path if p.get("kind") == "step"]
         if gave_up:
@@ -244,7 +253,7 @@ class HourSums:
                 self.dropped.append(row["id"])
         if inbound:
             reason = steps_path[-1].get("reason") if steps_path else None
-            self._routes(at, row["started_at"], steps, answered, wait or 0.0, lost, reason in CALLER_GAVE_UP, sign)
+            self._routes(day, row["started_at"], steps, answered, wait or 0.0, lost, reason in CALLER_GAVE_UP, sign)
 
     @staticmethod
     def _add(into: dict, key: Any, measures: Sequence, wait_bin: int | None, sign: int) -> None:
@@ -257,14 +266,14 @@ class HourSums:
         if wait_bin is not None:
             acc[1][wait_bin] += sign
 
-    def _routes(self, at: int, started: str, steps: list[tuple], answered: bool, wait: float, lost: bool,
+    def _routes(self, day: int, started: str, steps: list[tuple], answered: bool, wait: float, lost: bool,
                 gave_up: bool, sign: int) -> None:
         """The groups and queues a call went through, and the menus (appliance.reports.figures' rules)."""
         routed = [(s, d, n) for s, d, n in steps if s in ("ring", "queue") and (d or "").split(":")[0] in ("group", "queue")]
         for _, dest, name in {d: (s, d, n) for s, d, n in routed}.values():
-            self._named(self.dests, (at, dest), name or dest, started, (sign, 0, 0, 0, 0.0))
+            self._named(self.dests, (day, dest), name or dest, started, (sign, 0, 0, 0, 0.0))
         if routed:
-            last = (at, routed[-1][1])
+            last = (day, routed[-1][1])
             if answered:
                 self._named(self.dests, last, None, started, (0, sign, 0, 0, sign * wait))
             elif lost:
@@ -272,11 +281,11 @@ class HourSums:
         for i, (step, dest, name) in enumerate(steps):
             if step != "menu":
                 continue
-            key = (at, dest or "")
+            key = (day, dest or "")
             if i + 1 < len(steps):
                 self._named(self.menus, key, name or dest or "", started, (sign, sign, 0, 0))
                 nxt = steps[i + 1]
-                acc = self.next.setdefault((at, dest or "", nxt[2] or nxt[1] or nxt[0]), [0, started])
+                acc = self.next.setdefault((day, dest or "", nxt[2] or nxt[1] or nxt[0]), [0, started])
                 acc[0] += sign
                 acc[1] = min(acc[1], started)
             elif lost and gave_up:
@@ -326,6 +335,9 @@ class HourSums:
                          "on conflict (at, menu, next) do update set n = n + excluded.n, "
                          "first_at = min(first_at, excluded.first_at)",
                          ([at, menu, nxt, n, first] for (at, menu, nxt), (n, first) in self.next.items()))
+        conn.executemany("insert into report_answerers (at, person, n) values (?, ?, ?) "
+                         "on conflict (at, person) do update set n = n + excluded.n",
+                         ([at, person, n] for (at, person), n in self.answerers.items()))
         conn.executemany("insert or replace into report_abandons (call_id, at, step, dialled, missed, wait_s) "
                          "values (?, ?, ?, ?, ?, ?)", self.abandons)
         conn.executemany("delete from report_abandons where call_id = ?", ([c] for c in self.dropped))
@@ -454,6 +466,13 @@ class ReportTables:
              "where at >= ? and at < ? and records != 0 order by at")
         return self.sums.execute(q, [start, end]).fetchall()
 
+    def hour_total(self, start: int, end: int) -> tuple[tuple, list[bytes]]:
+        """The SUM_MEASURES of the office hours in [start, end) added up, and each hour's waits."""
+        sums = ", ".join(f"total({m})" for m in SUM_MEASURES)
+        total = self.sums.execute(f"select {sums} from report_hours where at >= ? and at < ?", [start, end]).fetchone()
+        q = "select waits from report_hours where at >= ? and at < ? and waits is not null"
+        return total, [r[0] for r in self.sums.execute(q, [start, end]).fetchall()]
+
     def key_sums(self, key: str, start: int, end: int) -> list[tuple]:
         """(person or number, *SUM_MEASURES) over the office hours in [start, end)."""
         table, col = KEY_TABLES[key]
@@ -504,39 +523,39 @@ class ReportTables:
 
     def people_by_hour(self, start: int, end: int) -> list[tuple]:
         """(at, person) for each person who answered an inbound call in the office hour starting at `at`."""
-        q = "select at, person from report_people where at >= ? and at < ? and answered > 0"
+        q = "select at, person from report_answerers where at >= ? and at < ? and n > 0"
         return self.sums.execute(q, [start, end]).fetchall()
 
     def misaligned_hours(self, start: int, end: int, offsets: Sequence[tuple[int | None, int]]) -> int:
-        """Office hours near [start, end) that do not start on an hour of the office's offsets `offsets`
-        ((until, seconds) in epoch seconds): sums made under another time zone."""
-        parts, args = [], []
-        for until, seconds in offsets:
-            if len(offsets) == 1:
-                parts.append("?")
-                args.append(int(seconds))
-            elif until is None:
-                parts.append("else ?")
-                args.append(int(seconds))
-            else:
-                parts.append("when at < ? then ?")
-                args += [int(until), int(seconds)]
-        offset = "?" if len(parts) == 1 else f"(case {' '.join(parts)} end)"
-        q = f"select count(*) from report_hours where at > ? and at < ? and (at + {offset}) % {HOUR} != 0"
-        return self.sums.execute(q, [start - HOUR, end, *args]).fetchone()[0]
+        """Office hours and days near [start, end) that do not start on an hour (a midnight) of the offsets
+        `offsets` ((until, seconds) in epoch seconds): sums made under another time zone."""
+        if len(offsets) == 1:
+            offset, args = "?", [int(offsets[0][1])]
+        else:
+            parts, args = [], []
+            for until, seconds in offsets:
+                parts.append("else ?" if until is None else "when at < ? then ?")
+                args += [int(seconds)] if until is None else [int(until), int(seconds)]
+            offset = f"(case {' '.join(parts)} end)"
+        n = 0
+        for table, length in (("report_hours", HOUR), *((t, 24 * HOUR) for t in DAY_TABLES)):
+            q = f"select count(*) from {table} where at > ? and at < ? and (at + {offset}) % {length} != 0"
+            n += self.sums.execute(q, [start - length, end, *args]).fetchone()[0]
+        return n
 
-    def cases(self, start: str, end: str) -> list[dict]:
-        """Missed-call cases opened in [start, end)."""
-        q = (f"select {', '.join(CASE_COLUMNS)} from missed_cases "
-             "where opened_at >= ? and opened_at < ? order by opened_at")
-        return [dict(zip(CASE_COLUMNS, r)) for r in self.store.db.execute(q, [start, end]).fetchall()]
+    def cases(self, start: str, end: str) -> list[tuple]:
+        """Missed-call cases opened in [start, end), counted by (short, closed, how it ended): how many,
+        the seconds they took to handle added up, and the longest."""
+        q = ("select coalesce(short, 0) != 0, status = 'closed', coalesce(ended_how, ''), count(*), "
+             "total(coalesce(took_s, 0)), max(coalesce(took_s, 0)) from missed_cases "
+             "where opened_at >= ? and opened_at < ? group by 1, 2, 3")
+        return self.store.db.execute(q, [start, end]).fetchall()
 
-    def callbacks(self, start: str, end: str) -> list[dict]:
-        """Call-back requests made in [start, end): status (open, handled, failed), attempts, result."""
-        cols = ("requested_at", "status", "attempts", "result", "handled_at")
-        q = (f"select {', '.join(cols)} from callbacks "
-             "where requested_at >= ? and requested_at < ? order by requested_at")
-        return [dict(zip(cols, r)) for r in self.store.db.execute(q, [start, end]).fetchall()]
+    def callbacks(self, start: str, end: str) -> list[tuple]:
+        """Call-back requests made in [start, end), counted by status (open, handled, failed): how many, attempts."""
+        q = ("select coalesce(nullif(status, ''), 'open'), count(*), total(coalesce(attempts, 0)) from callbacks "
+             "where requested_at >= ? and requested_at < ? group by 1")
+        return self.store.db.execute(q, [start, end]).fetchall()
 
     # -- many records at once (the benchmark, tests) -------------------------------------
 

@@ -164,15 +164,17 @@ def test_office_hours_and_days_across_daylight_saving_and_half_hour_offsets(tmp_
     assert len(report.staffing_by_hour) == 24
 
 
-def test_office_hour_keeps_a_half_hour_office_s_hours(tmp_path):
+def test_office_hours_of_a_half_hour_office_and_of_the_hour_that_comes_twice():
     kolkata = ZoneInfo("Asia/Kolkata")
     at = datetime(2025, 5, 5, 10, 40, tzinfo=kolkata)
-    assert office_hour(utc(at), kolkata) == int(datetime(2025, 5, 5, 10, 0, tzinfo=kolkata).timestamp())
+    assert office_hour(utc(at), kolkata) == (int(datetime(2025, 5, 5, 10, 0, tzinfo=kolkata).timestamp()),
+                                             int(datetime(2025, 5, 5, 0, 0, tzinfo=kolkata).timestamp()))
     kyiv = ZoneInfo(KYIV)
     twice = datetime(2025, 10, 26, 0, 30, tzinfo=timezone.utc)   # 03:30 summer time
     again = datetime(2025, 10, 26, 1, 30, tzinfo=timezone.utc)   # 03:30 winter time
-    assert office_hour(utc(twice), kyiv) == int(datetime(2025, 10, 26, 0, 0, tzinfo=timezone.utc).timestamp())
-    assert office_hour(utc(again), kyiv) == int(datetime(2025, 10, 26, 1, 0, tzinfo=timezone.utc).timestamp())
+    assert office_hour(utc(twice), kyiv)[0] == int(datetime(2025, 10, 26, 0, 0, tzinfo=timezone.utc).timestamp())
+    assert office_hour(utc(again), kyiv)[0] == int(datetime(2025, 10, 26, 1, 0, tzinfo=timezone.utc).timestamp())
+    assert office_hour(utc(again), kyiv)[1] == int(datetime(2025, 10, 25, 21, 0, tzinfo=timezone.utc).timestamp())
 
 
 def test_a_change_of_time_zone_sums_the_range_from_its_records(tmp_path):
