@@ -177,23 +177,28 @@ def test_office_hours_of_a_half_hour_office_and_of_the_hour_that_comes_twice():
     assert office_hour(utc(again), kyiv)[1] == int(datetime(2025, 10, 25, 21, 0, tzinfo=timezone.utc).timestamp())
 
 
-def test_a_change_of_time_zone_sums_the_range_from_its_records(tmp_path):
-    # Sums made in Kyiv's hours; the office moves to Kolkata (+05:30): its hours are not those, so the
-    # report sums the records of the range again, in memory, and is as exact.
+@pytest.mark.parametrize("moved_to", ["Asia/Kolkata", "Europe/Berlin"])
+def test_a_change_of_time_zone_sums_the_range_from_its_records(tmp_path, moved_to):
+    # Sums made in Kyiv's hours and days; the office moves to Kolkata (+05:30: other hours) or Berlin (the
+    # same hours, other midnights): the report sums the range's records again, in memory, as exactly.
     rows = _calls_every_10_minutes(KYIV, datetime(2025, 5, 4, tzinfo=ZoneInfo(KYIV)), 72)
     with Store(tmp_path) as store:
         for r in rows:
             finish(store, r)
-        store.set_setting("timezone", "Asia/Kolkata")
-        period = Period(date(2025, 5, 5), date(2025, 5, 5), "Asia/Kolkata")
+        store.set_setting("timezone", moved_to)
+        period = Period(date(2025, 5, 5), date(2025, 5, 5), moved_to)
         assert ReportTables(store).misaligned_hours(period.start_at, period.end_at, period.offsets()) > 0
-        report = build_report(store, period, only=("hour", "person"))
+        report = build_report(store, period, only=("hour", "person", "number"))
     mine = [r for r in rows if period.start <= datetime.fromisoformat(r["started_at"]) < period.end]
-    by_hour = defaultdict(list)
-    for r in mine:
-        by_hour[datetime.fromisoformat(r["started_at"]).astimezone(ZoneInfo("Asia/Kolkata")).hour].append(r)
-    got = {r["key"]: {k: v for k, v in r.items() if k != "key"} for r in report.tables["hour"]}
-    assert got == {k: expected(g) for k, g in by_hour.items()}
+    for table, key in (("hour", lambda r: datetime.fromisoformat(r["started_at"]).astimezone(ZoneInfo(moved_to)).hour),
+                       ("person", lambda r: r["extension"] if r["direction"] == "outbound" else r["answered_by"]),
+                       ("number", lambda r: r["dialled"] if r["direction"] == "inbound" else None)):
+        groups = defaultdict(list)
+        for r in mine:
+            if key(r) not in (None, ""):
+                groups[key(r)].append(r)
+        got = {r["key"]: {k: v for k, v in r.items() if k != "key"} for r in report.tables[table]}
+        assert got == {k: expected(g) for k, g in groups.items()}, table
 
 
 def _expected_with(rows: list[dict], within: int, short_s: float) -> dict:
