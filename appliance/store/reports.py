@@ -1,12 +1,15 @@
-"""The store's accessors for reports: call records aggregated over a date range (appliance.reports).
+"""The store's accessors for reports (appliance.reports): sums per office hour, lost calls, cases.
 
-The engine's records (`calls`) are summed here, in SQL, grouped by what a
-report asks for: the office's local day and hour, the person, the dialled
-number.  Local time is the record's UTC time shifted by the office's offset,
-and the offset changes with daylight saving: the caller passes `shifts`, the
-offsets in force over the range as (until, seconds) pairs, the last one's
-until None (appliance.reports.periods computes them; this module knows no
-time zones).  Times are ISO text in UTC, as the records keep them.
+The reports read sums, not records: each office hour's (and each office
+day's per person, dialled number, group and menu), kept up to date as each
+call record is finished (`counted`, `HourSums`) and built once for older
+records by a migration (migrations_report_sums).  Hours and days are kept
+under their start in UTC, epoch seconds, as the office's clock cut them
+(`office_hour`); the caller passes a range as epoch seconds too, and the
+offsets in force over it when it asks whether the sums were cut by another
+time zone (`misaligned_hours`).  `totals` still sums records directly, by
+SQL, with the office's offset `shifts` as (until, seconds) pairs (the
+wallboard's today); the lost-call list reads records.
 
 What counts as what (appliance.missed.cases reads a finished call the same way):
 an inbound call is *answered* when someone answered it; *lost* when nobody
@@ -389,8 +392,8 @@ def build_sums(conn: sqlite3.Connection, zone: ZoneInfo, batch: int = 5000) -> i
 
 
 
-# A report's GROUP BY sorts every record of the range; with SQLite's default cache (2 MiB) the sort of a
-# year's records spills to temporary files and takes three times as long.  Per connection, in KiB.
+# `totals` groups records, and its GROUP BY sorts every record of its range; with SQLite's default cache
+# (2 MiB) the sort of a year's records spilled to temporary files.  Per connection, in KiB.
 SORT_CACHE_KIB = 32 * 1024
 
 
