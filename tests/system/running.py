@@ -17,12 +17,14 @@ from tests.conftest import free_port
 class Running:
     """The appliance on free loopback ports; its output is read all along (a full pipe would stall it)."""
 
-    def __init__(self, data_dir, ready_timeout: float = 30.0):
+    def __init__(self, data_dir, ready_timeout: float = 30.0, tls: bool = False, web: bool = True):
         self.sip, self.web, self.engine, self.trunk = free_port(), free_port(socket.SOCK_STREAM), free_port(), free_port()
+        # SIP over TLS only when asked for, on a port of its own: the default 5061 is one port for every test.
+        self.tls = free_port(socket.SOCK_STREAM) if tls else 0
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "run", "--data", str(data_dir), "--bind", "127.0.0.1",
              "--sip-port", str(self.sip), "--web-port", str(self.web), "--engine-port", str(self.engine),
-             "--trunk-port", str(self.trunk)],
+             "--trunk-port", str(self.trunk), "--tls-port", str(self.tls), *([] if web else ["--no-web"])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             # Logs can echo bytes from the network; a decoding error would end the reader and fill the pipe.
             errors="backslashreplace",
@@ -31,7 +33,8 @@ class Running:
         self._lines: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=self._read, daemon=True).start()
         try:
-            self.banner = self.read_until("ready", ready_timeout)
+            # The line that is "ready" itself: a log line may contain the word ("already in use").
+            self.banner = self.read_until("ready", ready_timeout, whole_line=True)
         except BaseException:
             self.proc.kill()  # never leave an appliance behind a failed start
             self.proc.wait(timeout=10)
@@ -44,7 +47,7 @@ class Running:
             self._lines.put(line)
         self._lines.put(None)
 
-    def read_until(self, word: str, timeout: float) -> list[str]:
+    def read_until(self, word: str, timeout: float, whole_line: bool = False) -> list[str]:
         lines, deadline = [], time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -54,7 +57,7 @@ class Running:
             if line is None:
                 break
             lines.append(line)
-            if word in line:
+            if (line.strip() == word) if whole_line else (word in line):
                 return lines
         raise AssertionError(f"no {word!r} within {timeout} s; output:\n" + "\n".join(lines))
 

@@ -7,12 +7,7 @@ phone's leg plain RTP, and both ends of each call hear each other's tone.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import threading
-import queue
 
 import pytest
 
@@ -25,30 +20,6 @@ from tests.system.test_office import finished, wait_for_bindings
 
 PASSWORDS = {"101": "remote-101-pass", "102": "office-102-pass", "103": "remote-103-pass"}
 OVER_TLS = {"101", "103"}
-
-
-class RunningWithTls(Running):
-    """`pbx run` with SIP over TLS on a free port of its own."""
-
-    def __init__(self, data_dir, ready_timeout: float = 30.0):
-        self.sip, self.web, self.engine, self.trunk = free_port(), free_port(socket.SOCK_STREAM), free_port(), free_port()
-        self.tls = free_port(socket.SOCK_STREAM)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "run", "--data", str(data_dir), "--bind", "127.0.0.1", "--no-web",
-             "--sip-port", str(self.sip), "--engine-port", str(self.engine), "--trunk-port", str(self.trunk),
-             "--tls-port", str(self.tls)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            errors="backslashreplace",
-        )
-        self.output: list[str] = []
-        self._lines: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=self._read, daemon=True).start()
-        try:
-            self.banner = self.read_until("ready", ready_timeout)
-        except BaseException:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise
 
 
 def config() -> str:
@@ -65,7 +36,7 @@ def office(tmp_path_factory):
     data = tmp_path_factory.mktemp("remote") / "data"
     with Store(data) as store:
         import_config(store, config())
-    app = RunningWithTls(data)
+    app = Running(data, tls=True, web=False)
     procs = []
     try:
         phones = {}
