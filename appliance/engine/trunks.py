@@ -262,7 +262,7 @@ class Trunks:
             b2bua.begin(s)
             step = ring_extension(number)
             s.step = step
-            b2bua.execute(s, step)
+            self.b2bua.execute(s, step)
             return
         s = Session(b2bua, a, "inbound", normalise(inv.from_user), inv.from_name, normalise(number), trunk=name)
         b2bua.begin(s)
