@@ -131,7 +131,6 @@ def build_report(store: Store, period: Period, *, answer_within_s: float = 20.0,
         sums, waits = tables.hour_total(start_at, end_at)
         short = sum(n for _, n in tables.short_abandons("all", start_at, end_at, short_s))
         rows = h.Rows.of([sums] + [[0.0] * len(SUM_MEASURES)] * len(waits), [None, *waits], [short] + [0] * len(waits))
-        local = np.zeros(len(rows), dtype=np.int64)
     total = h.add_up(rows, np.zeros(len(rows), dtype=np.int64), [None], within).get(None, f.Tally())
     report = Report(period, answer_within_s, short_s, total)
     if "hour" in want:

@@ -23,6 +23,7 @@ from appliance.reports.figures import Tally
 EPOCH_DAY = date(1970, 1, 1)
 THURSDAY = 3           # 1 January 1970 (weekday 0 is Monday)
 DENSE_CELLS = 4_000_000   # keys x seconds above which the histograms are added up sparsely
+MEASURES = 11             # appliance.store.reports.SUM_MEASURES: records, calls in, ... outbound talk
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Rows:
 
     @classmethod
     def of(cls, measures: Sequence[Sequence[float]], waits: Sequence[bytes | None], short: Sequence[int] | None = None,
-           n_measures: int = 11) -> "Rows":
+           n_measures: int = MEASURES) -> "Rows":
         m = np.array(measures, dtype=np.float64).reshape(len(measures), n_measures)
         lengths = np.fromiter((len(b) // 8 if b else 0 for b in waits), dtype=np.int64, count=len(waits))
         flat = np.frombuffer(b"".join(b for b in waits if b), dtype="<i4").reshape(-1, 2).astype(np.int64)
@@ -56,7 +57,7 @@ def add_up(rows: Rows, codes: np.ndarray, labels: Sequence[Hashable], within_s: 
     k = len(labels)
     codes = np.asarray(codes, dtype=np.int64)
     sums = np.stack([np.bincount(codes, weights=rows.measures[:, j], minlength=k)
-                     for j in range(rows.measures.shape[1])], axis=1) if len(rows) else np.zeros((k, 11))
+                     for j in range(rows.measures.shape[1])], axis=1) if len(rows) else np.zeros((k, MEASURES))
     present = np.bincount(codes, weights=rows.measures[:, 0], minlength=k) != 0 if len(rows) else np.zeros(k, bool)
     short = np.bincount(codes, weights=rows.short, minlength=k) if len(rows) else np.zeros(k)
     hist = _histograms(rows, codes, k) if waits else {}

@@ -243,3 +243,10 @@ def test_the_lost_call_list_is_the_latest_with_a_count_of_all(tmp_path, monkeypa
     assert report.lost_count == len(lost) > 10
     assert [c["id"] for c in report.lost] == [r["id"] for r in lost[-10:]]
     assert "calls_lost" in plan and "TEMP B-TREE" not in plan   # no sort: the index is in that order
+
+
+def test_the_adding_up_knows_every_measure_the_store_keeps():
+    from appliance.reports.hours import MEASURES
+    from appliance.store.reports import SUM_MEASURES
+
+    assert MEASURES == len(SUM_MEASURES)
