@@ -128,3 +128,37 @@ def test_an_uploaded_mp3_becomes_the_prompt_of_a_new_menu(browser, panel_data, t
     with Store(panel_data) as store:
         menu = office.document(store)["routing"]["menus"]["main"]
     assert menu["prompt"] == "welcome" and menu["options"]["1"] == "group:office"
+
+
+def test_a_call_record_with_its_recording_plays_in_the_browser(browser, panel_data, tmp_path):
+    """The call's page in both languages: its path and a player whose MP3 the browser loads (its duration)."""
+    import subprocess
+
+    from appliance.store.recordings import Recordings
+    from tests.web.conftest import OWNER_PASSWORD
+    from tests.web.test_calls import record
+
+    mp3 = panel_data / "recordings" / "2026" / "03" / "10" / "20260310-100000-c1.mp3"
+    mp3.parent.mkdir(parents=True)
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", str(mp3), "synth", "4", "sine", "600"], check=True)
+    with Store(panel_data) as store:
+        record(store, "c1", "2026-03-10T08:00:00.000+00:00", "+380671234567", "answered", answered_by="102",
+               path=[{"t": 0.0, "kind": "recording", "what": "policy", "policy": "always", "by": "trunk:provider"},
+                     {"t": 0.1, "kind": "recording", "what": "started", "part": 1}])
+        Recordings(store).link("c1", "2026/03/10/20260310-100000-c1.mp3", "always")
+    with b.serving(create_app({"DATA_DIR": str(panel_data)})) as base:
+        b.log_in(browser, base, OWNER_PASSWORD)
+        for lang in ("uk", "en"):
+            browser.get(f"{base}/lang/{lang}?next=/calls/c1")
+            player = browser.find_element(By.ID, "call-recording")
+            # The page does not fetch the file until asked (preload="none"): ask, as a press on play would.
+            from selenium.webdriver.support.ui import WebDriverWait
+
+            browser.execute_script("document.getElementById('call-recording').load();")
+            # The browser fetched and decoded the file: a player knows its length only then.
+            duration = WebDriverWait(browser, 10).until(
+                lambda d: d.execute_script("var a = document.getElementById('call-recording');"
+                                           " return a.readyState >= 1 ? a.duration : null;"))
+            assert abs(duration - 4.0) < 0.2, duration
+            assert player.get_attribute("src").endswith("/calls/c1/recording")
+            b.shot(browser, f"call-with-recording-{lang}")
