@@ -247,6 +247,8 @@ class Stream:
         self.path = Path(path)
         self.client = ControlClient(self.path, timeout=10)
         self.events: list[dict] = []
+        # ms from a stage's start (the engine's event for it) to its LiveCallChanged reaching this subscriber
+        self.lags: list[float] = []
         self.arrived = threading.Condition()
         stream = self.client.subscribe()  # subscribed when it returns: no later event is missed
         self.thread = threading.Thread(target=self._read, args=(stream,), name="bench-monitor", daemon=True)
@@ -258,8 +260,11 @@ class Stream:
         try:
             for event in stream:
                 if event.get("kind") in (CHANGED, ENDED):
+                    lag = _lag_ms(event)
                     with self.arrived:
                         self.events.append(event)
+                        if lag is not None:
+                            self.lags.append(lag)
                         self.arrived.notify_all()
         except (OSError, ValueError):
             pass  # closed
@@ -291,6 +296,23 @@ class Stream:
         self.client.close()
 
 
+def _lag_ms(event: dict) -> float | None:
+    """How long after the engine's event that began the call's stage the change reached the subscriber.
+
+    A view's `since` is the `at` of the engine event that moved the call to
+    its stage (stamped on the engine thread as the SIP message was handled);
+    both clocks are this machine's."""
+    from datetime import datetime, timezone
+
+    since = (event.get("call") or {}).get("since")
+    if not since or (event.get("call") or {}).get("stage_s", 1) > 1:
+        return None  # not a change of stage (a stage's own detail changed later)
+    try:
+        return (datetime.now(timezone.utc) - datetime.fromisoformat(since)).total_seconds() * 1000.0
+    except ValueError:
+        return None
+
+
 # The stages every bench call goes through: routed, ringing the phone, bridged, ended.
 STAGES = frozenset({"arriving", "ringing", "talking", "ended"})
 
@@ -318,6 +340,10 @@ def _compare(caller: subprocess.Popen, phone: subprocess.Popen, engine: subproce
                     seen[k] += got[k]
             time.sleep(1.0)
     _feed(engine, False)
+    with stream.arrived:
+        lags, stream.lags[:] = list(stream.lags), []
+    seen["lag_p50_ms"], seen["lag_p99_ms"] = (round(percentile(lags, p), 2) for p in (50, 99))
+    seen["lag_max_ms"] = round(max(lags), 2) if lags else None
     return {"without": _row(n, without), "with": _row(n, with_), "monitor": seen}
 
 
@@ -459,6 +485,8 @@ def _echo_monitor(echo: Callable[[str], None], size: dict) -> None:
     echo(f"monitor: {seen['delivered']} LiveCall events delivered of {seen['published']} published;"
          f" every stage (arriving, ringing, talking, ended) seen for {seen['complete']} of {seen['calls']} calls;"
          f" {seen['left']} left in the model after the calls ended")
+    echo(f"monitor: from the engine's event of a stage to the subscriber: p50 {seen['lag_p50_ms']} ms,"
+         f" p99 {seen['lag_p99_ms']} ms, longest {seen['lag_max_ms']} ms")
 
 
 def _monitor_size(n: int, compared: dict) -> dict:
