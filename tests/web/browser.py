@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
@@ -62,11 +62,25 @@ def shot(browser, name: str) -> Path:
     return path
 
 
+def gone(element):
+    """A wait condition: the element's page has been replaced.  While Chromium swaps documents, asking
+    about an old element can fail with "Node ... does not belong to the document" instead of a stale
+    reference: that answer says the same."""
+    def check(_driver) -> bool:
+        try:
+            element.is_enabled()
+        except (StaleElementReferenceException, WebDriverException):
+            return True
+        return False
+
+    return check
+
+
 def submit(browser, button_id: str) -> None:
     """Click a submit button and wait until the next page has replaced this one."""
     button = browser.find_element(By.ID, button_id)
     button.click()
-    WebDriverWait(browser, 10).until(EC.staleness_of(button))
+    WebDriverWait(browser, 10).until(gone(button))
 
 
 def fill(browser, field_id: str, text: str) -> None:
@@ -83,7 +97,7 @@ def log_in(browser, base: str, password: str, fresh: bool = True) -> None:
     fill(browser, "password", password)
     field = browser.find_element(By.ID, "password")
     field.submit()
-    WebDriverWait(browser, 10).until(EC.staleness_of(field))
+    WebDriverWait(browser, 10).until(gone(field))
 
 
 def text_of(browser, element_id: str) -> str:

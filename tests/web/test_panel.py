@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.web.browser import log_in as login
 from tests.web.conftest import OWNER_PASSWORD
-
-
-def login(browser, panel_url, password):
-    browser.delete_all_cookies()
-    browser.get(panel_url + "/")
-    field = browser.find_element(By.ID, "password")
-    field.send_keys(password)
-    field.submit()
-    # submit() returns before the answer is loaded: wait until the login page is gone.
-    WebDriverWait(browser, 10).until(EC.staleness_of(field))
 
 
 def test_wrong_password_is_told_next_to_the_field(browser, panel_url):
