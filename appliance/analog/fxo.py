@@ -58,7 +58,52 @@ def status_dir(data_dir: str | Path) -> Path:
     return Path(data_dir) / "lines"
 
 
-class FxoLine:
+class LineEnd:
+    """What a line process's two kinds (FxoLine, FxsPhone) do alike: stop, let go of the account,
+    join a call's audio to the line's port, and write the status file `pbx line status` reads.
+
+    A subclass sets `thread`, `audio`, `pins`, `acc`, `call`, `port`, `cfg`, `data_dir`,
+    `_server`, `_written` and has `status()`."""
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        self.thread.stop()
+        self.audio.close()
+        for dev in self.pins.values():
+            dev.close()
+        self.pins.clear()
+
+    def _shutdown(self) -> None:
+        self.call = None
+        self.port = None
+        if self.acc is not None:
+            self.acc.shutdown()
+        self.acc = None
+
+    def _connect(self, call: Any) -> None:
+        import pjsua2 as pj
+
+        try:
+            am = call.getAudioMedia(-1)
+        except pj.Error:
+            return
+        self.port.startTransmit(am)
+        am.startTransmit(self.port)
+
+    def _write_status(self) -> None:
+        self._written = time.monotonic()
+        if self.data_dir is None:
+            return
+        d = status_dir(self.data_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".{self.cfg.name}.json.tmp"
+        tmp.write_text(json.dumps(self.status()))
+        os.replace(tmp, d / f"{self.cfg.name}.json")
+
+
+class FxoLine(LineEnd):
     def __init__(self, cfg: LineConfig, engine: tuple[str, int], *, pin_factory: Any = None,
                  data_dir: str | Path | None = None, on_event: Callable[[dict], None] | None = None):
         self.cfg = cfg
@@ -101,16 +146,6 @@ class FxoLine:
         self.thread.call(self._create)
         self._serve()
         self._write_status()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        self.thread.stop()
-        self.audio.close()
-        for dev in self.pins.values():
-            dev.close()
-        self.pins.clear()
 
     def _open_pins(self) -> None:
         from gpiozero import DigitalInputDevice, OutputDevice
@@ -186,13 +221,6 @@ class FxoLine:
         self.port.createPort(f"line-{self.cfg.name}", fmt)
         self.thread.on_turn(self._turn)
         self.thread.on_shutdown(self._shutdown)
-
-    def _shutdown(self) -> None:
-        self.call = None
-        self.port = None
-        if self.acc is not None:
-            self.acc.shutdown()
-        self.acc = None
 
     # -- what other threads report ----------------------------------------------
 
@@ -376,16 +404,6 @@ class FxoLine:
         if call is self.call and self.state == "talking":
             self._connect(call)
 
-    def _connect(self, call: Any) -> None:
-        import pjsua2 as pj
-
-        try:
-            am = call.getAudioMedia(-1)
-        except pj.Error:
-            return
-        self.port.startTransmit(am)
-        am.startTransmit(self.port)
-
     def _on_progress(self, what: str) -> None:
         if self.state == "talking":
             self.ended_by = {"busy": "the far end hung up (busy tone)", "silence": "silence on the line"}[what]
@@ -449,16 +467,6 @@ class FxoLine:
                       "rx_dbfs": round(self.audio.rx_dbfs, 1), "tx_dbfs": round(self.audio.tx_dbfs, 1)},
             "port": self.cfg.port, "engine": f"{self.engine_addr[0]}:{self.engine_addr[1]}",
         }
-
-    def _write_status(self) -> None:
-        self._written = time.monotonic()
-        if self.data_dir is None:
-            return
-        d = status_dir(self.data_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{self.cfg.name}.json.tmp"
-        tmp.write_text(json.dumps(self.status()))
-        os.replace(tmp, d / f"{self.cfg.name}.json")
 
     # -- the line test and the status socket ---------------------------------------------------
 

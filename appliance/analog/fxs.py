@@ -27,9 +27,7 @@ events on a queue; everything else runs on the phone's engine thread.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import queue
 import re
 import time
@@ -44,7 +42,7 @@ from appliance.engine.core import EngineConfig, EngineThread, guarded
 from . import callerid, tones
 from .audio import FRAME, RATE, LineAudio
 from .config import PhoneConfig
-from .fxo import SILENCE, _answer, _now_iso, serve, status_dir
+from .fxo import SILENCE, LineEnd, _answer, _now_iso, serve, status_dir
 
 log = logging.getLogger("appliance.analog")
 
@@ -57,7 +55,7 @@ REFUSED = (401, 403, 407)
 RESECRET_EVERY = 30.0             # s: at most one new secret this often when the edge refuses the old
 
 
-class FxsPhone:
+class FxsPhone(LineEnd):
     def __init__(self, cfg: PhoneConfig, edge: tuple[str, int], new_secret: Callable[[], str], *,
                  pin_factory: Any = None, data_dir: str | Path | None = None,
                  on_event: Callable[[dict], None] | None = None):
@@ -101,16 +99,6 @@ class FxsPhone:
         if self.data_dir is not None:
             self._server = serve(status_dir(self.data_dir) / f"{self.cfg.name}.sock", self._request)
         self._write_status()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        self.thread.stop()
-        self.audio.close()
-        for dev in self.pins.values():
-            dev.close()
-        self.pins.clear()
 
     def _open_pins(self) -> None:
         from gpiozero import DigitalInputDevice, OutputDevice
@@ -193,13 +181,6 @@ class FxsPhone:
         self.port.createPort(f"phone-{self.cfg.number}", fmt)
         self.thread.on_turn(self._turn)
         self.thread.on_shutdown(self._shutdown)
-
-    def _shutdown(self) -> None:
-        self.call = None
-        self.port = None
-        if self.acc is not None:
-            self.acc.shutdown()
-        self.acc = None
 
     # -- what other threads report ----------------------------------------------
 
@@ -396,16 +377,6 @@ class FxsPhone:
         if call is self.call and self.state == "talking":
             self._connect(call)
 
-    def _connect(self, call: Any) -> None:
-        import pjsua2 as pj
-
-        try:
-            am = call.getAudioMedia(-1)
-        except pj.Error:
-            return
-        self.port.startTransmit(am)
-        am.startTransmit(self.port)
-
     def _busy(self, why: str) -> None:
         """The call is over but the handset is still lifted: busy tone until on-hook."""
         self.state = "busy"
@@ -458,16 +429,6 @@ class FxsPhone:
                       "rx_dbfs": round(self.audio.rx_dbfs, 1), "tx_dbfs": round(self.audio.tx_dbfs, 1)},
             "port": self.cfg.port, "edge": f"{self.edge[0]}:{self.edge[1]}",
         }
-
-    def _write_status(self) -> None:
-        self._written = time.monotonic()
-        if self.data_dir is None:
-            return
-        d = status_dir(self.data_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{self.cfg.name}.json.tmp"
-        tmp.write_text(json.dumps(self.status()))
-        os.replace(tmp, d / f"{self.cfg.name}.json")
 
     def _request(self, req: dict) -> dict:
         if req.get("cmd") == "test":
