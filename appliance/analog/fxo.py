@@ -98,7 +98,8 @@ class LineEnd:
             return
         d = status_dir(self.data_dir)
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{self.cfg.name}.json.tmp"
+        # The line's threads may write at once: each its own temporary file, renamed over the status.
+        tmp = d / f".{self.cfg.name}.{os.getpid()}.{threading.get_ident()}.json.tmp"
         tmp.write_text(json.dumps(self.status()))
         os.replace(tmp, d / f"{self.cfg.name}.json")
 
