@@ -25,6 +25,7 @@ from appliance import __version__
 from appliance.control import ControlServer, socket_path
 from appliance.defaults import seed_defaults
 from appliance.engine.core import EngineConfig, EngineThread
+from appliance.handover import Handover
 from appliance.sdnotify import notify
 from appliance.store import Store
 
@@ -131,9 +132,10 @@ class Appliance:
                                         self.missed.open_count)
         self.wallboard.start(self.loop)
 
+        self.handover = Handover(self.loop, self._emit)
         self.engine = EngineThread(
             EngineConfig(sip_host="127.0.0.1", sip_port=opts.engine_port),
-            on_event=self._engine_event,
+            on_event=self.handover.put,
             on_heartbeat=lambda: notify("WATCHDOG=1"),
         )
         await self.loop.run_in_executor(None, self.engine.start)
@@ -207,11 +209,6 @@ class Appliance:
         self.web_thread.start()
 
     # -- running ---------------------------------------------------------------
-
-    def _engine_event(self, event: Any) -> None:
-        """Engine thread: hand the event to the loop."""
-        if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self._emit, event)
 
     def _emit(self, event: Any) -> None:
         """Loop thread: an event of any part (a dict from the engine, a dataclass from the edge) to subscribers."""

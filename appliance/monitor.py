@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from appliance.control import ControlClient, ControlError, ControlServer, socket_path
+from appliance.handover import Handover
 
 CHANGED, ENDED = "LiveCallChanged", "LiveCallEnded"
 SNAPSHOT = "LiveCalls"       # the first item a `Following` yields
@@ -333,8 +334,8 @@ class LiveCalls:
 class MonitorLoop:
     """The live monitor and a control socket on a loop thread of their own, fed from another thread.
 
-    What `pbx run` has around the engine (`Appliance._engine_event` hands each
-    event to the loop, whose `_emit` publishes it and feeds `LiveCalls`), for
+    What `pbx run` has around the engine (its `Handover` gives the loop each
+    batch of events, whose `_emit` publishes them and feeds `LiveCalls`), for
     a process that runs the engine alone: the engine runner's `--monitor`,
     which `pbx bench calls --monitor` subscribes to.  `feeding` switches the
     feed on and off while it runs, so the same engine can be measured with and
@@ -347,6 +348,7 @@ class MonitorLoop:
         self.monitor = LiveCalls(self.control.publish)
         self.monitor.register(self.control)
         self.feeding = False
+        self.handover = Handover(self.loop, self._emit)
         self._thread: threading.Thread | None = None
 
     @property
@@ -359,9 +361,9 @@ class MonitorLoop:
         asyncio.run_coroutine_threadsafe(self.control.start(), self.loop).result(5)
 
     def feed(self, event: dict) -> None:
-        """Any thread (the engine's): the event to the loop, as `Appliance._engine_event` hands it."""
+        """Any thread (the engine's): the event to the loop, handed over as `pbx run` hands it."""
         if self.feeding:
-            self.loop.call_soon_threadsafe(self._emit, event)
+            self.handover.put(event)
 
     def _emit(self, event: dict) -> None:
         self.control.publish(event)

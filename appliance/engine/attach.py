@@ -13,7 +13,7 @@ records), `engine.reload` (read extensions, trunks and routing again),
 call; supervise.py), `agents.status` and `agents.set` (agents' statuses; agents.py),
 `monitor.move`, `monitor.place` and `monitor.vip` (a queued caller moved; moves.py).
 Engine events reach control subscribers through the appliance's own
-`_engine_event`.
+hand-over (appliance.handover: a batch per wake-up of the loop).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def attach(app: Any) -> B2BUA:
     engine = app.engine
     trunk_port = int(opts.extra.get("trunk_port") or DEFAULT_TRUNK_PORT)
     b2bua = B2BUA(engine, opts.data_dir, edge=("127.0.0.1", opts.sip_port), trunk_port=trunk_port,
-                  emit=app._engine_event, link_key=app.link_key)
+                  emit=app.handover.put, link_key=app.link_key)
 
     def setup() -> None:
         if "trunk" not in engine.transports:

@@ -4,6 +4,7 @@ and the engine's loop, and prints them as a table or as one JSON object."""
 from __future__ import annotations
 
 import json
+import random
 import threading
 
 import pytest
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 
 from appliance.engine import bench
 from appliance.engine.commands import bench_calls
+from appliance.engine.bench import growth_interval
 
 CALLS, HOLD = 4, 2.0
 
@@ -99,6 +101,8 @@ def test_the_bench_with_a_monitor_subscribed_prints_both_rows_and_what_the_monit
     assert "without the monitor:" in lines and "with the monitor subscribed:" in lines
     growth = next(line for line in lines if line.startswith("monitor: pdd p50"))
     assert " p99 " in growth and "inside the engine p99" in growth
+    interval = next(line for line in lines if line.startswith("monitor: post-dial delay p99 grows"))
+    assert "90 % bootstrap interval" in interval
     delivered = next(line for line in lines if "LiveCall events delivered" in line)
     # Each call: arriving, ringing (routed, then the phone's leg), talking, ended.
     assert "10 LiveCall events delivered of 10 published" in delivered, delivered
@@ -115,3 +119,14 @@ def test_the_monitor_check_counts_what_arrived_against_what_was_published():
     stream.snapshot = lambda: {"seq": 9, "calls": [{"id": "b"}]}
     got = stream.check(since=3, calls=2, timeout=0.1)
     assert (got["published"], got["delivered"], got["complete"], got["left"]) == (6, 5, 1, 1)
+
+
+def test_the_growth_interval_holds_the_true_shift_and_no_shift_when_there_is_none():
+    rng = random.Random(7)
+    off = [rng.expovariate(1 / 8) for _ in range(500)]
+    same = growth_interval(off, [rng.expovariate(1 / 8) for _ in range(500)])
+    assert same["low_ms"] < 0 < same["high_ms"]
+    shifted = growth_interval(off, [x + 5 for x in off])
+    assert shifted["growth_ms"] == 5
+    assert shifted["low_ms"] <= 5 <= shifted["high_ms"]
+    assert growth_interval([], [1.0]) == {"growth_ms": None, "low_ms": None, "high_ms": None}

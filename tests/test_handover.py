@@ -1,0 +1,100 @@
+"""appliance.handover: every event reaches the loop, in order, with one wake-up per batch."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from appliance.handover import Handover
+
+
+def _running_loop() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    return loop, thread
+
+
+def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+def test_a_burst_while_the_loop_is_busy_arrives_whole_in_order_with_one_wake_up():
+    loop, thread = _running_loop()
+    got: list[int] = []
+    done = threading.Event()
+
+    def deliver(n: int) -> None:
+        got.append(n)
+        if n == 999:
+            done.set()
+
+    hand = Handover(loop, deliver)
+    busy, release = threading.Event(), threading.Event()
+
+    def hold_the_loop() -> None:
+        busy.set()
+        release.wait(5)
+
+    loop.call_soon_threadsafe(hold_the_loop)
+    assert busy.wait(5)
+    for n in range(1000):          # the engine thread's burst while the loop is elsewhere
+        hand.put(n)
+    release.set()
+    assert done.wait(5)
+    _stop(loop, thread)
+    assert got == list(range(1000))
+    assert hand.events == 1000
+    assert hand.wakeups == 1
+
+
+def test_events_from_two_threads_are_all_delivered_and_each_thread_keeps_its_order():
+    loop, thread = _running_loop()
+    got: list[tuple[str, int]] = []
+    hand = Handover(loop, got.append)
+
+    def send(name: str) -> None:
+        for n in range(5000):
+            hand.put((name, n))
+
+    senders = [threading.Thread(target=send, args=(name,)) for name in "ab"]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(10)
+    # The drain the puts scheduled (or the one running) finishes before anything queued after it.
+    asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(5)
+    _stop(loop, thread)
+    assert len(got) == 10000
+    for name in "ab":
+        assert [n for who, n in got if who == name] == list(range(5000))
+    assert hand.wakeups <= hand.events
+
+
+def test_a_failing_subscriber_does_not_lose_the_events_after_it():
+    loop, thread = _running_loop()
+    got: list[int] = []
+    done = threading.Event()
+
+    def deliver(n: int) -> None:
+        if n == 3:
+            raise ValueError("a subscriber's bug")
+        got.append(n)
+        if n == 9:
+            done.set()
+
+    hand = Handover(loop, deliver)
+    for n in range(10):
+        hand.put(n)
+    assert done.wait(5)
+    _stop(loop, thread)
+    assert got == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+
+
+def test_after_the_loop_closed_a_late_event_is_dropped_quietly():
+    loop, thread = _running_loop()
+    hand = Handover(loop, lambda e: None)
+    _stop(loop, thread)
+    hand.put("late")               # the engine's last event during shutdown
