@@ -47,7 +47,7 @@ def line() -> None:
 @click.option("--line", "only", default=None, help="one line by its trunk name")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def status(data_dir: Path, only: str | None, as_json: bool) -> None:
-    """Hook, ringing, the last caller ID and the audio levels of each analog line.
+    """Hook, ringing, the last caller ID, the audio levels and the echo canceller of each analog line.
 
     Example: pbx line status --line line1
     """
@@ -64,8 +64,23 @@ def status(data_dir: Path, only: str | None, as_json: bool) -> None:
         level = (f"in {audio.get('rx_dbfs')} dBFS, out {audio.get('tx_dbfs')} dBFS" if audio.get("open")
                  else "audio closed")
         click.echo(f"{name} ({st.get('number') or 'no number'}): {st.get('state')}, {st.get('hook')}-hook"
-                   f"{', ringing' if st.get('ringing') else ''}; last caller: {who}; {level}"
+                   f"{', ringing' if st.get('ringing') else ''}; last caller: {who}; {level}; {_echo(audio)}"
                    f"{'; ' + audio['error'] if audio.get('error') else ''}")
+
+
+def _echo(audio: dict) -> str:
+    """The canceller and the gains, as `pbx line status` prints them."""
+    tail = audio.get("echo_tail_ms")
+    if not tail:
+        text = "echo canceller off"
+    else:
+        state = audio.get("echo_state")
+        text = f"echo canceller {tail} ms" + (f" ({state})" if audio.get("open") and state else "")
+        if audio.get("open") and state == "cancelling":
+            text += f", in {audio.get('rx_clean_dbfs')} dBFS after it"
+    gains = [f"{way} gain {audio[key]:+g} dB" for way, key in (("rx", "rx_gain_db"), ("tx", "tx_gain_db"))
+             if audio.get(key)]
+    return ", ".join([text, *gains])
 
 
 @line.command("test")
@@ -73,7 +88,10 @@ def status(data_dir: Path, only: str | None, as_json: bool) -> None:
 @click.option("--line", "only", default=None, help="one line by its trunk name")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def test(data_dir: Path, only: str | None, as_json: bool) -> None:
-    """Go off-hook, play a 1 kHz tone, measure what comes back, go on-hook (the line must be idle).
+    """Go off-hook, play a 1 kHz tone, measure what comes back and what the echo canceller leaves, go on-hook.
+
+    The line must be idle.  ERL: how far below the tone its echo comes back; ERLE: how much further the
+    canceller takes it down.
 
     Example: pbx line test --line line1
     """
@@ -88,9 +106,20 @@ def test(data_dir: Path, only: str | None, as_json: bool) -> None:
             loop = {None: "no loop pin", True: "loop current flows", False: "NO loop current"}[r.get("loop_current")]
             click.echo(f"{name}: hook relay {r['hook_relay']}; {loop}; {r['tone_hz']:.0f} Hz out at "
                        f"{r['sent_dbfs']} dBFS, back {r['returned_dbfs']} dBFS "
-                       f"({'the tone' if r['tone_returned'] else 'not the tone'}){'; ' + r['audio_error'] if r['audio_error'] else ''}")
+                       f"({'the tone' if r['tone_returned'] else 'not the tone'}){_echo_loss(r)}"
+                       f"{'; ' + r['audio_error'] if r['audio_error'] else ''}")
     if not all(r.get("ok") for r in out.values()):
         raise SystemExit(1)
+
+
+def _echo_loss(r: dict) -> str:
+    """The line test's echo figures: the hybrid's return loss, and what the canceller took off it."""
+    if r.get("erl_db") is None:
+        return ""
+    text = f"; echo return loss {r['erl_db']} dB"
+    if r.get("erle_db") is None:
+        return text + " (echo canceller off)"
+    return text + f"; after the {r['echo_tail_ms']} ms canceller {r['cancelled_dbfs']} dBFS (ERLE {r['erle_db']} dB)"
 
 
 @click.command("line")

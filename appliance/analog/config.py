@@ -12,6 +12,11 @@ relay (on = off-hook), `loop` reads loop current (optional: active while the
 line holds current; its loss ends a call), `answer` reads the polarity
 reversal some exchanges send when the far end answers (optional: without it
 an outgoing call counts as answered once the digits are dialled).
+
+`rx_gain` and `tx_gain` (dB, from the line toward the call and from the call
+toward the line) and `echo_tail` (ms of the hybrid's echo the canceller
+covers, 0: off) are keys of a line and of a phone alike (AUDIO): an FXS
+interface has the same 2-to-4-wire hybrid, and so the same echo.
 """
 
 from __future__ import annotations
@@ -21,13 +26,19 @@ from typing import Any, Mapping
 
 from appliance.errors import ConfigError
 
+AUDIO = {  # key: (default, low, high); a whole default: whole numbers only
+    "rx_gain": (0.0, -20.0, 20.0),        # dB from the line toward the call
+    "tx_gain": (0.0, -20.0, 20.0),        # dB from the call toward the line
+    "echo_tail": (64, 0, 256),            # ms of echo the canceller covers (0: no canceller)
+}
 PINS = ("ring", "hook", "loop", "answer")
-NUMBERS = {  # key: (default, low, high)
+NUMBERS = {  # key: (default, low, high); a whole default: whole numbers only
     "caller_id_wait": (6.0, 1.0, 15.0),   # s after the first ring's end to wait for caller ID
     "ring_gap": (6.0, 2.0, 20.0),         # s without ringing after which the caller is gone
     "dial_delay": (1.0, 0.2, 5.0),        # s after going off-hook before dialling
     "silence_seconds": (30.0, 0.0, 600.0),  # s of silence that end a call (0: never)
     "busy_cycles": (3, 2, 10),            # busy tone on/off pairs that end a call
+    **AUDIO,
 }
 FLAGS = {"ring_active_high": False, "hook_active_high": True, "loop_active_high": False, "answer_active_high": False}
 KEYS = ("device", *PINS, *NUMBERS, *FLAGS)
@@ -49,6 +60,9 @@ class LineConfig:
     dial_delay: float = 1.0
     silence_seconds: float = 30.0
     busy_cycles: int = 3
+    rx_gain: float = 0.0
+    tx_gain: float = 0.0
+    echo_tail: int = 64
     ring_active_high: bool = False
     hook_active_high: bool = True
     loop_active_high: bool = False
@@ -92,13 +106,17 @@ def parse_lines(item: Any, path: tuple, used: Mapping[int, str]) -> dict:
                 if not isinstance(value, bool):
                     raise ConfigError(f"{key} must be true or false", (*at, key))
             else:
-                default, low, high = NUMBERS[key]
-                whole = isinstance(default, int)
-                if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not low <= value <= high:
-                    raise ConfigError(f"{key} must be a {'whole ' if whole else ''}number from {low} to {high}", (*at, key))
+                _check_number(key, value, NUMBERS[key], (*at, key))
             row[key] = value
         out[name] = row
     return out
+
+
+def _check_number(key: str, value: Any, limits: tuple, at: tuple) -> None:
+    default, low, high = limits
+    whole = isinstance(default, int)
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not low <= value <= high:
+        raise ConfigError(f"{key} must be a {'whole ' if whole else ''}number from {low} to {high}", at)
 
 
 def check_trunks(trunks: list[dict], lines: Mapping[str, Any]) -> None:
@@ -120,6 +138,7 @@ PHONE_NUMBERS = {  # key: (default, low, high)
     "digit_timeout": (4.0, 1.0, 15.0),    # s after a digit before the number counts as dialled
     "flash_min": (0.1, 0.05, 1.0),        # s: an on-hook at least this long and
     "flash_max": (0.6, 0.2, 2.0),         # at most this long is a hook flash, not a hang-up
+    **AUDIO,
 }
 PHONE_FLAGS = {"ring_active_high": True, "hook_active_high": False}
 PHONE_KEYS = ("device", "port", *PHONE_PINS, *PHONE_NUMBERS, *PHONE_FLAGS)
@@ -139,6 +158,9 @@ class PhoneConfig:
     digit_timeout: float = 4.0
     flash_min: float = 0.1
     flash_max: float = 0.6
+    rx_gain: float = 0.0
+    tx_gain: float = 0.0
+    echo_tail: int = 64
     ring_active_high: bool = True
     hook_active_high: bool = False
 
@@ -190,9 +212,7 @@ def parse_phones(item: Any, path: tuple, used: Mapping[int, str]) -> dict:
                 if not isinstance(value, bool):
                     raise ConfigError(f"{key} must be true or false", (*at, key))
             else:
-                default, low, high = PHONE_NUMBERS[key]
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                    raise ConfigError(f"{key} must be a number from {low} to {high}", (*at, key))
+                _check_number(key, value, PHONE_NUMBERS[key], (*at, key))
             row[key] = value
         if row.get("ring") is None or row.get("hook") is None:
             raise ConfigError(f"phone {number} needs its ring and hook pins", at)

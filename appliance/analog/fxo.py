@@ -113,7 +113,8 @@ class FxoLine(LineEnd):
         self.data_dir = Path(data_dir) if data_dir else None
         self.on_event = on_event or (lambda ev: None)
         self.events: queue.SimpleQueue = queue.SimpleQueue()
-        self.audio = LineAudio(cfg.device, self._frame)
+        self.audio = LineAudio(cfg.device, self._frame, rx_gain=cfg.rx_gain, tx_gain=cfg.tx_gain,
+                               echo_tail=cfg.echo_tail)
         self.thread = EngineThread(EngineConfig(sip_host="127.0.0.1", sip_port=cfg.port, max_calls=4,
                                                 user_agent="pbx-analog-line", log_level=2))
         self.state = "idle"        # idle, ringing, offered, dialling, talking
@@ -132,7 +133,6 @@ class FxoLine(LineEnd):
         self.collecting = False
         self.progress: tones.CadenceDetector | None = None
         self.ended_by = ""
-        self._test_rx: list[np.ndarray] | None = None
         self._written = 0.0
         self.acc: Any = None
         self.port: Any = None
@@ -226,9 +226,7 @@ class FxoLine(LineEnd):
     # -- what other threads report ----------------------------------------------
 
     def _frame(self, frame: np.ndarray) -> None:
-        """The audio thread, every 20 ms while the line's audio is open."""
-        if self._test_rx is not None:
-            self._test_rx.append(frame)
+        """The audio thread, every 20 ms while the line's audio is open (the frame after the echo canceller)."""
         if self.collecting:
             self._cid.append(frame)
             if (len(self._cid) - self._cid_tried) * FRAME >= CID_TRY_EVERY * RATE:
@@ -464,15 +462,19 @@ class FxoLine(LineEnd):
             "ringing": self.ringing, "rings": self.rings if self.state in ("ringing", "offered") else 0,
             "loop_current": None if loop is None else bool(loop.is_active),
             "last_caller": self.last_caller, "calls": self.calls,
-            "audio": {"open": self.audio.is_open, "device": self.cfg.device, "error": self.audio.error,
-                      "rx_dbfs": round(self.audio.rx_dbfs, 1), "tx_dbfs": round(self.audio.tx_dbfs, 1)},
+            "audio": {"device": self.cfg.device, **self.audio.status()},
             "port": self.cfg.port, "engine": f"{self.engine_addr[0]}:{self.engine_addr[1]}",
         }
 
     # -- the line test and the status socket ---------------------------------------------------
 
     def line_test(self, freq: float = 1000.0, seconds: float = 1.0) -> dict:
-        """Any thread but the line's: off-hook, a tone out, what comes back, on-hook.  The line must be idle."""
+        """Any thread but the line's: off-hook, a tone out, what comes back, on-hook.  The line must be idle.
+
+        What comes back while the tone plays is the hybrid's echo: its level below the tone is the echo
+        return loss (ERL).  With the canceller on, the echo left after it, over the tone's second half (the
+        canceller has adapted by then), gives the canceller's echo return loss enhancement (ERLE).  A
+        steady tone is the easiest echo to cancel: speech gets less than this ERLE."""
         if not self.thread.call(self._test_begin):
             return {"ok": False, "error": f"the line is in use ({self.state})"}
         try:
@@ -481,24 +483,29 @@ class FxoLine(LineEnd):
             time.sleep(0.3)  # the relay settles and loop current flows before measuring
             loop = self.pins.get("loop")
             loop_current = None if loop is None else bool(loop.is_active)
-            self._test_rx = []
-            self.audio.play(tones.tone(freq, seconds, 0.3))
+            rx: list[tuple[np.ndarray, np.ndarray]] = []
+            self.audio.tap = lambda raw, clean: rx.append((raw, clean))
+            sent = tones.tone(freq, seconds, 0.3)
+            self.audio.play(sent)
             deadline = time.monotonic() + seconds + 2
             while self.audio.playing and time.monotonic() < deadline:
                 time.sleep(0.02)
-            rx, self._test_rx = self._test_rx, None
         finally:
-            self.thread.call(self._test_end)
+            self.audio.tap = None
+            self.thread.call(self._test_end)   # closes the audio: nothing is added to `rx` after this
         hook_off = not bool(self.pins["hook"].value)
-        back = np.concatenate(rx) if rx else np.zeros(0, dtype=np.int16)
+        back = np.concatenate([raw for raw, _ in rx]) if rx else np.zeros(0, dtype=np.int16)
         share = tones.relative_power(back, freq) if len(back) else 0.0
+        sent_dbfs = tones.level_dbfs(sent)
         result = {
             "ok": hook_on and hook_off and not self.audio.error and (loop_current is not False),
             "hook_relay": "ok" if hook_on and hook_off else "the hook pin did not follow",
             "loop_current": loop_current,
-            "tone_hz": freq, "sent_dbfs": round(tones.level_dbfs(tones.tone(freq, 0.1, 0.3)), 1),
+            "tone_hz": freq, "sent_dbfs": round(sent_dbfs, 1),
             "returned_dbfs": round(tones.level_dbfs(back), 1) if len(back) else None,
             "returned_share": round(share, 3), "tone_returned": share > 0.3,
+            "erl_db": round(sent_dbfs - tones.level_dbfs(back), 1) if len(back) else None,
+            **_cancelled(rx, self.cfg.echo_tail),
             "audio_error": self.audio.error, "frames": len(rx),
         }
         self.emit("LineTested", **result)
@@ -524,6 +531,16 @@ class FxoLine(LineEnd):
         if req.get("cmd") == "test":
             return self.line_test(float(req.get("freq", 1000)))
         return self.thread.call(self.status)
+
+
+def _cancelled(rx: list[tuple[np.ndarray, np.ndarray]], tail: int) -> dict:
+    """The line test's figures for the canceller, over the second half of the frames read while the tone played."""
+    late = rx[len(rx) // 2:]
+    if not tail or not late:
+        return {"echo_tail_ms": tail, "cancelled_dbfs": None, "erle_db": None}
+    before = tones.level_dbfs(np.concatenate([raw for raw, _ in late]))
+    after = tones.level_dbfs(np.concatenate([clean for _, clean in late]))
+    return {"echo_tail_ms": tail, "cancelled_dbfs": round(after, 1), "erle_db": round(before - after, 1)}
 
 
 def serve(path: Path, answer: Callable[[dict], dict]) -> socket.socket:

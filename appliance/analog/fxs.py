@@ -66,7 +66,8 @@ class FxsPhone(LineEnd):
         self.data_dir = Path(data_dir) if data_dir else None
         self.on_event = on_event or (lambda ev: None)
         self.events: queue.SimpleQueue = queue.SimpleQueue()
-        self.audio = LineAudio(cfg.device, self._frame)
+        self.audio = LineAudio(cfg.device, self._frame, rx_gain=cfg.rx_gain, tx_gain=cfg.tx_gain,
+                               echo_tail=cfg.echo_tail)
         self.thread = EngineThread(EngineConfig(sip_host="127.0.0.1", sip_port=cfg.port, max_calls=4,
                                                 user_agent="pbx-analog-phone", log_level=2))
         self.state = "idle"        # idle, ringing, answering, dialtone, dialling, calling, talking, busy
@@ -425,8 +426,7 @@ class FxsPhone(LineEnd):
             "hook": "off" if self.off_hook else "on", "ringing": self.ringing,
             "rings": self.rings if self.state == "ringing" else 0, "registered": self.registered,
             "last_caller": self.last_caller, "calls": self.calls,
-            "audio": {"open": self.audio.is_open, "device": self.cfg.device, "error": self.audio.error,
-                      "rx_dbfs": round(self.audio.rx_dbfs, 1), "tx_dbfs": round(self.audio.tx_dbfs, 1)},
+            "audio": {"device": self.cfg.device, **self.audio.status()},
             "port": self.cfg.port, "edge": f"{self.edge[0]}:{self.edge[1]}",
         }
 

@@ -88,3 +88,39 @@ def test_an_analog_extension_survives_export_and_import(tmp_path):
         import_config(store, again)
         assert store.extension("201")["name"] == "Porch"
         assert store.get_setting("hw")["phones"] == {"201": {"ring": 20, "hook": 21}}
+
+
+def test_gains_and_the_echo_tail_of_a_line_and_of_a_phone():
+    from appliance.analog.config import PhoneConfig
+
+    cfg = parse_document(doc(lines={"line1": {"ring": 5, "hook": 6, "rx_gain": -3.5, "tx_gain": 2,
+                                              "echo_tail": 128}}))
+    line = LineConfig.from_setting(cfg.trunks[0], cfg.hw["lines"])
+    assert (line.rx_gain, line.tx_gain, line.echo_tail) == (-3.5, 2, 128)
+    cfg = parse_document(phone_doc({"201": {"ring": 20, "hook": 21, "echo_tail": 0, "rx_gain": 20}}))
+    phone = PhoneConfig.from_setting("201", cfg.hw["phones"])
+    assert (phone.rx_gain, phone.tx_gain, phone.echo_tail) == (20, 0.0, 0)
+    cfg = parse_document(doc(lines={"line1": {"ring": 5, "hook": 6}}))
+    default = LineConfig.from_setting(cfg.trunks[0], cfg.hw["lines"])
+    assert (default.rx_gain, default.tx_gain, default.echo_tail) == (0.0, 0.0, 64)
+    assert PhoneConfig("201").echo_tail == 64
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("rx_gain", 20.5, r"rx_gain must be a number from -20.0 to 20.0"),
+    ("tx_gain", -21, r"tx_gain must be a number from -20.0 to 20.0"),
+    ("rx_gain", "6", r"rx_gain must be a number"),
+    ("tx_gain", True, r"tx_gain must be a number"),
+    ("echo_tail", 300, r"echo_tail must be a whole number from 0 to 256"),
+    ("echo_tail", -1, r"echo_tail must be a whole number from 0 to 256"),
+    ("echo_tail", 64.0, r"echo_tail must be a whole number"),
+    ("echo_tail", "64", r"echo_tail must be a whole number"),
+    ("echo_tail", None, r"echo_tail must be a whole number"),
+])
+def test_gains_and_echo_tail_refused(key, value, message):
+    with pytest.raises(ConfigError, match=message) as line:
+        parse_document(doc(lines={"line1": {"ring": 5, "hook": 6, key: value}}))
+    assert line.value.path == ("hw", "lines", "line1", key)
+    with pytest.raises(ConfigError, match=message) as phone:
+        parse_document(phone_doc({"201": {"ring": 20, "hook": 21, key: value}}))
+    assert phone.value.path == ("hw", "phones", "201", key)

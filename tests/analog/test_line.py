@@ -259,8 +259,16 @@ def test_line_test_and_status_through_the_socket(world):
 
     result = json.loads(out.output)["line"]
     assert result["hook_relay"] == "ok" and result["loop_current"] is True and result["tone_returned"]
+    # The tone goes out at 0.3 of full scale and the capture holds 1 kHz at 0.1: an echo return loss of
+    # 20*log10(3), 9.5 dB; the canceller (64 ms by default) takes the steady echo further down within the
+    # tone's second (11-14 dB here; the bound leaves room for where the tone starts in the capture).
+    assert result["erl_db"] == pytest.approx(9.5, abs=0.5)
+    assert result["echo_tail_ms"] == 64 and result["erle_db"] >= 6
     assert not world["line"].off_hook
     out = runner.invoke(line_cmd, ["status", "--data", str(world["folder"])])
     assert out.exit_code == 0, out.output
-    assert "line" in out.output and "on-hook" in out.output
+    assert "line" in out.output and "on-hook" in out.output and "echo canceller 64 ms" in out.output
+    out = runner.invoke(line_cmd, ["test", "--data", str(world["folder"])])
+    assert out.exit_code == 0, out.output
+    assert "echo return loss" in out.output and "ERLE" in out.output
 
