@@ -138,3 +138,18 @@ def bench_line(hold: float, as_json: bool) -> None:
     report = bench.run(hold, echo=(lambda text: None) if as_json else click.echo)
     if as_json:
         click.echo(json.dumps(report, indent=1))
+
+
+@click.command("echo")
+@click.option("--seconds", default=20.0, show_default=True, help="Seconds of audio through the canceller per tail.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object instead of a table.")
+def bench_echo(seconds: float, as_json: bool) -> None:
+    """What the analog line's echo canceller (speexdsp) costs per 20 ms frame, at 64 and 128 ms tails.
+
+    Example: pbx bench echo --seconds 20
+    """
+    from appliance.analog import bench
+
+    report = bench.canceller_cost((64, 128), seconds, echo=(lambda text: None) if as_json else click.echo)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))

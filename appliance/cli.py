@@ -323,7 +323,7 @@ def bench() -> None:
 
 def _register_parts() -> None:
     """Commands that live with the parts they belong to."""
-    from appliance.analogcmd import bench_line, line
+    from appliance.analogcmd import bench_echo, bench_line, line
     from appliance.edge.bench import edge as bench_edge
     from appliance.edge.commands import guard, phones
     from appliance.engine.callcommand import call
@@ -354,6 +354,7 @@ def _register_parts() -> None:
     bench.add_command(bench_panel)
     bench.add_command(bench_reports)
     bench.add_command(bench_line)
+    bench.add_command(bench_echo)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
 """`pbx bench line`: does a busy analog line process disturb the other calls?  Jitter and loss, printed.
+`pbx bench echo`: what the line's echo canceller costs per 20 ms frame (`canceller_cost`, at the end).
 
 The scene (all on loopback, one pjsua2 library per process): the engine (runner), two desk phones
 (101, 102: `appliance.engine.benchpeer answer`, a tone each), a provider on an IP trunk
@@ -201,6 +202,53 @@ def _echo(echo: Callable[[str], None], r: dict) -> None:
         echo(f"{text:46} {f['sent']:>5} {f['received']:>8} {f['lost']:>5} {f['jitter_mean_ms']:>11.2f}"
              f" {f['jitter_max_ms']:>7.1f}")
     echo("sent: packets that end sent on that call in the same time; the line sends none while its GIL is held")
+
+
+def canceller_cost(tails: tuple[int, ...] = (64, 128), seconds: float = 20.0,
+                   echo: Callable[[str], None] = print) -> dict:
+    """CPU time of the line's canceller per 20 ms frame, for each tail (ms), fed as the audio thread feeds it.
+
+    The far end is white noise and the line returns it 10 dB down, 20 ms after it was played, so the
+    canceller works on every frame (its cost does not depend on the signal).  `seconds` of audio per tail, as fast as the
+    machine goes; the thread's CPU time per frame, and the wall time of the slowest 1 % of frames."""
+    import numpy as np
+
+    from .audio import FRAME, RATE
+    from .echo import LineCanceller
+
+    n = int(seconds * RATE) // FRAME
+    rng = np.random.default_rng(1)
+    far = np.clip(rng.standard_normal(n * FRAME) * 3000, -32768, 32767).astype(np.int16)
+    played = np.concatenate([np.zeros(FRAME, dtype=np.int16), far[:-FRAME]])   # frame i: the one played before it
+    back = np.concatenate([np.zeros(2 * FRAME, dtype=np.int16), (far[:-2 * FRAME] * 0.316).astype(np.int16)])
+    figures = {}
+    for tail in tails:
+        lc = LineCanceller(FRAME, tail * RATE // 1000, RATE)
+        walls = []
+        try:
+            cpu0 = time.thread_time()
+            for i in range(n):
+                t = time.perf_counter()
+                lc.process(back[i * FRAME:(i + 1) * FRAME], played[i * FRAME:(i + 1) * FRAME])
+                walls.append(time.perf_counter() - t)
+            cpu = (time.thread_time() - cpu0) / n
+        finally:
+            lc.close()
+        walls.sort()
+        figures[str(tail)] = {"frames": n, "cpu_us_per_frame": round(cpu * 1e6, 1),
+                              "share_of_a_core_pct": round(100 * cpu / (FRAME / RATE), 2),
+                              "wall_p50_us": round(walls[n // 2] * 1e6, 1),
+                              "wall_p99_us": round(walls[int(n * 0.99)] * 1e6, 1)}
+    report = {"machine": {"cores": os.cpu_count(), "arch": platform.machine(), "python": platform.python_version(),
+                          "loadavg_1min": round(os.getloadavg()[0], 2)}, "tails_ms": figures}
+    m = report["machine"]
+    echo(f"machine: {m['cores']} cores {m['arch']}, Python {m['python']}, load average {m['loadavg_1min']}")
+    echo(f"{'tail':>6} {'frames':>7} {'CPU per frame':>14} {'of one core':>12} {'wall p50':>9} {'p99':>8}")
+    for tail, f in figures.items():
+        echo(f"{tail + ' ms':>6} {f['frames']:>7} {f['cpu_us_per_frame']:>11.1f} us {f['share_of_a_core_pct']:>10.2f} %"
+             f" {f['wall_p50_us']:>6.1f} us {f['wall_p99_us']:>5.1f} us")
+    echo("a frame is 20 ms of audio: the share of one core is what a line or phone with the canceller adds")
+    return report
 
 
 if __name__ == "__main__":
