@@ -141,12 +141,12 @@ def bench_line(hold: float, as_json: bool) -> None:
 
 
 @click.command("echo")
-@click.option("--seconds", default=20.0, show_default=True, help="Seconds of audio through the canceller per tail.")
+@click.option("--seconds", default=200.0, show_default=True, help="Seconds of audio through the canceller per tail.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object instead of a table.")
 def bench_echo(seconds: float, as_json: bool) -> None:
     """What the analog line's echo canceller (speexdsp) costs per 20 ms frame, at 64 and 128 ms tails.
 
-    Example: pbx bench echo --seconds 20
+    Example: pbx bench echo --seconds 200
     """
     from appliance.analog import bench
 

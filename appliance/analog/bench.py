@@ -204,7 +204,7 @@ def _echo(echo: Callable[[str], None], r: dict) -> None:
     echo("sent: packets that end sent on that call in the same time; the line sends none while its GIL is held")
 
 
-def canceller_cost(tails: tuple[int, ...] = (64, 128), seconds: float = 20.0,
+def canceller_cost(tails: tuple[int, ...] = (64, 128), seconds: float = 200.0,
                    echo: Callable[[str], None] = print) -> dict:
     """CPU time of the line's canceller per 20 ms frame, for each tail (ms), fed as the audio thread feeds it.
 

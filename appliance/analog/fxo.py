@@ -20,6 +20,11 @@ line is not a media port in the engine's bridge).  To the engine it is an
   silence, or loss of loop current (the `loop` pin) hang the call up; a BYE
   from the engine puts the line on-hook.
 
+The line's audio (audio.py) takes the hybrid's echo out of each frame it
+reads (echo.py) before the detectors and the call get it, and applies the
+line's `rx_gain` and `tx_gain` to the call's audio; `line_test` reports the
+echo return loss and what the canceller takes off it (ERLE).
+
 Threads: gpiozero's callbacks and the audio thread only put events on a
 queue; everything else runs on the line's engine thread (`_turn`).
 """
