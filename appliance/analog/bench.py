@@ -209,8 +209,8 @@ def canceller_cost(tails: tuple[int, ...] = (64, 128), seconds: float = 200.0,
     """CPU time of the line's canceller per 20 ms frame, for each tail (ms), fed as the audio thread feeds it.
 
     The far end is white noise and the line returns it 10 dB down, 20 ms after it was played, so the
-    canceller works on every frame (its cost does not depend on the signal).  `seconds` of audio per tail, as fast as the
-    machine goes; the thread's CPU time per frame, and the wall time of the slowest 1 % of frames."""
+    canceller works on every frame.  `seconds` of audio per tail, as fast as the machine goes; the
+    thread's CPU time per frame, and the wall time of the median and the slowest 1 % of frames."""
     import numpy as np
 
     from .audio import FRAME, RATE

@@ -136,8 +136,8 @@ class LineCanceller:
         self.canceller = EchoCanceller(frame, tail, rate)
         # The peaks of the frames played within the canceller's reach: its filter, the frame its FFT block
         # overlaps with, and a margin.  All zero: the canceller's reference history is silence.
-        self._peaks: collections.deque[int] = collections.deque([0] * (-(-tail // frame) + 3),
-                                                                maxlen=-(-tail // frame) + 3)
+        reach = -(-tail // frame) + 3
+        self._peaks: collections.deque[int] = collections.deque([0] * reach, maxlen=reach)
         self._hold = 0
         self.state = "idle"     # idle (nothing played), cancelling, double talk
 
