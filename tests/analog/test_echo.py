@@ -238,3 +238,16 @@ def test_a_loud_near_end_passes_as_read_and_the_canceller_comes_back_after_it():
     assert np.array_equal(window(out, 4.02, 4.5), window(captured, 4.02, 4.5))
     assert states[-1] == "cancelling"
     assert level(window(captured, 5.5, 6.0)) - level(window(out, 5.5, 6.0)) >= 15
+
+
+def test_a_missing_libspeexdsp_is_named_when_the_line_starts(monkeypatch):
+    from appliance.analog import echo
+
+    monkeypatch.setattr(echo.ctypes.util, "find_library", lambda name: None)
+    echo.library.cache_clear()
+    try:
+        with pytest.raises(echo.EchoUnavailable, match=r"libspeexdsp.*echo_tail to 0"):
+            LineAudio("line", echo_tail=64)
+        LineAudio("line", echo_tail=0)            # no canceller, no library needed
+    finally:
+        echo.library.cache_clear()               # loaded again, for real, by the next test that needs it
