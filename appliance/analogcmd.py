@@ -63,7 +63,8 @@ def status(data_dir: Path, only: str | None, as_json: bool) -> None:
         audio = st.get("audio") or {}
         level = (f"in {audio.get('rx_dbfs')} dBFS, out {audio.get('tx_dbfs')} dBFS" if audio.get("open")
                  else "audio closed")
-        click.echo(f"{name} ({st.get('number') or 'no number'}): {st.get('state')}, {st.get('hook')}-hook"
+        held = f" (holding {st['held'] or 'a call'})" if st.get("held") is not None else ""
+        click.echo(f"{name} ({st.get('number') or 'no number'}): {st.get('state')}{held}, {st.get('hook')}-hook"
                    f"{', ringing' if st.get('ringing') else ''}; last caller: {who}; {level}; {_echo(audio)}"
                    f"{'; ' + audio['error'] if audio.get('error') else ''}")
 

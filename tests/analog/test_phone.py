@@ -54,7 +54,7 @@ def share_in_windows(x: np.ndarray, freq: float, seconds: float = 0.5) -> float:
 class Phone:
     """The analog phone under test: its events, its pins and its files."""
 
-    def __init__(self, folder: Path, data: Path, edge_port: int):
+    def __init__(self, folder: Path, data: Path, edge_port: int, **settings):
         from gpiozero.pins.mock import MockFactory
 
         from appliance.analog.fxs import FxsPhone
@@ -70,7 +70,7 @@ class Phone:
             with Store(data) as store:
                 return store.set_password("201")
 
-        cfg = PhoneConfig("201", free_port(), device="line", ring=RING, hook=HOOK, digit_timeout=3)
+        cfg = PhoneConfig("201", free_port(), device="line", ring=RING, hook=HOOK, digit_timeout=3, **settings)
         self.fxs = FxsPhone(cfg, ("127.0.0.1", edge_port), new_secret, pin_factory=self.factory, data_dir=folder,
                             on_event=self.events.put)
         self.fxs.start()
