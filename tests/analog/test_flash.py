@@ -23,7 +23,7 @@ import pytest
 
 from appliance.analog import tones
 from appliance.store import Store
-from tests.analog.test_phone import ASOUNDRC, RING, Phone, read_raw, write_raw
+from tests.analog.test_phone import ASOUNDRC, RING, Phone, read_raw, wait_for_bindings, write_raw
 from tests.conftest import free_port
 from tests.edge.conftest import RunningEdge
 from tests.engine import harness
@@ -109,8 +109,9 @@ def office(tmp_path_factory):
             desk.expect(timeout=15, ev="reg", code=200)
         phone = Phone(folder, data, edge_port, flash_max=FLASH_MAX)
         phone.expect("PhoneRegistration", code=200)
+        wait_for_bindings(data, {"101", "102", "201"})
         yield {"phone": phone, "handset": Handset(phone.capture), "101": procs["101"], "102": procs["102"],
-               "engine": procs["engine"], "folder": folder}
+               "engine": procs["engine"], "folder": folder, "edge_port": edge_port}
     finally:
         if phone is not None:
             phone.fxs.stop()
@@ -267,6 +268,31 @@ def test_flash_holds_and_putting_down_after_the_consultation_answered_joins_the_
     hear_each_other(world, a, call_a, b, call_b)
     st = state(phone)
     assert (st["state"], st["held"], st["transfers"]) == ("idle", None, 0)
+    a.send(cmd="hangup", id=call_a)
+    b.expect(ev="state", id=call_b, state="disconnected")
+
+
+def test_a_call_the_phone_answered_is_transferred_the_same_way(world):
+    phone, a, b, engine = world["phone"], world["101"], world["102"], world["engine"]
+    write_raw(phone.capture, tones.silence(120))
+    a.send(cmd="call", uri=f"sip:201@127.0.0.1:{world['edge_port']}")
+    call_a = a.expect(ev="calling")["id"]
+    phone.expect("PhoneRinging")
+    phone.hook(True)
+    phone.expect("PhoneAnswered", direction="in")
+    engine.expect(kind="CallBridged")
+    flash(phone)
+    assert phone.expect("PhoneHeld")["party"] == "101"
+    engine.expect(kind="CallHeld")
+    dial(world, "102#")
+    call_b = b.expect(ev="incoming")["id"]
+    b.send(cmd="answer", id=call_b)
+    phone.expect("PhoneAnswered", consultation=True)
+    engine.expect(kind="CallBridged")
+    phone.hook(False)
+    assert phone.expect("PhoneTransferred")["how"] == "attended"
+    phone.expect("PhoneTransferDone")
+    hear_each_other(world, a, call_a, b, call_b)
     a.send(cmd="hangup", id=call_a)
     b.expect(ev="state", id=call_b, state="disconnected")
 

@@ -51,6 +51,15 @@ def share_in_windows(x: np.ndarray, freq: float, seconds: float = 0.5) -> float:
     return max((tones.relative_power(x[i:i + n], freq) for i in range(0, max(1, len(x) - n), n // 2)), default=0.0)
 
 
+def wait_for_bindings(data: Path, extensions: set[str], timeout: float = 10.0) -> None:
+    """Until the edge has stored these extensions' bindings: the engine finds a phone to ring there."""
+    deadline = time.monotonic() + timeout
+    with Store(data) as store:
+        while not extensions <= {b["extension"] for b in store.bindings()}:
+            assert time.monotonic() < deadline, f"the edge did not store the bindings of {extensions}"
+            time.sleep(0.05)
+
+
 class Phone:
     """The analog phone under test: its events, its pins and its files."""
 
@@ -123,6 +132,7 @@ def office(tmp_path_factory):
         desk.expect(timeout=15, ev="reg", code=200)
         phone = Phone(folder, data, edge_port)
         phone.expect("PhoneRegistration", code=200)
+        wait_for_bindings(data, {"101", "201"})
         yield {"phone": phone, "desk": desk, "engine": procs["engine"], "folder": folder, "edge_port": edge_port}
     finally:
         if phone is not None:
