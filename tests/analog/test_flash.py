@@ -418,3 +418,19 @@ def test_a_blind_transfer_the_target_refuses_comes_back_as_a_recall(world):
     phone.hook(False)
     phone.expect("PhoneIdle")
     a.expect(ev="state", id=call_a, state="disconnected")
+
+
+def test_the_held_party_hanging_up_leaves_an_ordinary_dial_tone(world):
+    phone, a, b = world["phone"], world["101"], world["102"]
+    call_a = talking_with_101(world)
+    flash(phone)
+    phone.expect("PhoneHeld")
+    a.send(cmd="hangup", id=call_a)
+    assert phone.expect("PhoneHeldCallEnded")["party"] == "101"
+    st = state(phone)
+    assert (st["state"], st["held"]) == ("dialtone", None)
+    dial(world, "102#")                   # now an ordinary call, not a consultation
+    assert phone.expect("PhoneDialled", number="102")["consultation"] is False
+    b.expect(ev="incoming")
+    phone.hook(False)
+    phone.expect("PhoneIdle")
