@@ -45,6 +45,18 @@ ASOUNDRC = """pcm.line {{
 """
 
 
+def file_device(folder: Path) -> tuple[Path, Path]:
+    """ALSA's `file` plugin as the PCM `line`: its capture reads folder/capture.raw, its playback
+    writes folder/play.raw (raw 16-bit), for the benches and the tests; returns (capture, play).
+
+    Set before PortAudio starts (it lists ALSA's devices once, when sounddevice is imported).
+    """
+    capture, play = folder / "capture.raw", folder / "play.raw"
+    (folder / "asound.conf").write_text(ASOUNDRC.format(play=play, capture=capture))
+    os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{folder / 'asound.conf'}"
+    return capture, play
+
+
 def router(store: Store) -> Any:
     """The line's number rings 101, the provider's rings 102."""
     from appliance.routing.model import Route, RoutingConfig
@@ -108,10 +120,7 @@ class _Events:
 def run(hold: float = 4.0, echo: Callable[[str], None] = print) -> dict:
     with tempfile.TemporaryDirectory(prefix="pbx-bench-line-") as tmp:
         folder = Path(tmp)
-        capture, play = folder / "capture.raw", folder / "play.raw"
-        (folder / "asound.conf").write_text(ASOUNDRC.format(play=play, capture=capture))
-        # Before PortAudio starts (it lists ALSA's devices once, when sounddevice is imported).
-        os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{folder / 'asound.conf'}"
+        capture, play = file_device(folder)
         import numpy as np
         from gpiozero.pins.mock import MockFactory
 

@@ -19,18 +19,11 @@ import pytest
 from appliance.analog import callerid as cid
 from appliance.analog import tones
 from appliance.analog.audio import FRAME, RATE, LineAudio
+from appliance.analog.bench import file_device
 from appliance.analog.echo import EchoCanceller, LineCanceller
 
 pytestmark = [pytest.mark.slow]
 
-ASOUNDRC = """pcm.line {{
-    type file
-    slave.pcm "null"
-    file "{play}"
-    infile "{capture}"
-    format "raw"
-}}
-"""
 DELAY = 0.04          # s from a sample played to its echo in the capture
 ECHO = 10 ** (-10 / 20)   # the echo's amplitude: -10 dB, a common hybrid's (the canceller's double-talk
                           # guard takes anything within 6 dB of what was played for the near end talking)
@@ -40,9 +33,8 @@ NEAR_HZ = 600.0
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("echo")
-    (folder / "asound.conf").write_text(ASOUNDRC.format(play=folder / "play.raw", capture=folder / "capture.raw"))
     before = os.environ.get("ALSA_CONFIG_PATH")
-    os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{folder / 'asound.conf'}"
+    file_device(folder)
     yield {"capture": folder / "capture.raw", "play": folder / "play.raw"}
     if before is None:
         os.environ.pop("ALSA_CONFIG_PATH", None)

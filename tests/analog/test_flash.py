@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 
 from appliance.analog import tones
+from appliance.analog.bench import file_device
 from appliance.store import Store
-from tests.analog.test_phone import ASOUNDRC, RING, Phone, read_raw, wait_for_bindings, write_raw
+from tests.analog.test_phone import RING, Phone, read_raw, wait_for_bindings, write_raw
 from tests.conftest import free_port
 from tests.edge.conftest import RunningEdge
 from tests.engine import harness
@@ -83,8 +84,7 @@ class Handset:
 @pytest.fixture(scope="module")
 def office(tmp_path_factory):
     folder = tmp_path_factory.mktemp("flash")
-    (folder / "asound.conf").write_text(ASOUNDRC.format(play=folder / "play.raw", capture=folder / "capture.raw"))
-    os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{folder / 'asound.conf'}"
+    file_device(folder)
     data = folder / "data"
     with Store(data) as store:
         store.add_extension("101", "Desk", "desk-password-101")

@@ -8,7 +8,6 @@ in the test process, so the test drives its ring pin and reads its hook pin.
 
 from __future__ import annotations
 
-import os
 import queue
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from appliance.analog import callerid as cid
 from appliance.analog import tones
+from appliance.analog.bench import file_device
 from appliance.analog.config import LineConfig
 from appliance.routing.numbers import normalise
 from appliance.store import Store
@@ -28,14 +28,6 @@ from tests.analog.routes import LINE_NUMBER, PROVIDER_NUMBER
 pytestmark = [pytest.mark.sip, pytest.mark.slow]
 
 RING, HOOK, LOOP = 5, 6, 13
-ASOUNDRC = """pcm.line {{
-    type file
-    slave.pcm "null"
-    file "{play}"
-    infile "{capture}"
-    format "raw"
-}}
-"""
 
 
 def write_raw(path: Path, *parts: np.ndarray) -> None:
@@ -98,8 +90,7 @@ class Line:
 @pytest.fixture(scope="module")
 def office(tmp_path_factory):
     folder = tmp_path_factory.mktemp("analog")
-    (folder / "asound.conf").write_text(ASOUNDRC.format(play=folder / "play.raw", capture=folder / "capture.raw"))
-    os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{folder / 'asound.conf'}"
+    file_device(folder)
     data = folder / "data"
     sip_port, trunk_port, line_port, provider_port = (free_port() for _ in range(4))
     phone_ports = {"101": free_port(), "102": free_port()}

@@ -8,7 +8,6 @@ reads what the phone was sent (the playback file: dial tone, caller ID, the far 
 
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import time
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 from appliance.analog import callerid as cid
+from appliance.analog.bench import file_device
 from appliance.analog import tones
 from appliance.analog.config import PhoneConfig
 from appliance.store import Store
@@ -28,14 +28,6 @@ from tests.engine import harness
 pytestmark = [pytest.mark.sip, pytest.mark.slow]
 
 RING, HOOK = 20, 21
-ASOUNDRC = """pcm.line {{
-    type file
-    slave.pcm "null"
-    file "{play}"
-    infile "{capture}"
-    format "raw"
-}}
-"""
 
 
 def write_raw(path: Path, *parts: np.ndarray) -> None:
@@ -108,8 +100,7 @@ class Phone:
 @pytest.fixture(scope="module")
 def office(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fxs")
-    (folder / "asound.conf").write_text(ASOUNDRC.format(play=folder / "play.raw", capture=folder / "capture.raw"))
-    os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{folder / 'asound.conf'}"
+    file_device(folder)
     data = folder / "data"
     with Store(data) as store:
         store.add_extension("101", "Desk", "desk-password-101")
