@@ -49,11 +49,20 @@ def file_device(folder: Path) -> tuple[Path, Path]:
     """ALSA's `file` plugin as the PCM `line`: its capture reads folder/capture.raw, its playback
     writes folder/play.raw (raw 16-bit), for the benches and the tests; returns (capture, play).
 
-    Set before PortAudio starts (it lists ALSA's devices once, when sounddevice is imported).
+    PortAudio lists ALSA's devices once, when sounddevice is imported, and ALSA reads its
+    configuration then: a process that already imported it (a test file run after another in the
+    same worker) starts PortAudio again, or its `line` would still be the earlier folder's files.
+    Call it with no stream open.
     """
     capture, play = folder / "capture.raw", folder / "play.raw"
     (folder / "asound.conf").write_text(ASOUNDRC.format(play=play, capture=capture))
+    # PortAudio lists a device only if it opens; the file plugin opens only with its infile there.
+    capture.touch()
     os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{folder / 'asound.conf'}"
+    sd = sys.modules.get("sounddevice")
+    if sd is not None:
+        sd._terminate()      # sounddevice's own way to scan the devices again
+        sd._initialize()
     return capture, play
 
 
