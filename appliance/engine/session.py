@@ -113,7 +113,12 @@ class Leg(pj.Call):
     is created with pjsua's call id; a placed leg gets one from `dial`), and it
     leaves through `finished()`, called once, when pjsua reports DISCONNECTED or
     when `dial` fails.  Nothing else may hold a leg after that (sessions drop
-    theirs when they end); the registry frees it when no newer call has its id.
+    theirs when they end); the registry frees it when no newer call has its id
+    and pjsua no longer has it active.
+
+    A hang-up deferred until the INVITE's first provisional response
+    (`hangup`) reports DISCONNECTED to the engine at once, as pjsua does;
+    pjsua's later reports on that leg stay here and only send the hang-up.
     """
 
     def __init__(self, b2bua: "B2BUA", acc: Account, call_id: int, role: str, target: str = "",
@@ -135,6 +140,14 @@ class Leg(pj.Call):
         self.account = acc           # a call that replaces this one must use the same Account
         self.transfer: Any = None    # a probe leg's transfer (transfer.py)
         self.reply_to = ("", "")     # an incoming leg's INVITE head and source (b2bua.answer_head)
+        # The INVITE this leg sends (`dial`), until it has a final response.  A
+        # CANCEL may follow it only once it has had a provisional response
+        # (RFC 3261 9.1); a hang-up with headers asked for before then waits
+        # here (`hangup`) and is sent when one comes.
+        self.inviting = False
+        self.provisional = False
+        self.deferred: DeferredHangup | None = None
+        self.gone = False            # reported ended to the engine while pjsua still had the call
         b2bua.engine.registry.keep(self.key, self)
 
     def dial(self, uri: str, prm: Any) -> bool:
@@ -145,6 +158,7 @@ class Leg(pj.Call):
         in the middle of placing legs.
         """
         self.state = LegState.CALLING
+        self.inviting = True
         try:
             self.makeCall(uri, prm)
         except pj.Error as e:
@@ -162,12 +176,68 @@ class Leg(pj.Call):
             self.state = LegState.ENDED
         self.b2bua.engine.registry.done(self.key)
 
+    def defer_hangup(self, deferred: DeferredHangup) -> None:
+        """Keep a hang-up until the INVITE has had a provisional response; the leg ends for the engine now.
+
+        pjsua reports DISCONNECTED as soon as it is asked to hang up and
+        finishes the SIP side afterwards, and the engine relies on that (the
+        other legs of a ring-all have left the call when its winner is
+        bridged).  The same report is made here, with the code pjsua gives.
+        """
+        self.deferred = deferred
+        self.gone = True
+        ci = self.getInfo()
+        ci.state = pj.PJSIP_INV_STATE_DISCONNECTED
+        ci.lastStatusCode = deferred.code or 487
+        ci.lastReason = deferred.reason or "Request Terminated"
+        self.b2bua.leg_state(self, ci)
+
+    def send_deferred(self) -> None:
+        deferred, self.deferred = self.deferred, None
+        if deferred is not None:
+            _send_hangup(self, deferred.code, deferred.reason, deferred.headers)
+
+    def _state_after_gone(self, ci: Any) -> None:
+        """What pjsua reports on a leg the engine already counts as ended: the deferred hang-up goes out."""
+        if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.deferred = None  # the INVITE failed or timed out: there is nothing to cancel
+        elif ci.state in (pj.PJSIP_INV_STATE_EARLY, pj.PJSIP_INV_STATE_CONFIRMED):
+            # A CANCEL after the 1xx; or, when the phone answered first, a BYE
+            # (once the ACK is out: not in CONNECTING).
+            self.send_deferred()
+
     @guarded
     def onCallState(self, prm: Any) -> None:
-        self.b2bua.leg_state(self, self.getInfo())
+        ci = self.getInfo()
+        if ci.state == pj.PJSIP_INV_STATE_EARLY:
+            self.provisional = True  # reported before onCallTsxState hears of the same 1xx
+        elif ci.state >= pj.PJSIP_INV_STATE_CONNECTING:
+            self.inviting = False
+        if self.gone:
+            return self._state_after_gone(ci)
+        self.b2bua.leg_state(self, ci)
+
+    @guarded
+    def onCallTsxState(self, prm: Any) -> None:
+        if not self.inviting:
+            return
+        e = prm.e
+        if e.type != pj.PJSIP_EVENT_TSX_STATE:
+            return
+        tsx = e.body.tsxState.tsx
+        if tsx.role != pj.PJSIP_ROLE_UAC or tsx.method != "INVITE":
+            return
+        # A 100 Trying changes no call state, so it is seen here only.  An
+        # INVITE sent again (with credentials, after a 401 or 407) is a new
+        # transaction and starts without a provisional response.
+        self.provisional = 100 <= tsx.statusCode < 200
+        if self.provisional:
+            self.send_deferred()
 
     @guarded
     def onCallMediaState(self, prm: Any) -> None:
+        if self.gone:
+            return
         self.b2bua.leg_media(self, self.getInfo())
 
     @guarded
@@ -206,9 +276,33 @@ def call_op(code: int = 0) -> Any:
     return prm
 
 
+@dataclass(frozen=True)
+class DeferredHangup:
+    """A hang-up with headers asked for before the leg's INVITE had a provisional response."""
+
+    code: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+
+
 def hangup(leg: Leg, code: int = 0, reason: str = "", headers: tuple[tuple[str, str], ...] = ()) -> None:
+    """End a leg: a CANCEL while its INVITE is unanswered, else a BYE or a final response.
+
+    A CANCEL may only follow a provisional response (RFC 3261 9.1).  Before
+    one, pjsip sets its CANCEL aside and sends it when the first 1xx comes,
+    but without the headers given here: a phone rung by a ring-all that was
+    slow to send 100 Trying got no `Reason: ... "Call completed elsewhere"`
+    and showed a missed call.  So the leg defers such a hang-up until its
+    INVITE has a provisional response (or fails, and nothing is sent).
+    """
     if leg.state == LegState.ENDED:
         return
+    if headers and leg.inviting and not leg.provisional:
+        return leg.defer_hangup(DeferredHangup(code, reason, tuple(headers)))
+    _send_hangup(leg, code, reason, headers)
+
+
+def _send_hangup(leg: Leg, code: int, reason: str, headers: tuple[tuple[str, str], ...]) -> None:
     prm = pj.CallOpParam()
     if code:
         prm.statusCode = code
