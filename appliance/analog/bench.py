@@ -16,6 +16,8 @@ the callers (provider and line pooled: the engine keeps them by role) for the li
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import platform
@@ -59,6 +61,10 @@ def file_device(folder: Path) -> tuple[Path, Path]:
     # PortAudio lists a device only if it opens; the file plugin opens only with its infile there.
     capture.touch()
     os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{folder / 'asound.conf'}"
+    # ALSA keeps the configuration it read first for the whole process, and something else may have
+    # read it already (pjmedia's ALSA device, when a pjsua2 library ran in this process): drop it,
+    # so that the next reader takes the files named above.
+    ctypes.CDLL(ctypes.util.find_library("asound") or "libasound.so.2").snd_config_update_free_global()
     sd = sys.modules.get("sounddevice")
     if sd is not None:
         sd._terminate()      # sounddevice's own way to scan the devices again

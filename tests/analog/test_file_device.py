@@ -43,3 +43,17 @@ def test_a_second_folder_in_the_same_process_gets_the_line(tmp_path):
     assert written.size and set(written.tolist()) <= {2222, 0}
     assert 2222 in written
     assert 2222 not in np.frombuffer((first / "play.raw").read_bytes(), dtype=np.int16)
+
+
+def test_the_line_is_found_after_a_pjsua2_library_ran_in_the_same_process(tmp_path):
+    """pjmedia's ALSA device reads ALSA's configuration first; the test files' line must still be there."""
+    from appliance.engine.core import EngineConfig, EngineThread
+    from tests.conftest import free_port
+
+    engine = EngineThread(EngineConfig(sip_port=free_port(), log_level=1))
+    engine.start()
+    engine.stop()
+    (tmp_path / "capture.raw").write_bytes(bytes(2 * RATE))
+    _, play = file_device(tmp_path)
+    _one_frame_through_line(3333)
+    assert 3333 in np.frombuffer(play.read_bytes(), dtype=np.int16)
