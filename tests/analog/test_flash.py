@@ -143,18 +143,6 @@ def state(phone: Phone) -> dict:
     return phone.fxs.thread.call(phone.fxs.status)
 
 
-def recorded(path: Path, timeout: float = 5.0) -> Path:
-    """The recording once its writer has finished it (pjsua closes a dropped recorder a moment later)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with wave.open(str(path)):
-                return path
-        except (wave.Error, EOFError, FileNotFoundError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
 
 def talking_with_101(world) -> int:
     """Lift the handset and dial 101, which answers: the id of 101's call."""
@@ -203,7 +191,7 @@ def until_heard(world, desk: harness.Proc, call: int, *freqs: float, share: floa
         time.sleep(1.0)                   # the length of a piece, not a condition
         desk.send(cmd="stoprecord", id=call)
         desk.expect(ev="ok", cmd="stoprecord")
-        with wave.open(str(recorded(path))) as w:
+        with wave.open(str(harness.finished_recording(path))) as w:
             assert w.getframerate() == 8000
             best = best_share(np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"), freqs)
         if best >= share:

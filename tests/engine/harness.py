@@ -179,3 +179,16 @@ def goertzel(path: str | Path, freq: float, skip: float = 0.3) -> float:
     power = s1 * s1 + s2 * s2 - k * s1 * s2
     energy = sum(x * x for x in samples) or 1
     return power / (energy * len(samples) / 2)
+
+
+def finished_recording(path: Path, timeout: float = 5.0) -> Path:
+    """The recording once its writer has closed it (pjsua closes a dropped recorder a moment later)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with wave.open(str(path)):
+                return path
+        except (wave.Error, EOFError, FileNotFoundError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -93,18 +93,6 @@ def office(tmp_path_factory):
         app.stop()
 
 
-def finished(path, timeout: float = 3.0):
-    """The recording once its writer has closed it (pjsua closes a dropped recorder a moment later)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with wave.open(str(path)):
-                return path
-        except (wave.Error, EOFError, FileNotFoundError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
 
 def loudness(path, skip: float = 0.0) -> float:
     """RMS of a 16-bit mono recording: the hold music is loud, silence is not."""
@@ -172,8 +160,8 @@ def test_customer_call_rings_every_phone_through_the_edge_and_the_second_answers
     phones["102"].send(cmd="stoprecord")
     provider.send(cmd="hangup", id=cid)
     phones["102"].expect(timeout=10, ev="state", id=answered, state="disconnected")
-    assert harness.goertzel(finished(at_customer), 1400) > 0.3 > harness.goertzel(finished(at_customer), 600)
-    assert harness.goertzel(finished(at_desk), 600) > 0.3 > harness.goertzel(finished(at_desk), 1400)
+    assert harness.goertzel(harness.finished_recording(at_customer), 1400) > 0.3 > harness.goertzel(harness.finished_recording(at_customer), 600)
+    assert harness.goertzel(harness.finished_recording(at_desk), 600) > 0.3 > harness.goertzel(harness.finished_recording(at_desk), 1400)
 
     time.sleep(1.2)  # the call record is written behind the call
     calls = pbx(data, "calls")
@@ -264,8 +252,8 @@ def test_hold_through_the_edge_gives_the_customer_music(office, tmp_path):
     provider.send(cmd="stoprecord")
     provider.send(cmd="hangup", id=cid)
     phones["103"].expect(timeout=10, ev="state", id=inc["id"], state="disconnected")
-    assert loudness(finished(held), skip=0.2) > 500, "the customer on hold hears silence, not music"
-    assert harness.goertzel(finished(held), 1400, skip=0.2) < 0.05, "the customer still hears the desk"
+    assert loudness(harness.finished_recording(held), skip=0.2) > 500, "the customer on hold hears silence, not music"
+    assert harness.goertzel(harness.finished_recording(held), 1400, skip=0.2) < 0.05, "the customer still hears the desk"
 
 
 @pytest.mark.sip
@@ -297,4 +285,4 @@ def test_blind_transfer_from_a_desk_phone_behind_the_edge(office, tmp_path):
     provider.send(cmd="stoprecord")
     provider.send(cmd="hangup", id=cid)
     phones["103"].expect(timeout=10, ev="state", id=inc["id"], state="disconnected")
-    assert harness.goertzel(finished(at_customer), 1400) > 0.3, "the customer does not hear 103 after the transfer"
+    assert harness.goertzel(harness.finished_recording(at_customer), 1400) > 0.3, "the customer does not hear 103 after the transfer"
