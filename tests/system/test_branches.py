@@ -22,7 +22,7 @@ from tests.conftest import free_port
 from tests.engine import harness
 from tests.system.running import Running
 from tests.system.test_auto_callback import Events
-from tests.system.test_office import finished, wait_for_bindings
+from tests.system.test_office import wait_for_bindings
 
 SHOP = "0441234567"          # shop 1's number: its sales group, with 201 in shop 2 as a member
 DIRECT = "0441234500"        # shop 1's number for extension 201 in shop 2
@@ -145,8 +145,8 @@ def test_a_desk_phone_dials_a_colleague_in_the_other_shop_by_extension(shops, tm
     at_101, at_201 = harness.exchange_tones(phones["101"], cid, phones["201"], inc["id"], tmp_path)
     phones["101"].send(cmd="hangup", id=cid)
     phones["201"].expect(timeout=10, ev="state", id=inc["id"], state="disconnected")
-    assert harness.goertzel(finished(at_101), 1400) > 0.3 > harness.goertzel(finished(at_101), 600)
-    assert harness.goertzel(finished(at_201), 600) > 0.3 > harness.goertzel(finished(at_201), 1400)
+    assert harness.goertzel(harness.finished_recording(at_101), 1400) > 0.3 > harness.goertzel(harness.finished_recording(at_101), 600)
+    assert harness.goertzel(harness.finished_recording(at_201), 600) > 0.3 > harness.goertzel(harness.finished_recording(at_201), 1400)
 
     ended1 = ev1.expect(kind="CallEnded", timeout=10)
     ended2 = ev2.expect(kind="CallEnded", timeout=10)

@@ -23,7 +23,7 @@ from tests.conftest import free_port
 from tests.engine import harness
 from tests.night.office import YAML
 from tests.system.running import Running
-from tests.system.test_office import finished, loudness, wait_for_bindings
+from tests.system.test_office import loudness, wait_for_bindings
 
 pytestmark = pytest.mark.sip
 
@@ -68,7 +68,7 @@ def test_star28_from_a_desk_phone_switches_night_mode_and_says_so(tmp_path):
         with wave.open(str(said)) as w:
             said_seconds = w.getnframes() / w.getframerate()
         assert said_seconds > 1.0
-        assert loudness(finished(heard), skip=0.3) > 300, "the phone heard no confirmation"
+        assert loudness(harness.finished_recording(heard), skip=0.3) > 300, "the phone heard no confirmation"
         with wave.open(str(heard)) as w:
             assert w.getnframes() / w.getframerate() >= said_seconds * 0.9
         assert not [line for line in app.output if "Traceback" in line]

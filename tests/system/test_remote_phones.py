@@ -16,7 +16,7 @@ from appliance.store import Store
 from tests.conftest import free_port
 from tests.engine import harness
 from tests.system.running import Running
-from tests.system.test_office import finished, wait_for_bindings
+from tests.system.test_office import wait_for_bindings
 
 PASSWORDS = {"101": "remote-101-pass", "102": "office-102-pass", "103": "remote-103-pass"}
 OVER_TLS = {"101", "103"}
@@ -80,7 +80,7 @@ def call(app, phones, caller: str, callee: str, tmp_path):
     heard_a, heard_b = harness.exchange_tones(a, cid, b, inc["id"], tmp_path)
     a.send(cmd="hangup", id=cid)
     b.expect(timeout=10, ev="state", id=inc["id"], state="disconnected")
-    return finished(heard_a), finished(heard_b)
+    return harness.finished_recording(heard_a), harness.finished_recording(heard_b)
 
 
 def sdps(phone) -> list[dict]:
