@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -61,6 +60,9 @@ BUILD_PACKAGES = (
 ).split()
 
 RECIPE_VERSION = "1"
+
+# In a build directory: the C libraries are built (and how long they took).
+BUILT_STAMP = "c-libraries.built"
 
 
 class BuildError(RuntimeError):
@@ -192,11 +194,27 @@ def run(cmd: list[str] | str, cwd: Path, env: dict | None = None, logfile: Path 
 
 
 def build(tarball: Path, python: str, out_dir: Path, jobs: int) -> Path:
-    work = Path(tempfile.mkdtemp(prefix="pjbuild-", dir=cache_root()))
+    """Builds the wheel into out_dir, in a build directory named after out_dir's cache key.
+
+    Once the C libraries are built the directory says so (BUILT_STAMP) and is kept until the
+    wheel exists: a build stopped in the binding (a long compile under emulation) goes on from
+    there when run again, instead of building the libraries a second time.  A directory left
+    earlier without the stamp is started over."""
+    work = cache_root() / "build" / out_dir.name
+    stamp = work / BUILT_STAMP
     logfile = out_dir / "build.log"
     out_dir.mkdir(parents=True, exist_ok=True)
-    logfile.write_bytes(b"")
-    try:
+    resumed = stamp.exists() and len([p for p in work.iterdir() if p.is_dir()]) == 1
+    if resumed:
+        (root,) = [p for p in work.iterdir() if p.is_dir()]
+        c_libraries_s = int(stamp.read_text().split("=", 1)[1])
+        log(f"C libraries built earlier ({c_libraries_s} s), kept in {work}")
+        with open(logfile, "ab") as f:
+            f.write(b"\n[pjbuild] resumed: the C libraries were built earlier\n")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        logfile.write_bytes(b"")
         log(f"unpacking {tarball.name}")
         with tarfile.open(tarball) as tf:
             tf.extractall(work, filter="tar") if hasattr(tarfile, "data_filter") else tf.extractall(work)
@@ -205,26 +223,33 @@ def build(tarball: Path, python: str, out_dir: Path, jobs: int) -> Path:
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).touch()
         shutil.copy(CONFIG_SITE, root / "pjlib/include/pj/config_site.h")
-        env = dict(os.environ, CFLAGS=CFLAGS, CXXFLAGS=CFLAGS)
+    env = dict(os.environ, CFLAGS=CFLAGS, CXXFLAGS=CFLAGS)
+    if not resumed:
         t0 = time.monotonic()
-        run(["./configure", *CONFIGURE_FLAGS], root, env, logfile)
-        run(["make", "dep"], root, env, logfile)
-        run(["make", f"-j{jobs}"], root, env, logfile)
-        t1 = time.monotonic()
-        log(f"C libraries built in {t1 - t0:.0f} s")
-        swig = root / "pjsip-apps/src/swig/python"
-        run(["make", "wheel", f"PYTHON_EXE={python}"], swig, env, logfile)
-        t2 = time.monotonic()
-        log(f"Python binding built in {t2 - t1:.0f} s")
-        wheels = sorted((swig / "dist").glob("pjsua2-*.whl"))
-        if not wheels:
-            raise BuildError("the binding built but no wheel appeared in dist/")
-        dest = out_dir / wheels[0].name
-        shutil.copy(wheels[0], dest)
-        (out_dir / "timings.txt").write_text(f"c_libraries_s={t1 - t0:.0f}\nbinding_s={t2 - t1:.0f}\n")
-        return dest
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            run(["./configure", *CONFIGURE_FLAGS], root, env, logfile)
+            run(["make", "dep"], root, env, logfile)
+            run(["make", f"-j{jobs}"], root, env, logfile)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        c_libraries_s = round(time.monotonic() - t0)
+        log(f"C libraries built in {c_libraries_s} s")
+        stamp.write_text(f"c_libraries_s={c_libraries_s}\n")
+    t1 = time.monotonic()
+    swig = root / "pjsip-apps/src/swig/python"
+    run(["make", "wheel", f"PYTHON_EXE={python}"], swig, env, logfile)
+    binding_s = round(time.monotonic() - t1)
+    log(f"Python binding built in {binding_s} s")
+    wheels = sorted((swig / "dist").glob("pjsua2-*.whl"))
+    if not wheels:
+        raise BuildError("the binding built but no wheel appeared in dist/")
+    dest = out_dir / wheels[0].name
+    shutil.copy(wheels[0], dest)
+    (out_dir / "timings.txt").write_text(
+        f"c_libraries_s={c_libraries_s}\nbinding_s={binding_s}\nresumed={int(resumed)}\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return dest
 
 
 def ensure_wheel(python: str, accept_index: bool = False, jobs: int | None = None) -> Path:

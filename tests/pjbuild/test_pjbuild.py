@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import lzma
 import sys
+import tarfile
 import threading
 
 import pytest
@@ -89,3 +90,59 @@ def test_config_site_sizes_the_library_for_a_pbx():
     assert int(limits["PJSUA_MAX_PLAYERS"]) >= 64 and int(limits["PJSUA_MAX_RECORDERS"]) >= 64
     assert int(limits["PJ_IOQUEUE_MAX_HANDLES"]) >= 1024
     assert "--enable-epoll" in pjbuild.CONFIGURE_FLAGS
+
+
+def stand_in_source(tmp_path):
+    """A tarball laid out like pjproject whose configure and makefiles only note that they ran;
+    its binding's `make wheel` fails while FAIL_WHEEL is set, as a stopped compile would."""
+    top = tmp_path / "src" / "pjproject-9"
+    (top / "pjlib/include/pj").mkdir(parents=True)
+    (top / "configure").write_text('#!/bin/sh\necho configure >> "$PJ_CALLS"\n')
+    (top / "configure").chmod(0o755)
+    (top / "Makefile").write_text(
+        'all:\n\techo make >> "$$PJ_CALLS"\ndep:\n\techo dep >> "$$PJ_CALLS"\n')
+    swig = top / "pjsip-apps/src/swig/python"
+    swig.mkdir(parents=True)
+    (swig / "Makefile").write_text(
+        'wheel:\n\techo wheel >> "$$PJ_CALLS"\n\ttest -z "$$FAIL_WHEEL"\n'
+        '\tmkdir -p dist && touch dist/pjsua2-9-cp3-none-any.whl\n')
+    tarball = tmp_path / "pjproject.tar.xz"
+    with tarfile.open(tarball, "w:xz") as tf:
+        tf.add(top, arcname=top.name)
+    return tarball
+
+
+def test_a_build_stopped_in_the_binding_goes_on_without_building_the_libraries_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("PBX_CACHE", str(tmp_path / "cache"))
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("PJ_CALLS", str(calls))
+    tarball = stand_in_source(tmp_path)
+    out_dir = tmp_path / "cache" / "wheels" / "key-1"
+    monkeypatch.setenv("FAIL_WHEEL", "1")
+    with pytest.raises(pjbuild.BuildError, match="make wheel"):
+        pjbuild.build(tarball, sys.executable, out_dir, 2)
+    assert calls.read_text().split() == ["configure", "dep", "make", "wheel"]
+    kept = tmp_path / "cache" / "build" / "key-1"
+    assert (kept / pjbuild.BUILT_STAMP).exists()
+
+    monkeypatch.delenv("FAIL_WHEEL")
+    wheel = pjbuild.build(tarball, sys.executable, out_dir, 2)
+    assert calls.read_text().split() == ["configure", "dep", "make", "wheel", "wheel"]
+    assert wheel == out_dir / "pjsua2-9-cp3-none-any.whl" and wheel.exists()
+    assert "resumed=1" in (out_dir / "timings.txt").read_text()
+    assert not kept.exists()
+
+
+def test_a_build_stopped_before_the_libraries_were_built_starts_over(tmp_path, monkeypatch):
+    monkeypatch.setenv("PBX_CACHE", str(tmp_path / "cache"))
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("PJ_CALLS", str(calls))
+    tarball = stand_in_source(tmp_path)
+    out_dir = tmp_path / "cache" / "wheels" / "key-2"
+    left = tmp_path / "cache" / "build" / "key-2" / "pjproject-9"
+    left.mkdir(parents=True)
+    (left / "half-built.o").touch()
+    wheel = pjbuild.build(tarball, sys.executable, out_dir, 2)
+    assert calls.read_text().split() == ["configure", "dep", "make", "wheel"]
+    assert wheel.exists() and "resumed=0" in (out_dir / "timings.txt").read_text()
+    assert not (tmp_path / "cache" / "build").joinpath("key-2").exists()
