@@ -8,6 +8,14 @@ is a GIL hand-over the engine thread may have to wait for: one incoming call
 emits five to ten events within a millisecond.  `Handover.put` appends to a
 list and wakes the loop only when the list was empty; the loop then delivers
 everything that piled up by the time it runs, in order.
+
+Woken at once, the loop still works beside the engine thread while that
+thread is handling the very message that emitted the events (an INVITE:
+routing, the outgoing INVITE, each pjsua2 call giving the GIL up and having
+to win it back).  `defer_for(thread)` makes puts from the engine thread wait
+for `flush()`, which the engine calls at the end of each loop turn
+(`EngineThread.on_turn_end`): the loop then delivers while the engine waits
+for the next packet.  Puts from any other thread wake the loop as before.
 """
 
 from __future__ import annotations
@@ -26,15 +34,33 @@ class Handover:
         self.deliver = deliver
         self._lock = threading.Lock()
         self._pending: list[Any] = []
+        self._woken = False       # a drain is scheduled or running and will take what is pending
+        self._deferred: threading.Thread | None = None
         self.wakeups = 0          # how many times the loop was woken (figures for `pbx bench calls`)
         self.events = 0
 
+    def defer_for(self, thread: threading.Thread | None) -> None:
+        """Puts from this thread (started or not yet) wake the loop only at `flush()`."""
+        self._deferred = thread
+
     def put(self, event: Any) -> None:
-        """Any thread: queue the event; wake the loop if nothing was waiting already."""
+        """Any thread: queue the event; wake the loop unless it is woken already or the put is deferred."""
         with self._lock:
             self._pending.append(event)
-            if len(self._pending) > 1:
+            if self._woken or (self._deferred is not None and self._deferred.ident == threading.get_ident()):
                 return
+            self._woken = True
+        self._wake()
+
+    def flush(self) -> None:
+        """Wake the loop for what deferred puts left pending (the engine thread, at the end of a turn)."""
+        with self._lock:
+            if self._woken or not self._pending:
+                return
+            self._woken = True
+        self._wake()
+
+    def _wake(self) -> None:
         if self.loop.is_closed():
             return
         try:
@@ -48,8 +74,9 @@ class Handover:
         while True:
             with self._lock:
                 batch, self._pending = self._pending, []
-            if not batch:
-                return
+                if not batch:
+                    self._woken = False
+                    return
             self.events += len(batch)
             for event in batch:
                 try:

@@ -116,6 +116,12 @@ class LiveCall:
         if stage != self.stage:
             self.stage, self.since = stage, at
 
+    def state(self) -> tuple:
+        """What the view shows but the clock: two views at the same moment differ only if this does."""
+        return (self.caller_name, self.vip, self.stage, self.since, self.dest, self.step_name, self.menu,
+                self.keys, self.queue, self.position, self.queued, frozenset(self.ringing.values()),
+                self.talking_with, self.held_by, self.transfer_to)
+
     def view(self, now: datetime) -> dict:
         since = self.since or self.started
         return {
@@ -200,9 +206,9 @@ class LiveCalls:
         handler = self.handlers.get(str(kind))
         if call is None or handler is None:
             return
-        before = call.view(at)
+        before = call.state()
         handler(call, event, at)
-        if call.view(at) != before:
+        if call.state() != before:
             self._changed(call)
 
     def _time(self, event: dict) -> datetime:
@@ -360,6 +366,11 @@ class MonitorLoop:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.control.start(), self.loop).result(5)
 
+    def attach(self, engine: Any) -> None:
+        """Hand the engine thread's events over at the end of its turns, as `pbx run` does."""
+        self.handover.defer_for(engine.thread)
+        engine.on_turn_end(self.handover.flush)
+
     def feed(self, event: dict) -> None:
         """Any thread (the engine's): the event to the loop, handed over as `pbx run` hands it."""
         if self.feeding:
@@ -408,7 +419,9 @@ class Following:
             raise ControlError(f"the appliance is not running (no control socket at {self.path}: {e.strerror})") from None
         self._sock = sock
         try:
-            sock.sendall(json.dumps({"id": 1, "cmd": "subscribe"}).encode() + b"\n")
+            # Only the monitor's own events: the engine's many others would be encoded and sent for nothing.
+            sock.sendall(json.dumps({"id": 1, "cmd": "subscribe", "args": {"kinds": [CHANGED, ENDED]}}).encode()
+                         + b"\n")
             lines = self._lines(sock)
             reply = next((m for m in lines if m is not None), None)
             if not reply or not reply.get("ok"):

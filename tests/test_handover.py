@@ -98,3 +98,53 @@ def test_after_the_loop_closed_a_late_event_is_dropped_quietly():
     hand = Handover(loop, lambda e: None)
     _stop(loop, thread)
     hand.put("late")               # the engine's last event during shutdown
+
+
+def _settled(loop: asyncio.AbstractEventLoop) -> None:
+    """Everything the loop had been asked to run before this has run."""
+    asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(5)
+
+
+def test_puts_from_the_engine_thread_wait_for_the_end_of_its_turn():
+    loop, thread = _running_loop()
+    got: list[str] = []
+    hand = Handover(loop, got.append)
+    seen_before_flush: list[list[str]] = []
+
+    def engine_turn() -> None:
+        for n in range(3):
+            hand.put(f"engine {n}")
+        _settled(loop)                 # the loop ran whatever it was asked to: nothing was delivered
+        seen_before_flush.append(list(got))
+        hand.flush()                   # the turn's end
+
+    engine = threading.Thread(target=engine_turn)
+    hand.defer_for(engine)             # before it starts, as the appliance does
+    engine.start()
+    engine.join(5)
+    _settled(loop)
+    assert seen_before_flush == [[]]
+    assert got == ["engine 0", "engine 1", "engine 2"]
+    assert hand.wakeups == 1
+
+    hand.put("edge")                   # any other thread wakes the loop at once
+    _settled(loop)
+    _stop(loop, thread)
+    assert got[-1] == "edge" and hand.wakeups == 2
+
+
+def test_a_put_from_another_thread_takes_the_engine_threads_pending_events_along_in_order():
+    loop, thread = _running_loop()
+    got: list[str] = []
+    hand = Handover(loop, got.append)
+    engine = threading.Thread(target=lambda: [hand.put("engine 1"), hand.put("engine 2")])
+    hand.defer_for(engine)
+    engine.start()
+    engine.join(5)
+    hand.put("other")
+    _settled(loop)
+    hand.flush()                       # nothing left: no wake-up
+    _settled(loop)
+    _stop(loop, thread)
+    assert got == ["engine 1", "engine 2", "other"]
+    assert hand.wakeups == 1

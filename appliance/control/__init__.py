@@ -5,7 +5,9 @@ sends one object per line, `{"id": 1, "cmd": "status", "args": {}}`, and gets
 one object back per request, `{"id": 1, "ok": true, "result": ...}` or
 `{"id": 1, "ok": false, "error": "..."}`.  The command `subscribe` turns the
 connection into a stream: after its reply, every event the appliance emits
-arrives as `{"event": {...}}`.
+arrives as `{"event": {...}}`; with `{"kinds": ["LiveCallChanged", ...]}` only
+events of those kinds (a monitor page needs its own few of the many the engine
+emits, and each event sent is encoded and written on the appliance's loop).
 
 The appliance's parts register their commands (`ControlServer.command`);
 the panel and `pbx status` are clients (`ControlClient`).  Nothing outside
@@ -42,7 +44,7 @@ class ControlServer:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._commands: dict[str, Handler] = {}
-        self._subscribers: set[asyncio.Queue] = set()
+        self._subscribers: dict[asyncio.Queue, frozenset[str] | None] = {}  # -> the kinds wanted (None: all)
         self._server: asyncio.AbstractServer | None = None
         self.command("ping", lambda args: "pong")
         self.command("commands", lambda args: sorted(self._commands))
@@ -67,9 +69,10 @@ class ControlServer:
             self.path.unlink()
 
     def publish(self, event: dict) -> None:
-        """Send an event to every subscriber (call on the server's loop)."""
-        for q in list(self._subscribers):
-            if q.qsize() < 10_000:
+        """Send an event to every subscriber that wants its kind (call on the server's loop)."""
+        kind = event.get("kind")
+        for q, kinds in list(self._subscribers.items()):
+            if (kinds is None or kind in kinds) and q.qsize() < 10_000:
                 q.put_nowait(event)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -84,15 +87,16 @@ class ControlServer:
                     return
                 reply, subscribe = await self._handle(line)
                 await self._send(writer, reply)
-                if subscribe:
-                    await self._stream(writer)
+                if subscribe is not False:
+                    await self._stream(writer, subscribe)
                     return
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
 
-    async def _handle(self, line: bytes) -> tuple[dict, bool]:
+    async def _handle(self, line: bytes) -> tuple[dict, Any]:
+        """The reply, and False, or for a subscription the kinds it wants (None: every event)."""
         try:
             req = json.loads(line)
             if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
@@ -101,7 +105,10 @@ class ControlServer:
             return {"ok": False, "error": f"bad request: {e}"}, False
         rid, cmd, args = req.get("id"), req["cmd"], req.get("args") or {}
         if cmd == "subscribe":
-            return {"id": rid, "ok": True, "result": "subscribed"}, True
+            kinds = args.get("kinds") if isinstance(args, dict) else None
+            if kinds is not None and (not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds)):
+                return {"id": rid, "ok": False, "error": "kinds is a list of event kinds"}, False
+            return {"id": rid, "ok": True, "result": "subscribed"}, None if kinds is None else frozenset(kinds)
         handler = self._commands.get(cmd)
         if handler is None:
             return {"id": rid, "ok": False, "error": f"unknown command {cmd!r}"}, False
@@ -116,9 +123,9 @@ class ControlServer:
             log.exception("control command %s failed", cmd)
             return {"id": rid, "ok": False, "error": f"{type(e).__name__}: {e}"}, False
 
-    async def _stream(self, writer: asyncio.StreamWriter) -> None:
+    async def _stream(self, writer: asyncio.StreamWriter, kinds: frozenset[str] | None) -> None:
         q: asyncio.Queue = asyncio.Queue()
-        self._subscribers.add(q)
+        self._subscribers[q] = kinds
         try:
             while True:
                 # What piled up since the last write goes out in one write: a burst of a call's
@@ -135,7 +142,7 @@ class ControlServer:
                 if end:
                     return
         finally:
-            self._subscribers.discard(q)
+            self._subscribers.pop(q, None)
 
     @staticmethod
     def _line(obj: dict) -> bytes:
@@ -197,9 +204,13 @@ class ControlClient:
         """Subscribe and yield events until the connection closes."""
         yield from self.subscribe()
 
-    def subscribe(self) -> Iterator[dict]:
-        """Subscribe at once (no event after this call is missed), then the events as they come."""
-        self.request("subscribe")
+    def subscribe(self, kinds: list[str] | None = None) -> Iterator[dict]:
+        """Subscribe at once (no event after this call is missed), then the events as they come
+        (of `kinds` only, if given)."""
+        if kinds is None:
+            self.request("subscribe")
+        else:
+            self.request("subscribe", kinds=list(kinds))
         self._sock.settimeout(None)
         return self._stream()
 

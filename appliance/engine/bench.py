@@ -251,7 +251,10 @@ class Stream:
         # ms from a stage's start (the engine's event for it) to its LiveCallChanged reaching this subscriber
         self.lags: list[float] = []
         self.arrived = threading.Condition()
-        stream = self.client.subscribe()  # subscribed when it returns: no later event is missed
+        from appliance.monitor import CHANGED, ENDED
+
+        # As a panel page subscribes (appliance.monitor.Following): to the monitor's events only.
+        stream = self.client.subscribe([CHANGED, ENDED])  # subscribed when it returns: no later event is missed
         self.thread = threading.Thread(target=self._read, args=(stream,), name="bench-monitor", daemon=True)
         self.thread.start()
 

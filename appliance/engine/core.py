@@ -283,6 +283,7 @@ class EngineThread:
         self._thread = threading.Thread(target=self._main, name="engine", daemon=True)
         self._log_writer: Any = None
         self._turn_hooks: list[Callable[[], None]] = []
+        self._turn_end_hooks: list[Callable[[], None]] = []
         self._shutdown_hooks: list[Callable[[], None]] = []
         self.transports: dict[str, int] = {}  # "local", "trunk" -> pjsua transport id
         # Which account takes an incoming request, from its text (None: pjsua's own choice);
@@ -338,6 +339,17 @@ class EngineThread:
     def on_turn(self, hook: Callable[[], None]) -> None:
         """Run hook on every loop turn (engine thread), e.g. timers of call state machines."""
         self._turn_hooks.append(hook)
+
+    def on_turn_end(self, hook: Callable[[], None]) -> None:
+        """Run hook at the end of every loop turn, after the turn's callbacks, hooks and commands, and
+        once more when the engine stops: the hand-over of the turn's events to the appliance's loop
+        (`Handover.flush`), so the loop works on them while this thread waits for the next packet."""
+        self._turn_end_hooks.append(hook)
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The engine thread (for `Handover.defer_for`)."""
+        return self._thread
 
     def on_shutdown(self, hook: Callable[[], None]) -> None:
         """Run hook on the engine thread after calls are hung up, before libDestroy
@@ -470,10 +482,18 @@ class EngineThread:
                 registry.release_done()
             collect_garbage()
             self.turns.add(time.perf_counter() - t0, time.thread_time() - cpu0)
+            self._run_turn_end_hooks()
             now = time.monotonic()
             if now - last_beat >= 1.0:
                 last_beat = now
                 self.on_heartbeat()
+
+    def _run_turn_end_hooks(self) -> None:
+        for hook in self._turn_end_hooks:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - a hook must not stop the engine
+                log.exception("engine turn-end hook failed")
 
     def _shutdown(self) -> None:
         ep = self.ep
@@ -492,6 +512,8 @@ class EngineThread:
             except Exception:  # noqa: BLE001
                 log.exception("engine shutdown hook failed")
         self._shutdown_hooks.clear()
+        self._run_turn_end_hooks()  # what the hang-ups and the shutdown hooks emitted
+        self._turn_end_hooks.clear()
         self.registry.clear()
         self._turn_hooks.clear()
         # Fail whatever is still queued rather than leave callers waiting.

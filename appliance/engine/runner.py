@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         edge = (host, int(port))
     b2bua = B2BUA(engine, args.data, router_factory=load(args.router) if args.router else None, edge=edge,
                   allow_unknown=args.allow_unknown, emit=emit, link_key=args.link_key)
+    if watch is not None:
+        watch.attach(engine)
     engine.start()
     engine.call(b2bua.start)
 
