@@ -157,8 +157,8 @@ def exchange_tones(a: "Proc", a_call: int, b: "Proc", b_call: int, folder: Path,
     time.sleep(seconds)
     a.send(cmd="stoprecord")
     b.send(cmd="stoprecord")
-    time.sleep(0.3)  # the recorder writes the file's header when it is let go
-    return a_wav, b_wav
+    # The recorder writes the file's header when pjsua lets it go, a moment after the command.
+    return finished_recording(a_wav), finished_recording(b_wav)
 
 
 def goertzel(path: str | Path, freq: float, skip: float = 0.3) -> float:
