@@ -37,6 +37,12 @@ log = logging.getLogger("appliance.engine")
 pjlog = logging.getLogger("appliance.engine.pjsua")
 
 POLL_MS = 5
+# How long a thread that wants the GIL waits before the holder is made to give it up (CPython's
+# default is 5 ms).  The engine thread gives the GIL up around every pjsua2 call and must win it
+# back; while the appliance's loop works on a batch of events, each such wait lasted up to 5 ms.
+# At 0.5 ms the live monitor's p99 cost to the post-dial delay went from +2.4 ms to +0.6 ms
+# (docs/monitor.md, `pbx bench calls --monitor`).
+GIL_SWITCH_S = 0.0005
 CODEC_PRIORITIES = {"PCMU/8000": 254, "PCMA/8000": 253, "G722/16000": 252}
 
 
@@ -299,6 +305,8 @@ class EngineThread:
             raise RuntimeError("another engine is running in this process; pjsua2 allows one")
         # Cycles are collected on the engine thread only (collect_garbage).
         self._gc_was_enabled = gc.isenabled()
+        self._switch_was = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
         gc.disable()
         # What exists before the library (modules, the appliance's parts, the
         # configuration read at start) is frozen: later collections leave it
@@ -394,6 +402,7 @@ class EngineThread:
         gc.unfreeze()
         if self._gc_was_enabled:
             gc.enable()
+        sys.setswitchinterval(self._switch_was)
         _ONE_PER_PROCESS.release()
 
     def _create(self) -> None:
