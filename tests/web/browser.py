@@ -102,3 +102,16 @@ def log_in(browser, base: str, password: str, fresh: bool = True) -> None:
 
 def text_of(browser, element_id: str) -> str:
     return browser.find_element(By.ID, element_id).text
+
+
+def live_text(browser, element_id: str) -> str | None:
+    """The element's text read inside the page in one step: a part the page's script replaces
+    whole on each update (the wallboard's tiles) would go stale between finding it and reading it."""
+    return browser.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.innerText.trim() : null;", element_id)
+
+
+def live_class(browser, element_id: str) -> str:
+    """The element's class attribute, read in one step like live_text."""
+    return browser.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.className : '';", element_id)

@@ -361,9 +361,9 @@ def test_the_wallboard_in_chromium_in_both_languages_and_by_the_kiosk_link(brows
             browser.get(base + "/lang/uk?next=/wallboard/")     # the browser itself asks for English
             assert browser.title.startswith("Табло")
             WebDriverWait(browser, 10).until(lambda d: not d.find_element(By.ID, "stream-down").is_displayed())
-            assert b.text_of(browser, "waiting-value") == "2"
-            assert "level-red" in browser.find_element(By.ID, "tile-longest-wait").get_attribute("class")
-            assert "level-amber" in browser.find_element(By.ID, "tile-waiting").get_attribute("class")
+            assert b.live_text(browser, "waiting-value") == "2"
+            assert "level-red" in b.live_class(browser, "tile-longest-wait")
+            assert "level-amber" in b.live_class(browser, "tile-waiting")
             b.shot(browser, "wallboard-uk")
 
             browser.get(base + "/lang/en?next=/wallboard/")
@@ -378,7 +378,7 @@ def test_the_wallboard_in_chromium_in_both_languages_and_by_the_kiosk_link(brows
             WebDriverWait(browser, 10).until(lambda d: not d.find_element(By.ID, "stream-down").is_displayed())
             assert browser.find_elements(By.ID, "wallboard-settings") == []
             appliance.feed([{"kind": "CallEnded", "at": at(30), "call_id": CALL, "outcome": "answered"}])
-            WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "waiting-value").text == "1")
+            WebDriverWait(browser, 10).until(lambda d: b.live_text(d, "waiting-value") == "1")
             b.shot(browser, "wallboard-kiosk-uk")
         finally:
             browser.set_window_size(1200, 900)
