@@ -112,11 +112,17 @@ def stand_in_source(tmp_path):
     return tarball
 
 
-def test_a_build_stopped_in_the_binding_goes_on_without_building_the_libraries_again(tmp_path, monkeypatch):
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    """(the stand-in tarball, the file its steps note themselves in); the cache under tmp_path."""
     monkeypatch.setenv("PBX_CACHE", str(tmp_path / "cache"))
     calls = tmp_path / "calls"
     monkeypatch.setenv("PJ_CALLS", str(calls))
-    tarball = stand_in_source(tmp_path)
+    return stand_in_source(tmp_path), calls
+
+
+def test_a_build_stopped_in_the_binding_goes_on_without_building_the_libraries_again(tmp_path, monkeypatch, stand_in):
+    tarball, calls = stand_in
     out_dir = tmp_path / "cache" / "wheels" / "key-1"
     monkeypatch.setenv("FAIL_WHEEL", "1")
     with pytest.raises(pjbuild.BuildError, match="make wheel"):
@@ -133,11 +139,8 @@ def test_a_build_stopped_in_the_binding_goes_on_without_building_the_libraries_a
     assert not kept.exists()
 
 
-def test_a_build_stopped_before_the_libraries_were_built_starts_over(tmp_path, monkeypatch):
-    monkeypatch.setenv("PBX_CACHE", str(tmp_path / "cache"))
-    calls = tmp_path / "calls"
-    monkeypatch.setenv("PJ_CALLS", str(calls))
-    tarball = stand_in_source(tmp_path)
+def test_a_build_stopped_before_the_libraries_were_built_starts_over(tmp_path, stand_in):
+    tarball, calls = stand_in
     out_dir = tmp_path / "cache" / "wheels" / "key-2"
     left = tmp_path / "cache" / "build" / "key-2" / "pjproject-9"
     left.mkdir(parents=True)
