@@ -39,9 +39,9 @@ pjlog = logging.getLogger("appliance.engine.pjsua")
 POLL_MS = 5
 # How long a thread that wants the GIL waits before the holder is made to give it up (CPython's
 # default is 5 ms).  The engine thread gives the GIL up around every pjsua2 call and must win it
-# back; while the appliance's loop works on a batch of events, each such wait lasted up to 5 ms.
-# At 0.5 ms the live monitor's p99 cost to the post-dial delay went from +2.4 ms to +0.6 ms
-# (docs/monitor.md, `pbx bench calls --monitor`).
+# back; while the appliance's loop (the edge, the monitor) works, each such wait could last up to
+# 5 ms, and at 0.5 ms it lasts at most about that.  What it buys is not settled: with the live
+# monitor fed, one run's p99 growth fell from +2.4 to +0.6 ms, a later run's did not (docs/monitor.md).
 GIL_SWITCH_S = 0.0005
 CODEC_PRIORITIES = {"PCMU/8000": 254, "PCMA/8000": 253, "G722/16000": 252}
 
