@@ -39,17 +39,22 @@ class SlowPhone:
         self.engine: tuple[str, int] | None = None
         self.seen: list[Request | Response] = []
 
-    def expect(self, method: str, timeout: float = 10.0) -> Request:
-        """The next request with this method; the engine's INVITE retransmissions are passed over."""
-        deadline = time.monotonic() + timeout
+    def _messages(self, seconds: float):
+        """Each message the engine sends within `seconds`, parsed and kept in `seen`."""
+        deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             self.sock.settimeout(left)
             try:
                 data, self.engine = self.sock.recvfrom(70000)
             except TimeoutError:
-                break
+                return
             msg = parse(data)
             self.seen.append(msg)
+            yield msg
+
+    def expect(self, method: str, timeout: float = 10.0) -> Request:
+        """The next request with this method; the engine's INVITE retransmissions are passed over."""
+        for msg in self._messages(timeout):
             if isinstance(msg, Request) and msg.method == method:
                 if method != "INVITE" or not any(
                         isinstance(m, Request) and m.method == "INVITE" for m in self.seen[:-1]):
@@ -59,14 +64,8 @@ class SlowPhone:
 
     def listen(self, seconds: float) -> None:
         """Take in whatever the engine sends for `seconds`."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
-            try:
-                data, self.engine = self.sock.recvfrom(70000)
-            except TimeoutError:
-                return
-            self.seen.append(parse(data))
+        for _ in self._messages(seconds):
+            pass
 
     def answer(self, request: Request, status: int, headers: tuple[tuple[str, str], ...] = (),
                body: bytes = b"") -> None:
