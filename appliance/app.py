@@ -139,7 +139,7 @@ class Appliance:
             on_heartbeat=lambda: notify("WATCHDOG=1"),
         )
         # The engine's events reach the loop at the end of the engine's turn (appliance.handover).
-        self.handover.defer_for(self.engine.thread)
+        self.handover.defer_for(self.engine.thread, self.engine.idle)
         self.engine.on_turn_end(self.handover.flush)
         await self.loop.run_in_executor(None, self.engine.start)
         from appliance.engine.attach import attach  # the B2BUA: trunks, routing, call records

@@ -368,7 +368,7 @@ class MonitorLoop:
 
     def attach(self, engine: Any) -> None:
         """Hand the engine thread's events over at the end of its turns, as `pbx run` does."""
-        self.handover.defer_for(engine.thread)
+        self.handover.defer_for(engine.thread, engine.idle)
         engine.on_turn_end(self.handover.flush)
 
     def feed(self, event: dict) -> None:

@@ -55,3 +55,21 @@ def test_kinds_that_are_not_a_list_of_names_are_refused_with_the_reason(server):
         with pytest.raises(ControlError, match="kinds is a list of event kinds"):
             client.request("subscribe", kinds=[1, 2])
         assert client.request("ping") == "pong"   # the connection is still a command connection
+
+
+def test_a_subscriber_that_stops_reading_is_cut_off_and_the_others_get_every_event(server):
+    srv, loop = server
+    srv.MAX_UNREAD = 256 << 10         # instead of 4 MiB
+    stuck, reading = ControlClient(srv.path), ControlClient(srv.path)
+    stuck.subscribe()                  # and never reads
+    events = reading.subscribe()
+    big = "x" * 1000
+    for start in range(0, 4000, 20):   # one write a pass of the loop, as bursts come; read before the next
+        publish(loop, srv, [{"kind": "CallStarted", "n": n, "pad": big} for n in range(start, start + 20)])
+        assert [next(events)["n"] for _ in range(20)] == list(range(start, start + 20))
+    assert len(srv._subscribers) == 1  # the stuck one is gone, and its unread bytes with it
+    stuck._sock.settimeout(5)
+    lines = stuck._file.readlines()    # what reached its socket before the cut, then the end
+    assert 0 < len(lines) < 4000
+    stuck.close()
+    reading.close()

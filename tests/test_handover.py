@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 from appliance.handover import Handover
 
@@ -148,3 +149,39 @@ def test_a_put_from_another_thread_takes_the_engine_threads_pending_events_along
     _stop(loop, thread)
     assert got == ["engine 1", "engine 2", "other"]
     assert hand.wakeups == 1
+
+
+def test_a_busy_engine_keeps_its_events_until_it_is_idle_or_they_waited_long_enough():
+    loop, thread = _running_loop()
+    got: list[str] = []
+    hand = Handover(loop, got.append)
+    idle = [False]
+    seen: dict[str, list[str]] = {}
+
+    def engine_turns() -> None:
+        hand.put("invite")
+        hand.flush()                   # the turn handled a message: the 180 may come any moment
+        _settled(loop)
+        seen["busy"] = list(got)
+        idle[0] = True
+        hand.flush()                   # a turn that waited for nothing
+        _settled(loop)
+        seen["idle"] = list(got)
+        idle[0] = False
+        hand.put("180")
+        time.sleep(0.25)               # longer than `within`: the loop must not fall behind
+        hand.flush()
+        _settled(loop)
+        seen["waited"] = list(got)
+        hand.put("200")
+        hand.flush(force=True)         # the engine asks the loop for something: what came first goes first
+        _settled(loop)
+        seen["forced"] = list(got)
+
+    engine = threading.Thread(target=engine_turns)
+    hand.defer_for(engine, lambda: idle[0], within=0.2)
+    engine.start()
+    engine.join(5)
+    _stop(loop, thread)
+    assert seen == {"busy": [], "idle": ["invite"], "waited": ["invite", "180"], "forced": ["invite", "180", "200"]}
+    assert hand.wakeups == 3

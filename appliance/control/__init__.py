@@ -40,12 +40,29 @@ def socket_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / SOCKET_NAME
 
 
+class _Subscriber:
+    """One subscribed connection: the kinds it wants (None: all) and the lines not yet written."""
+
+    __slots__ = ("writer", "kinds", "pending")
+
+    def __init__(self, writer: asyncio.StreamWriter, kinds: frozenset[str] | None):
+        self.writer = writer
+        self.kinds = kinds
+        self.pending: list[bytes] = []
+
+
 class ControlServer:
+    # Bytes a subscriber may leave unread before it is cut off: it then knows it missed events
+    # (its stream ends) and subscribes again, instead of some being dropped without a word.
+    MAX_UNREAD = 4 << 20
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._commands: dict[str, Handler] = {}
-        self._subscribers: dict[asyncio.Queue, frozenset[str] | None] = {}  # -> the kinds wanted (None: all)
+        self._subscribers: dict[asyncio.StreamWriter, _Subscriber] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flush_due = False
         self.command("ping", lambda args: "pong")
         self.command("commands", lambda args: sorted(self._commands))
 
@@ -55,25 +72,53 @@ class ControlServer:
     async def start(self) -> None:
         if self.path.exists() or self.path.is_symlink():
             self.path.unlink()
+        self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=MAX_LINE)
         os.chmod(self.path, 0o660)
 
     async def stop(self) -> None:
         if self._server:
             self._server.close()
-            for q in list(self._subscribers):
-                q.put_nowait(None)
+            self._flush()
+            for writer in list(self._subscribers):
+                writer.close()
+            self._subscribers.clear()
             await self._server.wait_closed()
             self._server = None
         if self.path.exists():
             self.path.unlink()
 
     def publish(self, event: dict) -> None:
-        """Send an event to every subscriber that wants its kind (call on the server's loop)."""
+        """Send an event to every subscriber that wants its kind (call on the server's loop).
+
+        The event is encoded once, whoever wants it, and what is published
+        during one pass of the loop (a burst of a call's events) goes to each
+        subscriber in one write, at the end of the pass."""
         kind = event.get("kind")
-        for q, kinds in list(self._subscribers.items()):
-            if (kinds is None or kind in kinds) and q.qsize() < 10_000:
-                q.put_nowait(event)
+        line = None
+        for sub in self._subscribers.values():
+            if sub.kinds is None or kind in sub.kinds:
+                if line is None:
+                    line = self._line({"event": event})
+                sub.pending.append(line)
+        if line is not None and not self._flush_due and self._loop is not None:
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        for writer, sub in list(self._subscribers.items()):
+            if not sub.pending:
+                continue
+            data, sub.pending = b"".join(sub.pending), []
+            if writer.is_closing():
+                self._subscribers.pop(writer, None)
+                continue
+            writer.write(data)
+            if writer.transport.get_write_buffer_size() > self.MAX_UNREAD:
+                log.warning("a control subscriber left %d bytes unread: cut off", self.MAX_UNREAD)
+                self._subscribers.pop(writer, None)
+                writer.transport.abort()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -86,14 +131,26 @@ class ControlServer:
                 if not line:
                     return
                 reply, subscribe = await self._handle(line)
-                await self._send(writer, reply)
                 if subscribe is not False:
-                    await self._stream(writer, subscribe)
+                    await self._stream(reader, writer, reply, subscribe)
                     return
+                await self._send(writer, reply)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
+
+    async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reply: dict,
+                      kinds: frozenset[str] | None) -> None:
+        """The subscription's reply, then its events (written by `publish`) until either side closes."""
+        # Registered and answered in one step: every event published after the reply follows it.
+        self._subscribers[writer] = _Subscriber(writer, kinds)
+        writer.write(self._line(reply))
+        try:
+            while await reader.read(4096):
+                pass  # a subscriber has nothing more to say; its end closes the stream
+        finally:
+            self._subscribers.pop(writer, None)
 
     async def _handle(self, line: bytes) -> tuple[dict, Any]:
         """The reply, and False, or for a subscription the kinds it wants (None: every event)."""
@@ -122,27 +179,6 @@ class ControlServer:
         except Exception as e:  # noqa: BLE001 - the I/O edge answers and logs
             log.exception("control command %s failed", cmd)
             return {"id": rid, "ok": False, "error": f"{type(e).__name__}: {e}"}, False
-
-    async def _stream(self, writer: asyncio.StreamWriter, kinds: frozenset[str] | None) -> None:
-        q: asyncio.Queue = asyncio.Queue()
-        self._subscribers[q] = kinds
-        try:
-            while True:
-                # What piled up since the last write goes out in one write: a burst of a call's
-                # events costs the loop one turn and one system call, not one of each an event.
-                batch = [await q.get()]
-                while len(batch) < 256 and not q.empty():
-                    batch.append(q.get_nowait())
-                end = None in batch
-                if end:
-                    batch = batch[:batch.index(None)]
-                if batch:
-                    writer.write(b"".join(self._line({"event": event}) for event in batch))
-                    await writer.drain()
-                if end:
-                    return
-        finally:
-            self._subscribers.pop(q, None)
 
     @staticmethod
     def _line(obj: dict) -> bytes:

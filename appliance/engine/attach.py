@@ -108,7 +108,7 @@ def _on_loop(app: Any, fn: Callable[[], Any]) -> Future:
             fut.set_result(fn())
         except Exception as e:  # noqa: BLE001 - handed to the engine, which tells the caller
             fut.set_exception(e)
-    app.handover.flush()  # the events the engine emitted before this reach the loop before it runs
+    app.handover.flush(force=True)  # the events the engine emitted before this reach the loop before it runs
     app.loop.call_soon_threadsafe(run)
     return fut
 

@@ -198,12 +198,16 @@ def _pool_engine(out: dict, st: dict) -> None:
         out["turn"], out["turn_cpu"] = st["longest_turn_ms"], st["longest_turn_cpu_ms"]
     out["turn99"] = max(out["turn99"], st["turn_p99_ms"])  # the worst part's
     out["slow"] += st["slow_turns"]
+    for g in range(3):
+        out["gc_counts"][g] += st.get("gc_counts", [0, 0, 0])[g]
+        out["gc_ms"][g] += st.get("gc_ms", [0.0, 0.0, 0.0])[g]
+    out["gc_longest"] = max(out["gc_longest"], st.get("gc_longest_ms", 0.0))
 
 
 def _pool() -> dict[str, Any]:
     return {"delays_ms": [], "direct_ms": [], "inside_ms": [], "errors": [], "not_ended": 0, "cpus": [],
             "cpus_system": [], "rss": 0.0, "still_up": None, "turn": 0.0, "turn_cpu": 0.0, "turn99": 0.0, "slow": 0,
-            "media": {}}
+            "media": {}, "gc_counts": [0, 0, 0], "gc_ms": [0.0, 0.0, 0.0], "gc_longest": 0.0}
 
 
 def _pool_round(out: dict, r: dict) -> None:
@@ -385,6 +389,7 @@ def _row(n: int, r: dict) -> dict:
         **r["media"],
         "turn_p99_ms": r["turn99"], "turn_max_ms": r["turn"], "turn_max_cpu_ms": r["turn_cpu"],
         "slow_turns": r["slow"],
+        "gc_counts": r["gc_counts"], "gc_ms": [round(ms, 1) for ms in r["gc_ms"]], "gc_longest_ms": r["gc_longest"],
         "samples": {"pdd": len(d), "direct": len(base), "inside": len(inside)},
         "errors": r["errors"], "not_ended": r["not_ended"], "live_after": r["live"], "leaked": r["leaked"],
     }
@@ -423,6 +428,9 @@ def _echo_row(echo: Callable[[str], None], row: dict) -> None:
     echo(f"       inside the engine (INVITE handled to 180 sent): p50 {row['inside_p50_ms']:.2f} ms,"
          f" p99 {row['inside_p99_ms']:.2f} ms; cpu in the kernel {row['cpu_system_percent']:.1f} %;"
          f" longest turn {row['turn_max_ms']:.1f} ms, {row['turn_max_cpu_ms']:.1f} ms of it on a core")
+    counts, ms = row["gc_counts"], row["gc_ms"]
+    echo(f"       collections on the engine thread (young, middle, full): {counts[0]}, {counts[1]}, {counts[2]};"
+         f" {ms[0]:.1f}, {ms[1]:.1f}, {ms[2]:.1f} ms in all; the longest {row['gc_longest_ms']:.2f} ms")
     for way in DIRECTIONS:
         w = row[way]
         echo(f"       {way.replace('_to_', ' to ')}: {w['streams']} streams, {w['sent']} packets sent;"

@@ -248,7 +248,35 @@ def collect_garbage() -> None:
     c0, c1, c2 = gc.get_count()
     t0, t1, t2 = gc.get_threshold()
     if t0 and c0 > t0:
-        gc.collect(2 if c2 > t2 else 1 if c1 > t1 else 0)
+        generation = 2 if c2 > t2 else 1 if c1 > t1 else 0
+        start = time.perf_counter()
+        gc.collect(generation)
+        COLLECTIONS.add(generation, time.perf_counter() - start)
+
+
+class CollectionStats:
+    """How many collections `collect_garbage` ran, of each generation, and how long they took
+    (`pbx bench calls` prints them: a full collection is a turn's longest piece of work)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def add(self, generation: int, seconds: float) -> None:
+        self.counts[generation] += 1
+        self.seconds[generation] += seconds
+        self.longest = max(self.longest, seconds)
+
+    def figures(self) -> dict:
+        return {"gc_counts": list(self.counts), "gc_ms": [round(s * 1000, 2) for s in self.seconds],
+                "gc_longest_ms": round(self.longest * 1000, 2)}
+
+    def reset(self) -> None:
+        self.counts = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self.longest = 0.0
+
+
+COLLECTIONS = CollectionStats()
 
 def _endpoint_class(pj: Any, engine: "EngineThread") -> type:
     """pjsua2's Endpoint with onSelectAccount asking `engine.account_chooser`."""
@@ -297,6 +325,9 @@ class EngineThread:
         self.account_chooser: Callable[[str], int | None] | None = None
         self.loop_turns = 0
         self.turns = TurnStats()
+        # The last turn's poll found nothing to do (no SIP message, no timer) within POLL_MS, or the
+        # engine is stopping: the moment for work that must keep out of the calls' way (`idle`).
+        self._idle = False
 
     # -- other threads --------------------------------------------------------
 
@@ -358,6 +389,11 @@ class EngineThread:
     def thread(self) -> threading.Thread:
         """The engine thread (for `Handover.defer_for`)."""
         return self._thread
+
+    def idle(self) -> bool:
+        """Engine thread, in a turn-end hook: did this turn's poll wait POLL_MS for nothing (or is the
+        engine stopping)?  Then no call's message is being handled, and none came for a while."""
+        return self._idle
 
     def on_shutdown(self, hook: Callable[[], None]) -> None:
         """Run hook on the engine thread after calls are hung up, before libDestroy
@@ -461,7 +497,7 @@ class EngineThread:
         last_beat = 0.0
         while True:
             t0, cpu0 = time.perf_counter(), time.thread_time()
-            ep.libHandleEvents(POLL_MS)
+            self._idle = ep.libHandleEvents(POLL_MS) <= 0
             self.loop_turns += 1
             # Objects pjsua finished with are let go after each piece of work,
             # before the next one can give their call ids to new calls.
@@ -521,6 +557,7 @@ class EngineThread:
             except Exception:  # noqa: BLE001
                 log.exception("engine shutdown hook failed")
         self._shutdown_hooks.clear()
+        self._idle = True
         self._run_turn_end_hooks()  # what the hang-ups and the shutdown hooks emitted
         self._turn_end_hooks.clear()
         self.registry.clear()

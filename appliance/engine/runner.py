@@ -42,7 +42,7 @@ import threading
 from typing import Any
 
 from .b2bua import B2BUA
-from .core import EngineConfig, EngineThread
+from .core import COLLECTIONS, EngineConfig, EngineThread
 
 _out = threading.Lock()
 
@@ -131,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                 "timers": len(b2bua.timers), "post_dial_ms": list(b2bua.stats["post_dial_ms"]),
                 "turns": engine.turns.n, "turn_p99_ms": round(engine.turns.percentile(99) * 1000, 2),
                 "longest_turn_ms": round(engine.turns.longest * 1000, 2),
-                "longest_turn_cpu_ms": round(engine.turns.longest_cpu * 1000, 2), "slow_turns": engine.turns.slow}
+                "longest_turn_cpu_ms": round(engine.turns.longest_cpu * 1000, 2), "slow_turns": engine.turns.slow,
+                **COLLECTIONS.figures()}
         b2bua.stats["post_dial_ms"] = []
         engine.turns.reset()
+        COLLECTIONS.reset()
         return out
 
     say({"kind": "ready", "pid": os.getpid(), "pjsua2": engine.call(lambda: engine.ep.libVersion().full),

@@ -30,6 +30,9 @@ def test_a_small_bench_measures_every_call_its_rtp_and_the_loop_as_json():
     assert 0 < row["direct_p50_ms"] <= row["direct_p99_ms"] and 0 < row["pdd_p50_ms"] <= row["pdd_p99_ms"]
     assert (row["live_after"], row["leaked"]) == (0, 0)
     assert 0 <= row["turn_p99_ms"] <= row["turn_max_ms"] and 0 <= row["turn_max_cpu_ms"]
+    # The engine thread's collections, by generation: the longest is one of them.
+    assert len(row["gc_counts"]) == len(row["gc_ms"]) == 3
+    assert 0 <= row["gc_longest_ms"] <= sum(row["gc_ms"]) + 0.1
     assert row["cpu_percent"] > 0 and row["rss_mb"] > 0
     for way in ("caller_to_phone", "phone_to_caller"):
         w = row[way]
@@ -52,13 +55,14 @@ def test_the_table_shows_a_row_per_size_with_its_loss_jitter_and_turns():
            "added_p50_ms": 4.0, "added_p99_ms": 5.0, "inside_p50_ms": 3.0, "inside_p99_ms": 4.0,
            "caller_to_phone": way, "phone_to_caller": {**way, "lost_in": 1, "lost": 2, "jitter_max_ms": 3.0},
            "turn_p99_ms": 6.1, "turn_max_ms": 9.5, "turn_max_cpu_ms": 2.5, "errors": [], "not_ended": 0,
-           "live_after": 0, "leaked": 0}
+           "live_after": 0, "leaked": 0, "gc_counts": [12, 1, 0], "gc_ms": [6.5, 1.2, 0.0], "gc_longest_ms": 1.2}
     lines: list[str] = []
     bench._echo_row(lines.append, row)
     cells = lines[0].split()
     assert len(cells) == 15, lines[0]
     assert cells[:2] == ["4", "4"] and cells[-5:] == ["3", "0.50", "3.00", "6.1", "9.5"]
-    assert "caller to phone: 8 streams" in lines[2] and "into the engine 1000, 1 lost" in lines[3]
+    assert lines[2].endswith("(young, middle, full): 12, 1, 0; 6.5, 1.2, 0.0 ms in all; the longest 1.20 ms")
+    assert "caller to phone: 8 streams" in lines[3] and "into the engine 1000, 1 lost" in lines[4]
 
 
 def test_rounds_pool_their_streams_counts_added_maxima_kept_jitter_weighted_by_packets():
