@@ -138,7 +138,8 @@ class Appliance:
             on_event=self.handover.put,
             on_heartbeat=lambda: notify("WATCHDOG=1"),
         )
-        # The engine's events reach the loop at the end of the engine's turn (appliance.handover).
+        # The engine's events reach the loop at the end of a quiet turn of the engine, or after 50 ms
+        # (appliance.handover): the loop's work keeps out of the gap between two messages of a call.
         self.handover.defer_for(self.engine.thread, self.engine.idle)
         self.engine.on_turn_end(self.handover.flush)
         await self.loop.run_in_executor(None, self.engine.start)

@@ -367,7 +367,7 @@ class MonitorLoop:
         asyncio.run_coroutine_threadsafe(self.control.start(), self.loop).result(5)
 
     def attach(self, engine: Any) -> None:
-        """Hand the engine thread's events over at the end of its turns, as `pbx run` does."""
+        """Hand the engine thread's events over at the end of its quiet turns, as `pbx run` does."""
         self.handover.defer_for(engine.thread, engine.idle)
         engine.on_turn_end(self.handover.flush)
 

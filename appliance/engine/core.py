@@ -382,7 +382,8 @@ class EngineThread:
     def on_turn_end(self, hook: Callable[[], None]) -> None:
         """Run hook at the end of every loop turn, after the turn's callbacks, hooks and commands, and
         once more when the engine stops: the hand-over of the turn's events to the appliance's loop
-        (`Handover.flush`), so the loop works on them while this thread waits for the next packet."""
+        (`Handover.flush`, which hands them over after a quiet turn, `idle()`), so the loop works on
+        them while this thread has nothing to do."""
         self._turn_end_hooks.append(hook)
 
     @property
