@@ -21,6 +21,8 @@ engine event is printed on stdout as one JSON object; commands come on stdin:
     {"cmd": "place", "call_id": "...", "position": 1}
     {"cmd": "vip", "call_id": "..."}                a queued caller moved (moves.py): {"kind": "moved", "cmd",
                                                     "answer"} or {"kind": "refused", "cmd", "error"}
+    {"cmd": "take", "call_id": "...", "ext": "102"} ring ext for a waiting or ringing call (take.py), answered
+                                                    as a move is
     {"cmd": "monitor", "on": true}                  with --monitor: feed the live monitor (or stop feeding it)
 
 With --monitor the live monitor (appliance.monitor.LiveCalls) and a control
@@ -179,11 +181,11 @@ def main(argv: list[str] | None = None) -> int:
                 except SuperviseRefused as e:
                     say({"kind": "refused", "cmd": name, "error": str(e)})
                 continue
-            elif name in ("move", "place", "vip"):
-                from . import moves
-                args_of = {"move": ("to", "by"), "place": ("position", "by"), "vip": ("by",)}[name]
+            elif name in ("move", "place", "vip", "take"):
+                from . import moves, take
+                args_of = {"move": ("to", "by"), "place": ("position", "by"), "vip": ("by",), "take": ("ext",)}[name]
                 try:
-                    answer = engine.call(getattr(moves, name), b2bua, cmd["call_id"],
+                    answer = engine.call(getattr(take if name == "take" else moves, name), b2bua, cmd["call_id"],
                                          *(cmd[k] for k in args_of if k in cmd))
                     say({"kind": "moved", "cmd": name, "answer": answer})
                 except ValueError as e:

@@ -174,3 +174,21 @@ def test_a_caller_moved_to_another_agent_keeps_their_place_while_it_rings(line, 
 
     world.provider.send(cmd="hangup", id=pid)
     world.engine.expect(kind="CallEnded", call_id=cid)
+
+
+def test_a_queued_caller_taken_to_another_phone_talks_with_it_both_ways(line, tmp_path):
+    world = line
+    pid, cid = join(world, SECOND)
+    rings_for(world, "103", SECOND)
+
+    assert "no extension 999" in ask(world, "take", call_id=cid, ext="999")["error"]
+    assert ask(world, "take", call_id=cid, ext="102") == {"call_id": cid, "ext": "102"}
+    inc = rings_for(world, "102", SECOND)                             # alongside 103
+    world.phones["102"].send(cmd="answer", id=inc["id"])
+    assert world.engine.expect(kind="CallAnswered", call_id=cid)["by"] == "102"
+    world.phones["103"].expect(ev="state", state="disconnected")     # the queue's ringing stops
+    talk(world, pid, "102", inc, tmp_path)
+    assert "answered" in ask(world, "take", call_id=cid, ext="103")["error"]
+
+    world.provider.send(cmd="hangup", id=pid)
+    assert world.engine.expect(kind="CallEnded", call_id=cid)["answered_by"] == "102"
