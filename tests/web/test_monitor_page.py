@@ -347,7 +347,9 @@ def test_the_page_follows_a_real_call_without_a_reload_and_takes_it_to_another_p
         wait = WebDriverWait(browser, 10)
         ringing = "#live-calls tr.stage-ringing"
         wait.until(lambda d: "101 Desk 101" in row_text(d, ringing))
-        assert "Hardware store" in row_text(browser, ringing)
+        waiting = row_text(browser, ringing)
+        assert "Hardware store" in waiting
+        assert "Support" in waiting and "position 1" in waiting, waiting   # still its place in the queue
         assert browser.execute_script("return window.notReloaded === true;")
         b.shot(browser, "monitor-ringing")
 
