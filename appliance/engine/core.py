@@ -278,6 +278,7 @@ class CollectionStats:
 
 COLLECTIONS = CollectionStats()
 
+
 def _endpoint_class(pj: Any, engine: "EngineThread") -> type:
     """pjsua2's Endpoint with onSelectAccount asking `engine.account_chooser`."""
 
