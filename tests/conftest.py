@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import socket
+from typing import Iterator
 
 import pytest
 
@@ -13,12 +16,30 @@ def pytest_addoption(parser):
     parser.addoption("--fuzz-seed", type=int, default=3261, help="seed of the SIP fuzz test's messages")
 
 
+# Ports the tests hand out: below the kernel's ephemeral range (32768 up), where nobody's bind(0)
+# lands, and apart from the fixed RTP ranges (the engine's 10000-13999, the bench peers' 20000 and
+# 30000 up, the test agents' 22000-29999).  Each xdist worker has its own part and takes its ports in
+# turn, so a port one worker picked and has not bound yet is never another's pick.
+PORTS = range(15000, 20000)
+
+
+def _worker_ports() -> Iterator[int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    share = len(PORTS) // max(workers, 1)
+    mine = PORTS[index * share:(index + 1) * share]
+    return itertools.cycle(mine)
+
+
+_ports = _worker_ports()
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port free for both UDP and TCP on loopback."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+    """A port free for both UDP and TCP on loopback (whichever `kind` the caller needs), this worker's next
+    (see PORTS)."""
+    for _ in range(len(PORTS)):
+        port = next(_ports)
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
                 t.bind(("127.0.0.1", port))

@@ -173,7 +173,9 @@ class Agent:
         self.acc = Acc(self)
         ac = pj.AccountConfig()
         ac.idUri = f"sip:{name}@127.0.0.1:{port}"
-        ac.mediaConfig.transportConfig.port = 40000 + (port % 50) * 200  # apart from the engine's 10000+
+        # RTP apart from the engine's 10000-13999 and the tests' SIP ports (tests/conftest.py, PORTS),
+        # and below the ephemeral range, where another worker's bind(0) could take it first.
+        ac.mediaConfig.transportConfig.port = 22000 + (port % 40) * 200
         if register:
             ac.idUri = f"sip:{name}@{register}"
             ac.regConfig.registrarUri = f"sip:{register}"
