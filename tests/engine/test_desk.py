@@ -116,7 +116,8 @@ def test_hold_plays_music_to_the_other_side(world, tmp_path):
     world.phones["103"].send(cmd="record", id=inc["id"], path=str(back))
     time.sleep(1.2)
     world.phones["103"].send(cmd="stoprecord")
-    time.sleep(0.3)
+    harness.finished_recording(held)
+    harness.finished_recording(back)
     music = sum(harness.goertzel(held, f, skip=0.2) for f in (523.25, 659.25, 783.99, 1046.5))
     assert music > 0.1, "no music on hold"  # six notes in turn: each holds a share
     assert harness.goertzel(held, 1400, skip=0.2) < 0.05, "the held phone is still heard"

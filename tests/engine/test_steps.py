@@ -138,8 +138,7 @@ def test_a_mobile_hears_whose_line_it_is_presses_1_and_talks_both_ways(world, tm
     # The whisper was spoken (a prompt of its own, "Call for sales..."), and heard.
     spoken = list((world.data / "prompts" / "said").glob("whisper-*.wav"))
     assert spoken, "no whisper was spoken"
-    time.sleep(0.3)
-    assert loudness(heard) > 300, "the mobile heard nothing before it pressed 1"
+    assert loudness(harness.finished_recording(heard)) > 300, "the mobile heard nothing before it pressed 1"
     # Two-way audio once bridged.
     p_wav, m_wav = harness.exchange_tones(world.provider, pid, world.mobile, inc["id"], tmp_path)
     assert harness.goertzel(p_wav, 1400) > 0.5, "the customer does not hear the mobile"
@@ -294,8 +293,8 @@ def test_a_group_greets_the_caller_before_its_phones_ring(world, tmp_path):
     world.phones["102"].send(cmd="answer", id=rings["102"]["id"])
     world.engine.expect(kind="CallBridged")
     world.provider.send(cmd="stoprecord")
-    time.sleep(0.3)  # the recorder writes the file's header when it is let go
-    assert harness.goertzel(heard, 1000, skip=0.1) > 0.3, "the caller did not hear the greeting"
+    assert harness.goertzel(harness.finished_recording(heard), 1000, skip=0.1) > 0.3, \
+        "the caller did not hear the greeting"
     world.provider.send(cmd="hangup", id=pid)
     row = world.engine.expect(kind="CallEnded")
     assert row["outcome"] == "answered"

@@ -87,8 +87,7 @@ def heard(world, legs: dict, folder: Path, name: str) -> dict[str, Path]:
         proc.send(cmd="stoprecord")
     for proc, _ in legs.values():
         proc.expect(ev="ok", cmd="stoprecord")
-    time.sleep(0.3)  # the recorder writes the file's header when it is let go
-    return files
+    return {who: harness.finished_recording(path) for who, path in files.items()}
 
 
 def power(path: Path, freq: int) -> float:

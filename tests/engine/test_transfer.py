@@ -41,8 +41,8 @@ def hears(world, a: harness.Proc, a_id: int, b: harness.Proc, b_id: int, tmp_pat
     time.sleep(1.5)
     a.send(cmd="stoprecord")
     b.send(cmd="stoprecord")
-    time.sleep(0.3)
-    return harness.goertzel(a_wav, 1400), harness.goertzel(b_wav, 600)
+    return (harness.goertzel(harness.finished_recording(a_wav), 1400),
+            harness.goertzel(harness.finished_recording(b_wav), 600))
 
 
 def xfer_statuses(phone: harness.Proc, call_id: int) -> list[int]:
@@ -70,7 +70,7 @@ def test_blind_transfer_to_an_extension_that_answers(world, tmp_path):
     assert CUSTOMER in inc["remote"], "the target should see who is being transferred to it"
     time.sleep(1.2)
     world.provider.send(cmd="stoprecord")
-    time.sleep(0.3)  # the recorder writes the file's header when it is let go
+    harness.finished_recording(ring_wav)
     world.phones["103"].send(cmd="answer", id=inc["id"])
     codes = xfer_statuses(world.phones["101"], desk["id"])
     assert codes[0] == 100 and codes[-1] == 200 and 180 in codes
