@@ -33,16 +33,8 @@ def answered_by(world, ext: str) -> tuple[int, dict, str]:
 
 def hears(world, a: harness.Proc, a_id: int, b: harness.Proc, b_id: int, tmp_path) -> tuple[float, float]:
     """a plays 600 Hz and b 1400 Hz: how much of the other's tone each one records."""
-    a_wav, b_wav = tmp_path / f"{a.name}.wav", tmp_path / f"{b.name}.wav"
-    a.send(cmd="tone", id=a_id, freq=600)
-    b.send(cmd="tone", id=b_id, freq=1400)
-    a.send(cmd="record", id=a_id, path=str(a_wav))
-    b.send(cmd="record", id=b_id, path=str(b_wav))
-    time.sleep(1.5)
-    a.send(cmd="stoprecord")
-    b.send(cmd="stoprecord")
-    return (harness.goertzel(harness.finished_recording(a_wav), 1400),
-            harness.goertzel(harness.finished_recording(b_wav), 600))
+    a_wav, b_wav = harness.exchange_tones(a, a_id, b, b_id, tmp_path)
+    return harness.goertzel(a_wav, 1400), harness.goertzel(b_wav, 600)
 
 
 def xfer_statuses(phone: harness.Proc, call_id: int) -> list[int]:
