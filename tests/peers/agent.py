@@ -57,6 +57,17 @@ def say(**obj) -> None:
         sys.stdout.flush()
 
 
+def wav_closed(path: str) -> bool:
+    """Whether a recorder's file has its final header: its RIFF size covers the file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            size = f.seek(0, 2)
+    except FileNotFoundError:
+        return True  # nothing was recorded: there is nothing to wait for
+    return len(head) == 12 and head[8:12] == b"WAVE" and int.from_bytes(head[4:8], "little") + 8 == size
+
+
 class Logs(pj.LogWriter):
     def write(self, entry):
         try:
@@ -144,6 +155,7 @@ class Agent:
         self.timers: list[tuple[float, object]] = []
         self.tones: dict[int, object] = {}
         self.recorders: dict[int, object] = {}
+        self.recording: dict[int, str] = {}  # call id -> the file its recorder writes
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
 
         # pj objects must die on this thread: cycles are collected here only (loop).
@@ -271,6 +283,7 @@ class Agent:
                 rec = pj.AudioMediaRecorder()
                 rec.createRecorder(cmd["record"])
                 self.recorders[c.id] = rec
+                self.recording[c.id] = cmd["record"]
             say(ev="calling", id=c.id, t=time.monotonic())
             c.makeCall(cmd["uri"], prm)
         elif name == "answer":
@@ -297,12 +310,16 @@ class Agent:
             rec = pj.AudioMediaRecorder()
             rec.createRecorder(cmd["path"])
             self.recorders[call.id] = rec
+            self.recording[call.id] = cmd["path"]
             self.media_changed(call)
         elif name == "stoprecord":
-            if "id" in cmd:
-                self.recorders.pop(cmd["id"], None)
-            else:
-                self.recorders.clear()
+            ids = [cmd["id"]] if "id" in cmd else list(self.recorders)
+            paths = [self.recording.pop(i) for i in ids if i in self.recording]
+            for i in ids:
+                self.recorders.pop(i, None)
+            # pjmedia lets a dropped recorder go on the bridge's next tick and only then writes
+            # the WAV header's sizes: "ok" waits for that, so the file can be read at once.
+            return self.when_closed(paths, time.monotonic() + 5.0)
         elif name == "dtmf":
             self.dtmf(call, cmd["digits"])
         elif name == "hold":
@@ -316,6 +333,15 @@ class Agent:
         elif name == "xferreplaces":
             call.xferReplaces(self.calls[cmd["other"]], pj.CallOpParam(True))
         say(ev="ok", cmd=name)
+
+    def when_closed(self, paths: list[str], deadline: float) -> None:
+        open_ = [p for p in paths if not wav_closed(p)]
+        if not open_:
+            say(ev="ok", cmd="stoprecord")
+        elif time.monotonic() > deadline:
+            say(ev="error", where="stoprecord", error=f"still being written: {open_}")
+        else:
+            self.at(0.02, lambda: self.when_closed(open_, deadline))
 
     def loop(self) -> None:
         def read():
@@ -344,6 +370,7 @@ class Agent:
                 self.calls.pop(c.id, None)
                 self.tones.pop(c.id, None)
                 self.recorders.pop(c.id, None)
+                self.recording.pop(c.id, None)
                 self.finished.append(c)
             self.ended.clear()
             while True:
