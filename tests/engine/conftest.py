@@ -42,6 +42,13 @@ class Office:
         for p in (*self.phones.values(), self.provider, self.mobile):
             p.send(cmd="hangup", id="all")
             p.send(cmd="mode", mode="ring")
+        # The engine lets go of its calls first; the agents hear their ends a moment after.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            self.engine.send(cmd="stats")
+            if self.engine.expect(kind="stats")["sessions"] == 0:
+                break
+            time.sleep(0.05)
         time.sleep(0.3)
         for p in (self.engine, *self.phones.values(), self.provider, self.mobile):
             p.clear()
