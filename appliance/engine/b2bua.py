@@ -777,7 +777,7 @@ class B2BUA:
             hangup(leg)
         if s.peer is not None and s.peer.uid not in s.legs:
             hangup(s.peer)  # a leg that joined by pickup
-        if s.a.state != LegState.ENDED:
+        if s.a.session is s and s.a.state != LegState.ENDED:  # (a semi-attended transfer's leg has left)
             if s.a_answered:
                 hangup(s.a)
             else:

@@ -171,7 +171,7 @@ class Ringing:
         self.b2bua.step_done(s, outcome)
 
     def ringing(self, s: Session) -> None:
-        if s.transfer is not None and s.transfer.kind == "blind":
+        if s.transfer is not None and s.transfer.rings:
             return self.b2bua.transfers.target_ringing(s)
         if s.a_early or s.a_answered:
             return
@@ -220,7 +220,7 @@ class Ringing:
 
     def winner(self, s: Session, leg: Leg, by: str) -> None:
         """leg takes the call: bridge it, cancel everyone else."""
-        if s.transfer is not None and s.transfer.kind == "blind":
+        if s.transfer is not None and s.transfer.rings:
             return self.b2bua.transfers.target_answered(s, leg, by)
         s.peer = leg
         first = s.answered_at is None

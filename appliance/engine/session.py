@@ -52,6 +52,7 @@ class CallOutcome(enum.StrEnum):
     PICKUP = "pickup"            # the call became part of the one it picked up
     FEATURE = "feature"          # a feature code was carried out (*28 night mode)
     INTERRUPTED = "interrupted"  # the engine stopped during it (closed at the next start)
+    TRANSFERRED = "transferred"  # a desk phone's second call, handed to a transfer while it rang
 
 
 class LegState(enum.StrEnum):

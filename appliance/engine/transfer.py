@@ -14,6 +14,13 @@ what the transfer may do and carries it out with its own legs:
   Replaces dialog is one of the transferor's own legs in another session; the
   two remote parties are joined in the first session and the transferor's two
   legs end.
+- semi-attended: the same REFER while the transferor's second call still
+  rings (the person pressed transfer before the colleague answered).  The
+  second call gives way (its ringing is cancelled, its record says where the
+  call went) and the first call's party rings that number as in a blind
+  transfer, hearing ringback.  The probe replaces the transferor's early leg,
+  which pjsua allows only with PJSIP_ACCEPT_REPLACE_IN_EARLY_STATE (the build's
+  config_site.h; RFC 3891 section 3 would have it refused with 481).
 
 pjsua answers an accepted REFER itself (202 and a first NOTIFY) and then
 always places a call of its own to the Refer-To URI; only a refusal (>= 300)
@@ -42,7 +49,7 @@ from appliance.routing.desk import transfer_target
 from appliance.routing.steps import Forward, Leg as LegSpec, Outcome, Refuse as RefuseStep, Ring
 
 from . import media
-from .session import INTERNAL_RING_SECONDS, Leg, LegState, Session, Timer, audio_of, clean, hangup
+from .session import INTERNAL_RING_SECONDS, CallOutcome, Leg, LegState, Session, Timer, audio_of, clean, hangup
 from .sipmsg import parse_refer_to, split_address
 
 log = logging.getLogger("appliance.engine.b2bua")
@@ -61,7 +68,7 @@ class Refuse(Exception):
 
 @dataclass
 class Transfer:
-    kind: str               # "blind" or "attended"
+    kind: str               # "blind", "attended" or "semi-attended"
     session: Session
     transferor: Leg         # the leg the REFER came on
     other: Leg              # the party being transferred
@@ -72,10 +79,16 @@ class Transfer:
     probe_out: Leg | None = None
     probe_in: Leg | None = None
     status: int = 100       # progress to show the transferor
-    replaced: Leg | None = None  # attended: the transferor's leg in the second call
+    replaced: Leg | None = None  # attended, semi-attended: the transferor's leg in the second call
+    consult: Session | None = None  # semi-attended: the second call, still ringing
     started: bool = False
     finished: bool = False   # the transfer is decided; the transferor's legs only wait for the probe
-    step: Ring | Forward | None = None  # blind: where routing said the target rings
+    step: Ring | Forward | None = None  # blind, semi-attended: where routing said the target rings
+
+    @property
+    def rings(self) -> bool:
+        """The engine rings the target for the transferred party (blind, semi-attended)."""
+        return self.kind != "attended"
 
 
 def parse_replaces(value: str) -> tuple[str, dict[str, str]]:
@@ -140,7 +153,15 @@ class Transfers:
         other = s.peer if leg is s.a else s.a
         if "replaces" in headers:
             replaced = self._replaced_leg(headers["replaces"], by, s)
-            return Transfer("attended", s, leg, other, by, "", leg is s.a, replaced=replaced)
+            o = replaced.session
+            if o.bridged:
+                return Transfer("attended", s, leg, other, by, "", leg is s.a, replaced=replaced)
+            if o.routed or not isinstance(o.step, (Ring, Forward)):
+                raise Refuse(403, "A second call to a group or a menu can be transferred once it is answered")
+            step = self._transfer_target(s, by, o.dialled)
+            target = step.legs[0].target if isinstance(step, Ring) else step.number
+            return Transfer("semi-attended", s, leg, other, by, target, leg is s.a, replaced=replaced,
+                            step=step, consult=o)
         step = self._transfer_target(s, by, user)
         target = step.legs[0].target if isinstance(step, Ring) else step.number
         return Transfer("blind", s, leg, other, by, target, leg is s.a, step=step)
@@ -165,11 +186,18 @@ class Transfers:
         return step
 
     def _replaced_leg(self, replaces: str, by: str, s: Session) -> Leg:
+        """The leg a Replaces names: the transferor's in a bridged call, or the one it placed and still rings."""
         call_id, _params = parse_replaces(replaces)
         for o in self.b2bua.sessions.values():
-            if o is s or o.ended or not o.bridged or o.peer is None:
+            if o is s or o.ended:
                 continue
-            for leg in (o.a, o.peer):
+            if o.bridged and o.peer is not None:
+                legs = (o.a, o.peer)
+            elif o.direction in ("internal", "outbound") and o.extension == by and not o.answered_by:
+                legs = (o.a,)
+            else:
+                continue
+            for leg in legs:
                 try:
                     if leg.getInfo().callIdString != call_id:
                         continue
@@ -199,10 +227,12 @@ class Transfers:
         s.peer = None
         if t.kind == "attended":
             return self._join(t)
+        if t.kind == "semi-attended":
+            self._give_way(t)
         # Out of the call's legs, so the answer does not cancel it as "completed
         # elsewhere" before the transferor has heard how the transfer went.
         s.legs.pop(t.transferor.uid, None)
-        s.note("transfer", how="blind", by=t.by, to=t.target)
+        s.note("transfer", how=t.kind, by=t.by, to=t.target)
         snd = media.ringback(self.b2bua.music) if s.ringback != "music" else self.b2bua.music.player()
         if snd is not None:
             s.sounds.append(snd)
@@ -210,6 +240,19 @@ class Transfers:
         step = t.step
         legs = step.legs if isinstance(step, Ring) else (LegSpec(step.number, 0, step.for_seconds, external=True),)
         self.b2bua.ringer.ring(s, step, legs)
+
+    def _give_way(self, t: Transfer) -> None:
+        """Semi-attended: the second call stops ringing and ends; the first call's party rings its target."""
+        o, r = t.consult, t.replaced
+        # The transferor's leg stays up for the probe to replace it (pjsua then ends it);
+        # without a probe, _hang_up_transferor ends it.
+        r.session = None
+        if o.ended:
+            return
+        o.outcome = CallOutcome.TRANSFERRED
+        o.note("transferred", how="semi-attended", by=t.by, to_call=t.session.id)
+        o.end_reason = f"{t.by} transferred call {t.session.id} to {t.target} before this call was answered"
+        self.b2bua.end(o)
 
     def _unbridge(self, s: Session) -> None:
         a, b = audio_of(s.a), audio_of(s.peer) if s.peer is not None else None
@@ -232,8 +275,8 @@ class Transfers:
         s.transfer = None
         self.b2bua.ringer.winner(s, leg, by)  # now an ordinary answer
         s.answered_at, s.t_answer = answered  # talk time runs from the first answer
-        s.note("transferred", how="blind", by=t.by, to=by)
-        self.b2bua.emit("CallTransferred", s.id, how="blind", by=t.by, to=by)
+        s.note("transferred", how=t.kind, by=t.by, to=by)
+        self.b2bua.emit("CallTransferred", s.id, how=t.kind, by=t.by, to=by)
         self._drop_transferor(t, t.transferor)
         self._probe_progress(t, 200)
 
@@ -401,7 +444,7 @@ class Transfers:
     # -- INVITE with Replaces ---------------------------------------------------------------------
 
     def replace_request(self, leg: Leg, prm: Any) -> None:
-        """Leg.onCallReplaceRequest: only the engine's own attended-transfer probe may replace a leg."""
+        """Leg.onCallReplaceRequest: only the engine's own (semi-)attended transfer probe may replace a leg."""
         msg = clean(prm.rdata.wholeMsg)
         call_id = ""
         for line in msg.splitlines():
@@ -411,19 +454,24 @@ class Transfers:
                 break
         t = self.probes.get(call_id)
         host = split_address(prm.rdata.srcAddress)[0] if prm.rdata.srcAddress else ""
-        if t is None or t.kind != "attended" or leg is not t.replaced or host not in self.b2bua.trusted_hosts:
+        if (t is None or t.kind not in ("attended", "semi-attended") or leg is not t.replaced
+                or host not in self.b2bua.trusted_hosts):
             prm.statusCode = 403
             prm.reason = "Replaces is not supported here"
             return
         # The join may not have run yet (the probe can loop back within one poll):
         # the replaced leg must have left its call before pjsua hangs it up.
         self._start_transfer(t)
-        if t.session.transfer is not None or leg.session is not None:
+        joined = t.session.transfer is None if t.kind == "attended" else not t.session.ended
+        if not joined or leg.session is not None:
             prm.statusCode = 487
             return
         y = Leg(self.b2bua, leg.account, pj.PJSUA_INVALID_ID, "probe")
         y.transfer = t
         t.probe_in = y
         prm.newCall = y
-        prm.statusCode = 200  # pjsua answers the probe and ends the replaced leg
-        t.status = 200
+        # pjsua answers the probe and ends the replaced leg (410). Attended: with 200, the join is
+        # done. Semi-attended: with the early leg's last 1xx; the target's answer brings the 200.
+        prm.statusCode = 200
+        if t.kind == "attended":
+            t.status = 200

@@ -24,6 +24,12 @@
 #define PJSIP_MAX_TSX_COUNT        (64 * 1024 - 1)
 #define PJSIP_MAX_DIALOG_COUNT     (64 * 1024 - 1)
 
+/* A desk phone that transfers a call while its second call still rings sends REFER with a
+ * Replaces naming that early dialog; the engine's probe INVITE then replaces a dialog the
+ * engine answers (UAS).  RFC 3891 section 3 has that refused with 481; the engine accepts
+ * it (semi-attended transfer, appliance/engine/transfer.py). */
+#define PJSIP_ACCEPT_REPLACE_IN_EARLY_STATE 1
+
 /* No video on the appliance. */
 #define PJMEDIA_HAS_VIDEO          0
 

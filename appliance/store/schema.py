@@ -129,7 +129,7 @@ def m001_initial(db: Database) -> None:
             "trunk": str,
             "extension": str,  # the extension that placed an internal/outbound call
             "answered_by": str,
-            "outcome": str,  # answered, missed, abandoned, voicemail, failed, refused, in progress, interrupted
+            "outcome": str,  # answered, missed, abandoned, voicemail, failed, refused, in progress, interrupted, transferred
             "wait_s": float,
             "talk_s": float,
             "path": str,  # JSON list of the steps the call took

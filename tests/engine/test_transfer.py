@@ -171,6 +171,50 @@ def test_attended_transfer_joins_the_two_remote_parties(world, tmp_path):
     assert "transferred" in kinds(other)
 
 
+def test_transfer_while_the_consultation_still_rings_gives_the_ringing_target_to_the_customer(world, tmp_path):
+    """Semi-attended: the transferor presses transfer before the colleague it consults has answered."""
+    pid, desk, call_id = answered_by(world, "102")
+    world.phones["102"].do(cmd="hold", id=desk["id"])
+    world.engine.expect(kind="CallHeld")
+    second = world.phone_call("102", "103")
+    first_ring = world.phones["103"].expect(ev="incoming")
+    world.phones["102"].expect(ev="state", id=second, state="early")
+    consult = world.engine.expect(kind="CallStarted", extension="102")["call_id"]
+
+    world.phones["102"].send(cmd="xferreplaces", id=desk["id"], other=second)
+    # The consultation gives way: 103 stops ringing for 102 and rings for the customer.
+    world.phones["103"].expect(ev="state", id=first_ring["id"], state="disconnected")
+    world.phones["102"].expect(ev="state", id=second, state="disconnected")
+    ring = world.phones["103"].expect(ev="incoming")
+    assert CUSTOMER in ring["remote"], "the target should see who is being transferred to it"
+    ringback = tmp_path / "ringback.wav"
+    world.provider.send(cmd="record", id=pid, path=str(ringback))
+    time.sleep(1.0)
+    world.provider.do(cmd="stoprecord")
+    assert harness.goertzel(ringback, 425, skip=0.2) > 0.3, "the customer heard no ringback while 103 rang"
+
+    world.phones["103"].send(cmd="answer", id=ring["id"])
+    codes = xfer_statuses(world.phones["102"], desk["id"])
+    assert codes[0] == 100 and 180 in codes and codes[-1] == 200
+    world.phones["102"].expect(ev="state", id=desk["id"], state="disconnected")
+    moved = world.engine.expect(kind="CallTransferred")
+    assert (moved["call_id"], moved["how"], moved["by"], moved["to"]) == (call_id, "semi-attended", "102", "103")
+    heard_by_customer, heard_by_target = hears(world, world.provider, pid, world.phones["103"], ring["id"], tmp_path)
+    assert heard_by_customer > 0.5, "the customer does not hear the target"
+    assert heard_by_target > 0.5, "the target does not hear the customer"
+
+    world.phones["103"].send(cmd="hangup", id=ring["id"])
+    world.provider.expect(ev="state", id=pid, state="disconnected")
+    row = wait_call(world, call_id)
+    assert row["answered_by"] == "103"
+    assert [p for p in row["path"] if p["kind"] == "transfer"][0]["how"] == "semi-attended"
+    other = wait_call(world, consult)
+    assert other["outcome"] == "transferred", "the consultation is not a call 103 missed"
+    assert [p for p in other["path"] if p["kind"] == "transferred"][0]["to_call"] == call_id
+    with world.store() as st:
+        assert consult not in [m["call_id"] for m in st.open_missed()]
+
+
 def test_transfer_to_a_forbidden_international_number_is_refused(world):
     pid, desk, call_id = answered_by(world, "102")  # 102 may call local and mobile numbers only
     world.phones["102"].send(cmd="xfer", id=desk["id"], uri=f"sip:00442071234567@127.0.0.1:{world.sip_port}")

@@ -39,6 +39,7 @@ OUTCOMES = (
     ("failed", _l("failed")),
     ("refused", _l("refused")),
     ("pickup", _l("picked up")),
+    ("transferred", _l("handed to a transfer")),
     ("feature", _l("feature code")),
     ("interrupted", _l("interrupted")),
     ("in progress", _l("in progress")),
