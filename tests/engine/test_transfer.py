@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.engine import harness
+from tests.engine import harness, routes
 from tests.engine.test_inbound import wait_call
 
 pytestmark = pytest.mark.sip
@@ -213,6 +213,47 @@ def test_transfer_while_the_consultation_still_rings_gives_the_ringing_target_to
     assert [p for p in other["path"] if p["kind"] == "transferred"][0]["to_call"] == call_id
     with world.store() as st:
         assert consult not in [m["call_id"] for m in st.open_missed()]
+
+
+def test_a_consultation_still_ringing_a_mobile_is_given_to_the_customer_over_the_trunk(world):
+    pid, desk, call_id = answered_by(world, "102")
+    world.phones["102"].do(cmd="hold", id=desk["id"])
+    second = world.phone_call("102", "0671112233")
+    first_ring = world.mobile.expect(ev="incoming")
+    world.phones["102"].expect(ev="state", id=second, state="early")
+    consult = world.engine.expect(kind="CallStarted", extension="102")["call_id"]
+
+    world.phones["102"].send(cmd="xferreplaces", id=desk["id"], other=second)
+    world.mobile.expect(ev="state", id=first_ring["id"], state="disconnected")
+    ring = world.mobile.expect(ev="incoming")
+    assert ring["local"].startswith("<sip:0671112233@")
+    world.mobile.send(cmd="answer", id=ring["id"])
+    assert xfer_statuses(world.phones["102"], desk["id"])[-1] == 200
+    moved = world.engine.expect(kind="CallTransferred")
+    assert (moved["how"], moved["to"]) == ("semi-attended", "+380671112233")
+    world.provider.send(cmd="hangup", id=pid)
+    world.mobile.expect(ev="state", id=ring["id"], state="disconnected")
+    assert wait_call(world, call_id)["answered_by"] == "+380671112233"
+    assert wait_call(world, consult)["outcome"] == "transferred"
+
+
+def test_a_consultation_still_ringing_a_group_is_not_transferred_until_answered(world):
+    pid, desk, call_id = answered_by(world, "102")
+    world.phones["102"].do(cmd="hold", id=desk["id"])
+    second = world.phone_call("102", routes.SALES_NUMBER)  # an office number: routed, it rings the group
+    ringing = world.phones["103"].expect(ev="incoming")
+    world.phones["102"].expect(ev="state", id=second, state="early")
+
+    world.phones["102"].send(cmd="xferreplaces", id=desk["id"], other=second)
+    assert xfer_statuses(world.phones["102"], desk["id"]) == [403]
+    failed = world.engine.expect(kind="TransferFailed", call_id=call_id)
+    assert failed["reason"] == "A second call to a group or a menu can be transferred once it is answered"
+    # Nothing was lost: the second call still rings, and the customer is still there on hold.
+    world.phones["103"].send(cmd="answer", id=ringing["id"])
+    world.phones["102"].expect(ev="state", id=second, state="confirmed")
+    assert not world.provider.all(ev="state", id=pid, state="disconnected")
+    world.phones["102"].send(cmd="hangup", id=second)
+    world.phones["103"].expect(ev="state", id=ringing["id"], state="disconnected")
 
 
 def test_transfer_to_a_forbidden_international_number_is_refused(world):
