@@ -286,3 +286,48 @@ def test_blind_transfer_from_a_desk_phone_behind_the_edge(office, tmp_path):
     provider.send(cmd="hangup", id=cid)
     phones["103"].expect(timeout=10, ev="state", id=inc["id"], state="disconnected")
     assert harness.goertzel(harness.finished_recording(at_customer), 1400) > 0.3, "the customer does not hear 103 after the transfer"
+
+
+@pytest.mark.sip
+@pytest.mark.parametrize("when", ["answered", "ringing"])
+def test_transfer_to_a_consulted_colleague_behind_the_edge(office, tmp_path, when):
+    """101 holds a customer, calls 103 and transfers (REFER with Replaces) after or before 103 answers."""
+    app, data, phones, provider = office
+    for p in (*phones.values(), provider):
+        p.clear()
+    cid = customer_calls(app, provider, "+380509990001")
+    incoming = {ext: p.expect(timeout=10, ev="incoming") for ext, p in phones.items()}
+    desk = incoming["101"]["id"]
+    phones["101"].send(cmd="answer", id=desk)
+    provider.expect(timeout=10, ev="state", id=cid, state="confirmed")
+    for ext in ("102", "103"):
+        phones[ext].expect(timeout=10, ev="state", id=incoming[ext]["id"], state="disconnected")
+    phones["101"].do(cmd="hold", id=desk)
+
+    phones["101"].send(cmd="call", uri=f"sip:103@127.0.0.1:{app.sip}")
+    second = phones["101"].expect(ev="calling")["id"]
+    consult = phones["103"].expect(timeout=10, ev="incoming")
+    if when == "answered":
+        phones["103"].send(cmd="answer", id=consult["id"])
+        phones["101"].expect(timeout=10, ev="state", id=second, state="confirmed")
+        talking = consult["id"]
+    else:
+        phones["101"].expect(timeout=10, ev="state", id=second, state="early")
+
+    phones["101"].send(cmd="xferreplaces", id=desk, other=second)
+    if when == "ringing":  # 103 rings anew, for the customer this time
+        phones["103"].expect(timeout=10, ev="state", id=consult["id"], state="disconnected")
+        ring = phones["103"].expect(timeout=10, ev="incoming")
+        assert "+380509990001" in ring["remote"]
+        phones["103"].send(cmd="answer", id=ring["id"])
+        talking = ring["id"]
+    status = phones["101"].expect(timeout=10, ev="xfer_status", id=desk, final=True)
+    assert status["code"] == 200, status
+    phones["101"].expect(timeout=10, ev="state", id=desk, state="disconnected")
+    phones["101"].expect(timeout=10, ev="state", id=second, state="disconnected")
+
+    heard_by_customer, heard_by_103 = harness.exchange_tones(provider, cid, phones["103"], talking, tmp_path)
+    assert harness.goertzel(heard_by_customer, 1400) > 0.3, "the customer does not hear 103"
+    assert harness.goertzel(heard_by_103, 600) > 0.3, "103 does not hear the customer"
+    provider.send(cmd="hangup", id=cid)
+    phones["103"].expect(timeout=10, ev="state", id=talking, state="disconnected")
