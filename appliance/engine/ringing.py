@@ -54,7 +54,8 @@ class Ringing:
             return
         spec = run.specs[i]
         run.started.add(i)
-        from_name = s.caller_name or s.caller
+        number, name = s.shown or (s.caller, s.caller_name)
+        from_name = name or number
         if spec.branch:  # another shop's appliance, over its branch trunk (trunks.py)
             return self.b2bua.trunks.ring_branch(s, run, i, spec)
         if spec.external or spec.target.startswith("+"):
@@ -83,7 +84,7 @@ class Ringing:
                 run.codes.append(480)
                 s.note("skip", target=spec.target, why="not registered")
             cfg = self.b2bua.engine.config
-            local = f'"{from_name}" <sip:{s.caller or "anonymous"}@{cfg.sip_host}:{cfg.sip_port}>'
+            local = f'"{from_name}" <sip:{number or "anonymous"}@{cfg.sip_host}:{cfg.sip_port}>'
             for b in bindings:
                 self.place(s, run, i, self.b2bua.phone_account(b), b["contact"], local)
         if spec.target not in s.rung:

@@ -389,6 +389,7 @@ class Session:
         self.may_use_trunk = direction != "unknown"
         self.bridged = False
         self.transfer: Any = None      # a blind or attended transfer under way (transfer.py)
+        self.shown: tuple[str, str] | None = None  # (number, name) rung phones see, when not the caller's
         self.whisper = ""              # the prompt a mobile hears before it takes the call (ringing.py)
 
     # -- timers ------------------------------------------------------------------

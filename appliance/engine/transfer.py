@@ -233,6 +233,8 @@ class Transfers:
         # elsewhere" before the transferor has heard how the transfer went.
         s.legs.pop(t.transferor.uid, None)
         s.note("transfer", how=t.kind, by=t.by, to=t.target)
+        if t.was_a:  # the target is told who it will talk with, not who placed the call
+            s.shown = self._identity(t.other)
         snd = media.ringback(self.b2bua.music) if s.ringback != "music" else self.b2bua.music.player()
         if snd is not None:
             s.sounds.append(snd)
@@ -253,6 +255,13 @@ class Transfers:
         o.note("transferred", how="semi-attended", by=t.by, to_call=t.session.id)
         o.end_reason = f"{t.by} transferred call {t.session.id} to {t.target} before this call was answered"
         self.b2bua.end(o)
+
+    def _identity(self, leg: Leg) -> tuple[str, str]:
+        """The number and name of a party the call rang: an extension's name, else a contact's."""
+        ext = self.b2bua.extensions.get(leg.target)
+        if ext is not None:
+            return leg.target, ext.get("name") or ""
+        return leg.target, (self.b2bua.lookups.snapshot.contacts.get(leg.target) or {}).get("name") or ""
 
     def _unbridge(self, s: Session) -> None:
         a, b = audio_of(s.a), audio_of(s.peer) if s.peer is not None else None
@@ -283,7 +292,7 @@ class Transfers:
     def transfer_target_failed(self, s: Session, outcome: Outcome) -> None:
         """step_done while a blind transfer rings its target: it did not answer."""
         t = s.transfer
-        s.transfer = None
+        s.transfer, s.shown = None, None
         self.b2bua.still(s)
         code = FAIL_CODES.get(outcome, 503)
         s.note("transfer_failed", to=t.target, outcome=outcome.value)

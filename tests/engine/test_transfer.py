@@ -87,6 +87,27 @@ def test_blind_transfer_to_an_extension_that_answers(world, tmp_path):
     ]
 
 
+def test_the_target_of_a_transfer_sees_who_it_will_talk_with_not_who_placed_the_call(world, tmp_path):
+    """102 called 101 and sends 101 on to 103: 103's display shows 101, not 102."""
+    world.phones["101"].send(cmd="mode", mode="answer")
+    call = world.phone_call("102", "101")
+    world.phones["102"].expect(ev="state", id=call, state="confirmed")
+    call_id = world.engine.expect(kind="CallBridged")["call_id"]
+    talking = world.phones["101"].expect(ev="incoming")
+    world.phones["102"].send(cmd="xfer", id=call, uri=f"sip:103@127.0.0.1:{world.sip_port}")
+    inc = world.phones["103"].expect(ev="incoming")
+    assert '"Desk 101" <sip:101@' in inc["remote"], inc["remote"]
+    world.phones["103"].send(cmd="answer", id=inc["id"])
+    assert xfer_statuses(world.phones["102"], call)[-1] == 200
+    heard_by_101, heard_by_103 = hears(world, world.phones["101"], talking["id"], world.phones["103"], inc["id"],
+                                       tmp_path)
+    assert heard_by_101 > 0.5 and heard_by_103 > 0.5, "101 and 103 do not hear each other"
+    world.phones["103"].send(cmd="hangup", id=inc["id"])
+    world.phones["101"].expect(ev="state", id=talking["id"], state="disconnected")
+    row = wait_call(world, call_id)
+    assert (row["caller"], row["answered_by"]) == ("102", "103")  # the record still says who called
+
+
 def test_blind_transfer_to_a_busy_extension_returns_to_the_transferor(world, tmp_path):
     pid, desk, call_id = answered_by(world, "101")
     world.phones["103"].mode(mode="busy")
