@@ -355,6 +355,7 @@ def test_putting_down_while_the_consultation_rings_transfers_blind(world):
     phone.expect("PhoneIdle")
     b.expect(ev="state", id=consultation, state="disconnected")   # the consultation is cancelled
     offered = b.expect(ev="incoming")                              # and the engine rings 102 for 101
+    assert "<sip:101@" in offered["remote"], "102 should see 101, whom it will talk with, not the analog phone"
     b.send(cmd="answer", id=offered["id"])
     joined = engine.expect(kind="CallTransferred")
     assert (joined["how"], joined["by"], joined["to"]) == ("blind", "201", "102")
