@@ -1,4 +1,4 @@
-"""Busy lamps: the edge as notifier of the dialog event package (RFC 6665 with RFC 4235).
+"""Busy lamps: the edge as notifier of the dialog event package (RFC 6665 with RFC 4235) and of presence.
 
 A desk phone SUBSCRIBEs (`Event: dialog`) to a colleague's extension or to a
 night key (`*28`, `*28N`); the edge authenticates it like any request from a
@@ -10,9 +10,15 @@ never reach the engine.
 - Expires: default and at most 3600 s, at least 60 s (`423` with
   `Min-Expires`); `Expires: 0` ends a subscription (or, on a new one, fetches
   the state once) with a NOTIFY `terminated;reason=timeout`, as does expiry.
-- `489` with `Allow-Events: dialog` for any other package, `404` for a lamp
-  that is no extension or night key, `406` when Accept leaves out
-  `application/dialog-info+xml`, `481` for a refresh of an unknown dialog.
+- `Event: presence` (RFC 3856) watches the same lamp as a PIDF document
+  (`presence.pidf`): open while the extension has a registered phone, with
+  the note and RPID activity of a call (softphones and some desk phones
+  use presence for their lamp keys).  Its NOTIFYs go when what the
+  document says changes: a call's stage, or the extension's first phone
+  registering or its last one leaving (`BindingAdded`, `BindingRemoved`).
+- `489` with `Allow-Events: dialog, presence` for any other package, `404`
+  for a lamp that is no extension or night key, `406` when Accept leaves
+  out the package's document type, `481` for a refresh of an unknown dialog.
 - A refresh from the address that subscribed, in the dialog (our To tag,
   which only we can make), needs no new challenge.
 - NOTIFYs go to the subscription's Contact, with its route set, over the
@@ -35,12 +41,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from appliance.edge.bindings import Flow
-from appliance.edge.presence import CONTENT_TYPE, NIGHT_CODE, DialogStates, dialog_info, is_night_code
+from appliance.edge.presence import CONTENT_TYPE, NIGHT_CODE, PIDF_TYPE, DialogStates, dialog_info, is_night_code, pidf
 from appliance.sip import Headers, Request, Response, SipError, SipURI, parse_name_addr
 
 log = logging.getLogger("appliance.edge.blf")
 
 EVENT = "dialog"
+PACKAGES = {"dialog": CONTENT_TYPE, "presence": PIDF_TYPE}  # event package -> its document's type
+ALLOW_EVENTS = ", ".join(PACKAGES)
+BINDING_EVENTS = frozenset({"BindingAdded", "BindingRemoved"})
 MIN_EXPIRES = 60
 DEFAULT_EXPIRES = 3600
 MAX_EXPIRES = 3600
@@ -49,7 +58,7 @@ BRANCH = "z9hG4bKblf"  # our NOTIFYs' Via branches start so: their responses sto
 T1, T2, TIMER_F = 0.5, 4.0, 32.0  # RFC 3261 17.1.2.2
 # Answers to a NOTIFY that end the subscription (RFC 6665 4.2.2: the subscriber no longer has it).
 ENDING = frozenset({404, 405, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604})
-ACCEPTED_TYPES = frozenset({CONTENT_TYPE, "application/*", "*/*"})
+ANY_TYPE = frozenset({"application/*", "*/*"})
 
 
 @dataclass
@@ -74,6 +83,10 @@ class Subscription:
     @property
     def key(self) -> tuple[str, str]:
         return self.call_id, self.remote_tag
+
+    @property
+    def package(self) -> str:
+        return self.event.split(";", 1)[0].strip().lower()
 
     def row(self) -> dict:
         return {
@@ -118,9 +131,12 @@ class Notifier:
 
     def __init__(self, *, send: Callable[[Flow, bytes], bool], known: Callable[[str], bool],
                  clock: Callable[[], float] = time.time, saved=None,
-                 night_modes: Callable[[], list[str]] = lambda: []):
+                 night_modes: Callable[[], list[str]] = lambda: [],
+                 registered: Callable[[str], bool] = lambda number: True):
         self.send = send
         self.known = known  # is this an extension?
+        self.registered = registered  # has it a phone registered now? (presence's open or closed)
+        self.told: dict[tuple[str, str], bytes] = {}  # presence: the last document each subscription got
         self.clock = clock
         self.saved = saved  # appliance.store.subscriptions.Subscriptions, or None: memory only
         self.night_modes = night_modes
@@ -145,7 +161,7 @@ class Notifier:
             sub = Subscription.from_row(row)
             self._add(sub)
         for sub in list(self.subs.values()):
-            self._notify(sub)
+            self._notify(sub, force=True)
         self.flush()
         if self.subs:
             log.info("busy lamps: %d subscriptions kept from before, each told the current state", len(self.subs))
@@ -170,6 +186,13 @@ class Notifier:
         except Exception:
             log.exception("busy lamps: could not write %d subscriptions", len(dirty))
 
+    def _registered(self, number: str) -> bool:
+        try:
+            return bool(self.registered(number))
+        except Exception:  # shown as offline; the next binding change tells it again
+            log.exception("busy lamps: could not tell whether %s is registered", number)
+            return False
+
     def _night(self) -> list[str]:
         try:
             return list(self.night_modes())
@@ -192,11 +215,12 @@ class Notifier:
     def subscribe(self, req: Request, flow: Flow, now: float, extension: str, to_tag: str) -> Answer:
         """An authenticated SUBSCRIBE: a new subscription, a refresh, an unsubscription or a refusal."""
         event = (req.headers.get("event") or "").strip()
-        if event.split(";", 1)[0].strip().lower() != EVENT:
-            return Answer(489, "Bad Event", (("Allow-Events", EVENT),))
+        package = event.split(";", 1)[0].strip().lower()
+        if package not in PACKAGES:
+            return Answer(489, "Bad Event", (("Allow-Events", ALLOW_EVENTS),))
         accept = [a.split(";", 1)[0].strip().lower() for a in req.headers.values("accept")]
-        if accept and not ACCEPTED_TYPES.intersection(accept):
-            return Answer(406, "Not Acceptable", (("Accept", CONTENT_TYPE),))
+        if accept and not {PACKAGES[package], *ANY_TYPE}.intersection(accept):
+            return Answer(406, "Not Acceptable", (("Accept", PACKAGES[package]),))
         text = req.headers.get("expires")
         expires = DEFAULT_EXPIRES if text is None else int(text)
         if 0 < expires < MIN_EXPIRES:
@@ -208,6 +232,8 @@ class Notifier:
             return Answer(481, "Subscription Does Not Exist")
         if sub is not None and sub.subscriber != extension:
             return Answer(403, "Not your subscription")
+        if sub is not None and sub.package != package:
+            return Answer(489, "Bad Event", (("Allow-Events", sub.package),))  # a dialog has one package
         if sub is None:
             sub = self._new(req, flow, now, extension, to_tag)
             if isinstance(sub, Answer):
@@ -218,7 +244,7 @@ class Notifier:
             if contact:
                 sub.contact = contact
         sub.expires_at = now + expires
-        headers = (("Expires", str(expires)), ("Contact", self._our_contact(flow)), ("Allow-Events", EVENT))
+        headers = (("Expires", str(expires)), ("Contact", self._our_contact(flow)), ("Allow-Events", ALLOW_EVENTS))
         if expires == 0:
             self._remove(sub)
             return Answer(200, None, headers, sub, final=True)
@@ -230,7 +256,7 @@ class Notifier:
     def answered(self, answer: Answer) -> None:
         """After the SUBSCRIBE's answer went out: the NOTIFY with the state (RFC 6665 4.2.1.2)."""
         if answer.notify is not None:
-            self._notify(answer.notify, final=answer.final)
+            self._notify(answer.notify, final=answer.final, force=True)
         self.flush()
 
     def _new(self, req: Request, flow: Flow, now: float, extension: str, to_tag: str) -> Subscription | Answer:
@@ -277,6 +303,7 @@ class Notifier:
         self.by_lamp.setdefault(sub.resource, set()).add(sub.key)
 
     def _remove(self, sub: Subscription) -> None:
+        self.told.pop(sub.key, None)
         if self.subs.pop(sub.key, None) is None:
             return
         keys = self.by_lamp.get(sub.resource)
@@ -290,7 +317,15 @@ class Notifier:
 
     def on_event(self, event: dict) -> None:
         """An event of the appliance (loop thread): NOTIFY the subscribers of every lamp it changed."""
-        if event.get("kind") == "NightModeChanged":
+        kind = event.get("kind")
+        if kind in BINDING_EVENTS:  # presence says whether a phone is registered; dialogs do not
+            lamp = str(event.get("extension") or "")
+            for key in sorted(self.by_lamp.get(lamp, ())):
+                if self.subs[key].package == "presence":
+                    self._notify(self.subs[key])
+            self.flush()
+            return
+        if kind == "NightModeChanged":
             changed = self.states.set_night(self._night())
         else:
             changed = self.states.on_event(event)
@@ -314,14 +349,24 @@ class Notifier:
 
     # -- NOTIFY -----------------------------------------------------------------------------
 
-    def _notify(self, sub: Subscription, *, final: bool = False) -> None:
+    def _notify(self, sub: Subscription, *, final: bool = False, force: bool = False) -> None:
+        """Send the lamp's state; `force`: even a presence document the subscriber has (a SUBSCRIBE's answer)."""
         now = self.clock()
         if final:
             state = "terminated;reason=timeout"
         else:
             state = f"active;expires={max(0, round(sub.expires_at - now))}"
         host = sub.entity.split("@", 1)[-1]
-        body = dialog_info(sub.entity, sub.version, self.states.dialogs(sub.resource), host)
+        dialogs = self.states.dialogs(sub.resource)
+        if sub.package == "presence":
+            night_key = is_night_code(sub.resource)
+            body = pidf(sub.entity, dialogs, night_key or self._registered(sub.resource), night_key)
+            if not (final or force) and self.told.get(sub.key) == body:
+                return  # a change presence does not show (a second phone ringing, a step)
+            if not final:
+                self.told[sub.key] = body
+        else:
+            body = dialog_info(sub.entity, sub.version, dialogs, host)
         sub.version += 1
         sub.cseq += 1
         if not final:
@@ -334,7 +379,7 @@ class Notifier:
                   ("From", f"{sub.local_uri};tag={sub.local_tag}"), ("To", sub.remote_uri),
                   ("Call-ID", sub.call_id), ("CSeq", f"{sub.cseq} NOTIFY"),
                   ("Contact", self._our_contact(sub.flow)), ("Event", sub.event),
-                  ("Subscription-State", state), ("Content-Type", CONTENT_TYPE)]
+                  ("Subscription-State", state), ("Content-Type", PACKAGES.get(sub.package, CONTENT_TYPE))]
         data = Request(Headers(tuple(fields)), body, "NOTIFY", sub.contact).to_bytes()
         if not self.send(sub.flow, data):
             log.info("busy lamps: %s's subscription to %s ended: its connection is gone", sub.subscriber, sub.resource)

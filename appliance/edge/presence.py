@@ -254,3 +254,47 @@ def dialog_info(entity: str, version: int, dialogs: Iterable[Dialog], host: str)
         ET.SubElement(local, "identity").text = entity
         ET.SubElement(local, "target", {"uri": entity})
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode").encode()
+
+
+# -- the presence package (RFC 3856): the same lamp for phones and softphones that watch presence --
+
+PIDF_TYPE = "application/pidf+xml"
+PIDF_NS = "urn:ietf:params:xml:ns:pidf"
+DM_NS = "urn:ietf:params:xml:ns:pidf:data-model"
+RPID_NS = "urn:ietf:params:xml:ns:pidf:rpid"
+
+
+def lamp_status(dialogs: Iterable[Dialog], online: bool, night_key: bool = False) -> tuple[bool, str, str]:
+    """(basic open, RPID activity or "", note) of a lamp: offline, in a call, ringing or available."""
+    live = [d for d in dialogs if d.state is not DialogState.TERMINATED]
+    if night_key:
+        return (True, "busy", "Night mode") if live else (True, "", "Day mode")
+    if not online:
+        return False, "", "Offline"
+    if any(d.state is DialogState.CONFIRMED for d in live):
+        return True, "on-the-phone", "On the phone"
+    if live:
+        return True, "", "Ringing"
+    return True, "", "Available"
+
+
+def pidf(entity: str, dialogs: Iterable[Dialog], online: bool, night_key: bool = False) -> bytes:
+    """A presence document (PIDF, RFC 3863, with RPID, RFC 4480) for one lamp.
+
+    The tuple's basic status is open while the extension has a registered phone; a person element
+    carries the activity (`on-the-phone`, told also as `busy` for clients that know only that one)
+    and a note a softphone shows as it is."""
+    is_open, activity, note = lamp_status(dialogs, online, night_key)
+    root = ET.Element("presence", {"xmlns": PIDF_NS, "xmlns:dm": DM_NS, "xmlns:rpid": RPID_NS, "entity": entity})
+    tup = ET.SubElement(root, "tuple", {"id": "t1"})
+    ET.SubElement(ET.SubElement(tup, "status"), "basic").text = "open" if is_open else "closed"
+    ET.SubElement(tup, "contact").text = entity
+    ET.SubElement(tup, "note").text = note
+    person = ET.SubElement(root, "dm:person", {"id": "p1"})
+    if activity:
+        acts = ET.SubElement(person, "rpid:activities")
+        ET.SubElement(acts, "rpid:busy")
+        if activity != "busy":
+            ET.SubElement(acts, f"rpid:{activity}")
+    ET.SubElement(person, "dm:note").text = note
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode").encode()

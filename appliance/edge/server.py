@@ -186,7 +186,8 @@ class Edge:
         from appliance.store.subscriptions import Subscriptions
 
         self.notifier = Notifier(send=self.send, known=lambda number: store.extension(number) is not None,
-                                 clock=clock, saved=Subscriptions(store), night_modes=night_modes or (lambda: []))
+                                 clock=clock, saved=Subscriptions(store), night_modes=night_modes or (lambda: []),
+                                 registered=lambda number: bool(self.contacts(number)))
 
     def _policy_from_store(self) -> GuardPolicy:
         policy = GuardPolicy()
@@ -663,7 +664,7 @@ class Edge:
     # -- busy lamps -----------------------------------------------------------
 
     def _subscribe(self, req: Request, flow: Flow, now: float, shown: Shown) -> None:
-        """SUBSCRIBE: the edge is the notifier of the dialog package (notifier.py); a dialog of the engine's is relayed."""
+        """SUBSCRIBE: the edge is the notifier of the dialog and presence packages (notifier.py); a dialog of the engine's is relayed."""
         if shown.proof is Proof.DIALOG and self.notifier.owner(req, flow) is None:
             self._phone_request(req, flow, now, shown)  # e.g. a refresh of a REFER's subscription
             return

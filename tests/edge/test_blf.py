@@ -61,6 +61,29 @@ def read_notify(req: Request) -> Notify:
     return Notify(req, int(root.get("version")), root.get("entity"), dialogs)
 
 
+@dataclass
+class Presence:
+    request: Request
+    basic: str
+    note: str
+    activities: list[str]
+    entity: str
+
+    @property
+    def shown(self) -> tuple[str, str, list[str]]:
+        return self.basic, self.note, self.activities
+
+
+def read_presence(req: Request) -> Presence:
+    assert req.headers.get("content-type") == "application/pidf+xml"
+    ns = {"p": "urn:ietf:params:xml:ns:pidf", "dm": "urn:ietf:params:xml:ns:pidf:data-model",
+          "r": "urn:ietf:params:xml:ns:pidf:rpid"}
+    root = ET.fromstring(req.body)
+    acts = root.find("dm:person/r:activities", ns)
+    return Presence(req, root.findtext("p:tuple/p:status/p:basic", "", ns), root.findtext("dm:person/dm:note", "", ns),
+                    [a.tag.rsplit("}", 1)[-1] for a in (acts if acts is not None else [])], root.get("entity"))
+
+
 class Subscriber:
     """A desk phone's lamp keys over UDP: SUBSCRIBE with digest auth, every NOTIFY answered (200 unless told)."""
 
@@ -80,7 +103,8 @@ class Subscriber:
         self.client.edge = ("127.0.0.1", edge_port)
 
     def _headers(self, event: str, expires: int | None) -> list[tuple[str, str]]:
-        h = [("Event", event), ("Accept", "application/dialog-info+xml"), ("Contact", self.client.contact())]
+        accept = "application/pidf+xml" if event == "presence" else "application/dialog-info+xml"
+        h = [("Event", event), ("Accept", accept), ("Contact", self.client.contact())]
         return h + ([("Expires", str(expires))] if expires is not None else [])
 
     def subscribe(self, lamp: str, *, expires: int | None = 600, event: str = "dialog", authenticate: bool = True,
@@ -130,13 +154,19 @@ class Subscriber:
                 return msg
             self.inbox.append(msg)
 
-    def notify(self, timeout: float = 5.0) -> Notify:
+    def next_request(self, timeout: float = 5.0) -> Request:
         while not self.inbox:
             msg = self._next(timeout)
             assert msg is not None, "no NOTIFY came"
             if isinstance(msg, Request):
                 self.inbox.append(msg)
-        return read_notify(self.inbox.pop(0))
+        return self.inbox.pop(0)
+
+    def notify(self, timeout: float = 5.0) -> Notify:
+        return read_notify(self.next_request(timeout))
+
+    def presence(self, timeout: float = 5.0) -> Presence:
+        return read_presence(self.next_request(timeout))
 
     def raw_notify(self, timeout: float = 5.0) -> Request | None:
         """The next NOTIFY as it came, not answered (to see retransmissions)."""
@@ -201,8 +231,8 @@ def test_a_subscribe_is_challenged_then_answered_with_the_state_at_once(edge, ph
 
 
 def test_other_packages_unknown_extensions_and_bad_credentials_are_refused(edge, phone):
-    res = phone.subscribe("202", event="presence")
-    assert (res.status, res.reason, res.headers.get("allow-events")) == (489, "Bad Event", "dialog")
+    res = phone.subscribe("202", event="message-summary")
+    assert (res.status, res.reason, res.headers.get("allow-events")) == (489, "Bad Event", "dialog, presence")
     assert phone.subscribe("299").status == 404
     assert phone.subscribe("202", expires=30).headers.get("min-expires") == "60"
     stranger = Subscriber(edge.edge.port, password="wrong")
@@ -471,3 +501,47 @@ def test_the_night_keys_follow_the_switches_in_order():
     assert states_of(m, "*282") == [("", str(DialogState.CONFIRMED))] and states_of(m, "*28") == []
     assert m.set_night(["night", "night"]) == {"*28", "*281"}
     assert m.set_night([]) == {"*28", "*281", "*282"}
+
+
+def test_presence_shows_offline_available_ringing_and_on_the_phone(edge, phone):
+    res = phone.subscribe("202", event="presence")
+    assert res.status == 200 and res.headers.get("allow-events") == "dialog, presence"
+    first = phone.presence()
+    assert first.request.headers.get("event") == "presence" and first.entity == "sip:202@127.0.0.1"
+    assert first.shown == ("closed", "Offline", [])  # no phone of 202 is registered
+    sales = SipClient(edge.edge.port, user="202", password="hunter22")
+    try:
+        assert sales.register().status == 200
+        edge.call(edge.edge.notifier.on_event, {"kind": "BindingAdded", "extension": "202"})
+        assert phone.presence().shown == ("open", "Available", [])
+        feed(edge, "CallStarted", "c1", direction="inbound", caller="0501234567", caller_name="", dialled="1",
+             trunk="t", extension="")
+        feed(edge, "LegStarted", "c1", target="202", uri="sip:202@x", leg=1)
+        feed(edge, "LegRinging", "c1", target="202", leg=1, code=180)
+        assert phone.presence().shown == ("open", "Ringing", [])
+        feed(edge, "LegStarted", "c1", target="202", uri="sip:202@y", leg=2)   # a second phone: nothing to tell
+        feed(edge, "CallAnswered", "c1", by="202", wait_s=1.0)
+        assert phone.presence().shown == ("open", "On the phone", ["busy", "on-the-phone"])
+        feed(edge, "CallEnded", "c1", outcome="answered", answered_by="202")
+        assert phone.presence().shown == ("open", "Available", [])
+        assert sales.register(expires=0).status == 200
+        edge.call(edge.edge.notifier.on_event, {"kind": "BindingRemoved", "extension": "202", "reason": "unregistered"})
+        assert phone.presence().shown == ("closed", "Offline", [])
+    finally:
+        sales.close()
+    assert phone.inbox == [] and phone.raw_notify(0.3) is None  # one NOTIFY a change, none for the second phone
+
+
+def test_presence_of_the_night_key_and_a_refresh_gets_the_state_again(edge, phone, night):
+    assert phone.subscribe("*28", event="presence").status == 200
+    assert phone.presence().shown == ("open", "Day mode", [])
+    night[0] = "night"
+    edge.call(edge.edge.notifier.on_event, {"kind": "NightModeChanged", "switch": "kyiv", "mode": "night"})
+    assert phone.presence().shown == ("open", "Night mode", ["busy"])
+    assert phone.subscribe("*28", event="presence", call_id=phone.call_id).status == 200  # a refresh
+    assert phone.presence().shown == ("open", "Night mode", ["busy"])  # told again, as RFC 6665 asks
+    res = phone.subscribe("*28", event="dialog", call_id=phone.call_id)
+    assert (res.status, res.headers.get("allow-events")) == (489, "presence")  # a dialog keeps its package
+    res = phone.subscribe("202", event="presence", expires=0)
+    assert res.status == 200 and phone.presence().request.headers.get("subscription-state") == \
+        "terminated;reason=timeout"
