@@ -26,6 +26,8 @@ commands come on stdin, one JSON object a line:
     {"cmd": "hold", "id": 1}  {"cmd": "unhold", "id": 1}
     {"cmd": "xfer", "id": 1, "uri": "sip:..."}  {"cmd": "xferreplaces", "id": 1, "other": 2}
         (the transferee's NOTIFYs come back as "ev": "xfer_status" with code and final)
+    {"cmd": "buddy", "uri": "sip:102@..."}   watch an extension's presence (SUBSCRIBE Event: presence);
+        every change comes as "ev": "buddy" with status (online, offline, unknown), activity (busy, away, "") and note
     {"cmd": "quit"}
 
 Received CANCELs are reported with their Reason header ("ev": "cancel"),
@@ -128,6 +130,22 @@ class Call(pj.Call):
         say(ev="xfer_status", id=self.id, code=int(prm.statusCode), reason=prm.reason, final=bool(prm.finalNotify))
 
 
+class Buddy(pj.Buddy):
+    def __init__(self, uri: str):
+        super().__init__()
+        self.uri = uri
+
+    def onBuddyState(self):
+        try:
+            st = self.getInfo().presStatus
+            status = {pj.PJSUA_BUDDY_STATUS_ONLINE: "online", pj.PJSUA_BUDDY_STATUS_OFFLINE: "offline"}
+            activity = {pj.PJRPID_ACTIVITY_BUSY: "busy", pj.PJRPID_ACTIVITY_AWAY: "away"}
+            say(ev="buddy", uri=self.uri, status=status.get(st.status, "unknown"),
+                activity=activity.get(st.activity, ""), note=st.note)
+        except Exception as e:  # noqa: BLE001
+            say(ev="error", where="onBuddyState", error=str(e))
+
+
 class Acc(pj.Account):
     def __init__(self, agent):
         super().__init__()
@@ -154,6 +172,7 @@ class Agent:
         self.digits, self.digits_after = "", 1.0
         self.timers: list[tuple[float, object]] = []
         self.tones: dict[int, object] = {}
+        self.buddies: list[Buddy] = []
         self.recorders: dict[int, object] = {}
         self.recording: dict[int, str] = {}  # call id -> the file its recorder writes
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
@@ -286,6 +305,12 @@ class Agent:
                 self.recording[c.id] = cmd["record"]
             say(ev="calling", id=c.id, t=time.monotonic())
             c.makeCall(cmd["uri"], prm)
+        elif name == "buddy":
+            b = Buddy(cmd["uri"])
+            cfg = pj.BuddyConfig()
+            cfg.uri, cfg.subscribe = cmd["uri"], True
+            b.create(self.acc, cfg)
+            self.buddies.append(b)
         elif name == "answer":
             self.respond(call, cmd.get("code", 200))
         elif name == "hangup":
@@ -395,6 +420,7 @@ class Agent:
         self.recorders.clear()
         self.ended.clear()
         self.finished.clear()  # every call is over: freeing them now cuts nothing off
+        self.buddies.clear()
         self.ep.libHandleEvents(20)
         self.acc.shutdown()
         self.acc = None

@@ -70,7 +70,7 @@ def test_lamps_follow_a_call_and_night_mode_and_outlive_a_restart(tmp_path):
 
         # The door: no credentials, a challenge; another package, 489; a fetch (Expires: 0) ends at once.
         assert lamps.subscribe("101", authenticate=False).status == 401
-        assert lamps.subscribe("101", event="presence").status == 489
+        assert lamps.subscribe("101", event="message-summary").status == 489
         assert lamps.subscribe("101", expires=0).status == 200
         assert lamps.notify().state == "terminated;reason=timeout"
 

@@ -331,3 +331,31 @@ def test_transfer_to_a_consulted_colleague_behind_the_edge(office, tmp_path, whe
     assert harness.goertzel(heard_by_103, 600) > 0.3, "103 does not hear the customer"
     provider.send(cmd="hangup", id=cid)
     phones["103"].expect(timeout=10, ev="state", id=talking, state="disconnected")
+
+
+@pytest.mark.sip
+def test_a_phone_watching_a_colleagues_presence_sees_ringing_and_on_the_phone(office):
+    """pjsua2's presence client (a Buddy, as softphones built on it watch a colleague) through the edge."""
+    app, data, phones, provider = office
+    for p in phones.values():
+        p.clear()
+
+    def shown() -> tuple[str, str, str]:
+        """The next state pjsua read from a NOTIFY (it also reports the subscription's own steps, as unknown)."""
+        while True:
+            b = phones["101"].expect(timeout=10, ev="buddy")
+            if b["status"] != "unknown":
+                return b["status"], b["activity"], b["note"]
+
+    phones["101"].send(cmd="buddy", uri=f"sip:102@127.0.0.1:{app.sip}")
+    assert shown() == ("online", "", "Available")
+    phones["103"].send(cmd="call", uri=f"sip:102@127.0.0.1:{app.sip}")
+    cid = phones["103"].expect(ev="calling")["id"]
+    inc = phones["102"].expect(timeout=10, ev="incoming")
+    assert shown() == ("online", "", "Ringing")
+    phones["102"].send(cmd="answer", id=inc["id"])
+    phones["103"].expect(timeout=10, ev="state", id=cid, state="confirmed")
+    assert shown() == ("online", "busy", "On the phone")
+    phones["103"].send(cmd="hangup", id=cid)
+    phones["102"].expect(timeout=10, ev="state", id=inc["id"], state="disconnected")
+    assert shown() == ("online", "", "Available")
