@@ -31,6 +31,18 @@ def answered_by(world, ext: str) -> tuple[int, dict, str]:
     return pid, rings[ext], started["call_id"]
 
 
+def consulting(world, number: str, rings: harness.Proc) -> tuple[int, dict, str, int, dict]:
+    """102 answers a customer, holds them and calls `number`, which rings `rings`.
+
+    Returns the provider's call id, 102's incoming event for the customer, the engine's call id,
+    102's id for the second call, and the ringing agent's incoming event."""
+    pid, desk, call_id = answered_by(world, "102")
+    world.phones["102"].do(cmd="hold", id=desk["id"])
+    world.engine.expect(kind="CallHeld")
+    second = world.phone_call("102", number)
+    return pid, desk, call_id, second, rings.expect(ev="incoming")
+
+
 def hears(world, a: harness.Proc, a_id: int, b: harness.Proc, b_id: int, tmp_path) -> tuple[float, float]:
     """a plays 600 Hz and b 1400 Hz: how much of the other's tone each one records."""
     a_wav, b_wav = harness.exchange_tones(a, a_id, b, b_id, tmp_path)
@@ -160,11 +172,7 @@ def test_unanswered_transfer_after_the_transferor_left_goes_back_to_routing(worl
 
 
 def test_attended_transfer_joins_the_two_remote_parties(world, tmp_path):
-    pid, desk, call_id = answered_by(world, "102")
-    world.phones["102"].do(cmd="hold", id=desk["id"])
-    world.engine.expect(kind="CallHeld")
-    second = world.phone_call("102", "103")
-    inc = world.phones["103"].expect(ev="incoming")
+    pid, desk, call_id, second, inc = consulting(world, "103", world.phones["103"])
     world.phones["103"].send(cmd="answer", id=inc["id"])
     world.phones["102"].expect(ev="state", id=second, state="confirmed")
     consult = world.engine.expect(kind="CallStarted", extension="102")["call_id"]
@@ -194,11 +202,7 @@ def test_attended_transfer_joins_the_two_remote_parties(world, tmp_path):
 
 def test_transfer_while_the_consultation_still_rings_gives_the_ringing_target_to_the_customer(world, tmp_path):
     """Semi-attended: the transferor presses transfer before the colleague it consults has answered."""
-    pid, desk, call_id = answered_by(world, "102")
-    world.phones["102"].do(cmd="hold", id=desk["id"])
-    world.engine.expect(kind="CallHeld")
-    second = world.phone_call("102", "103")
-    first_ring = world.phones["103"].expect(ev="incoming")
+    pid, desk, call_id, second, first_ring = consulting(world, "103", world.phones["103"])
     world.phones["102"].expect(ev="state", id=second, state="early")
     consult = world.engine.expect(kind="CallStarted", extension="102")["call_id"]
 
@@ -237,10 +241,7 @@ def test_transfer_while_the_consultation_still_rings_gives_the_ringing_target_to
 
 
 def test_a_consultation_still_ringing_a_mobile_is_given_to_the_customer_over_the_trunk(world):
-    pid, desk, call_id = answered_by(world, "102")
-    world.phones["102"].do(cmd="hold", id=desk["id"])
-    second = world.phone_call("102", "0671112233")
-    first_ring = world.mobile.expect(ev="incoming")
+    pid, desk, call_id, second, first_ring = consulting(world, "0671112233", world.mobile)
     world.phones["102"].expect(ev="state", id=second, state="early")
     consult = world.engine.expect(kind="CallStarted", extension="102")["call_id"]
 
@@ -259,10 +260,8 @@ def test_a_consultation_still_ringing_a_mobile_is_given_to_the_customer_over_the
 
 
 def test_a_consultation_still_ringing_a_group_is_not_transferred_until_answered(world):
-    pid, desk, call_id = answered_by(world, "102")
-    world.phones["102"].do(cmd="hold", id=desk["id"])
-    second = world.phone_call("102", routes.SALES_NUMBER)  # an office number: routed, it rings the group
-    ringing = world.phones["103"].expect(ev="incoming")
+    # An office number: routed, it rings the group.
+    pid, desk, call_id, second, ringing = consulting(world, routes.SALES_NUMBER, world.phones["103"])
     world.phones["102"].expect(ev="state", id=second, state="early")
 
     world.phones["102"].send(cmd="xferreplaces", id=desk["id"], other=second)
