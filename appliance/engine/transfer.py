@@ -225,6 +225,8 @@ class Transfers:
             t.other.role = "a"
             s.legs.pop(t.other.uid, None)
         s.peer = None
+        if t.kind == "semi-attended" and t.consult.bridged:
+            t.kind = "attended"  # the colleague answered since the REFER came: the two are joined
         if t.kind == "attended":
             return self._join(t)
         if t.kind == "semi-attended":
@@ -233,7 +235,7 @@ class Transfers:
         # elsewhere" before the transferor has heard how the transfer went.
         s.legs.pop(t.transferor.uid, None)
         s.note("transfer", how=t.kind, by=t.by, to=t.target)
-        if t.was_a:  # the target is told who it will talk with, not who placed the call
+        if t.was_a and t.other.target:  # the target is told who it will talk with, not who placed the call
             s.shown = self._identity(t.other)
         snd = media.ringback(self.b2bua.music) if s.ringback != "music" else self.b2bua.music.player()
         if snd is not None:
