@@ -28,6 +28,7 @@ class CallQuery:
     started_from: str | None = None
     started_before: str | None = None
     outcome: str | None = None
+    recorded: bool = False  # only calls whose recording is kept
 
 
 class CallRecords:
@@ -51,6 +52,8 @@ class CallRecords:
         if q.outcome:
             parts.append("outcome = ?")
             args.append(q.outcome)
+        if q.recorded:
+            parts.append("recording is not null")
         return (" where " + " and ".join(parts)) if parts else "", args
 
     def search(self, q: CallQuery, page: int = 1, per_page: int = 50) -> tuple[list[dict], int]:

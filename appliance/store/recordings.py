@@ -9,6 +9,7 @@ never from the browser.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -41,6 +42,16 @@ class Recordings:
             "select id, recording, recording_policy, started_at from calls where recording is not null "
             "order by started_at").fetchall()
         return [Linked(r[0], r[1], r[2] or "always", r[3] or "") for r in rows]
+
+    def forget(self, call_id: str, note: dict) -> None:
+        """A recording deleted by hand: the link goes, and the call's path says so (`note`)."""
+        with self.store.transaction():
+            row = self.store.db.execute("select path from calls where id = ?", [call_id]).fetchone()
+            path = json.loads(row[0] or "[]") if row else []
+            end = [p for p in path if p.get("kind") == "end"]
+            path = [p for p in path if p.get("kind") != "end"] + [note] + end
+            self.store.db.execute("update calls set recording = null, recording_policy = null, path = ? where id = ?",
+                                  [json.dumps(path, ensure_ascii=False), call_id])
 
     def unlink(self, call_ids: Iterable[str]) -> None:
         ids = list(call_ids)

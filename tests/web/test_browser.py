@@ -162,3 +162,17 @@ def test_a_call_record_with_its_recording_plays_in_the_browser(browser, panel_da
             assert abs(duration - 4.0) < 0.2, duration
             assert player.get_attribute("src").endswith("/calls/c1/recording")
             b.shot(browser, f"call-with-recording-{lang}")
+        # The search finds it among the calls with a recording; the owner deletes it from its page.
+        browser.get(f"{base}/calls/")
+        browser.find_element(By.ID, "recorded").click()
+        b.submit(browser, "search-calls")
+        assert browser.current_url.endswith("recorded=y")
+        link = browser.find_element(By.CSS_SELECTOR, "#calls a[href='/calls/c1']")
+        link.click()
+        WebDriverWait(browser, 10).until(b.gone(link))
+        b.submit(browser, "delete-recording")
+        assert browser.current_url.endswith("/calls/c1")
+        assert not browser.find_elements(By.ID, "call-recording")
+        assert "deleted in the panel" in browser.find_element(By.ID, "call-path").text
+        b.shot(browser, "call-recording-deleted")
+        assert not mp3.exists()

@@ -139,3 +139,40 @@ def test_a_link_pointing_outside_the_recordings_folder_is_not_served(owner, pane
     assert (panel_data / "pbx.sqlite3").exists()
     assert owner.get("/calls/c1/recording").status_code == 404
     assert "call-recording" not in owner.get("/calls/c1").data.decode()
+
+
+def test_search_for_calls_with_a_recording_and_delete_one(owner, panel_data):
+    from appliance.store.recordings import Recordings
+    from tests.web.conftest import post_form
+
+    mp3 = panel_data / "recordings" / "2026" / "03" / "10" / "20260310-100000-c1.mp3"
+    mp3.parent.mkdir(parents=True)
+    mp3.write_bytes(b"\xff\xe3" + bytes(400))
+    with Store(panel_data) as store:
+        record(store, "c1", "2026-03-10T08:00:00.000+00:00", "+380671234567", "answered", answered_by="102",
+               path=[{"t": 0.1, "kind": "recording", "what": "started", "part": 1},
+                     {"kind": "end", "reason": "caller hung up", "rung": ["102"]}])
+        record(store, "c2", "2026-03-10T09:00:00.000+00:00", "+380671234567", "answered", answered_by="102")
+        Recordings(store).link("c1", "2026/03/10/20260310-100000-c1.mp3", "always")
+    page = owner.get("/calls/?recorded=y").data.decode()
+    assert "Calls found: 1" in page or "Знайдено дзвінків: 1" in page
+    assert 'href="/calls/c1"' in page and 'href="/calls/c2"' not in page
+    everything = owner.get("/calls/").data.decode()
+    assert 'href="/calls/c1"' in everything and 'href="/calls/c2"' in everything
+
+    assert owner.post("/calls/c1/recording/delete").status_code == 400  # no form token: nothing changes
+    assert mp3.exists()
+    resp = post_form(owner, "/calls/c1/recording/delete", {}, page="/calls/c1")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/calls/c1")
+    assert not mp3.exists()
+    page = owner.get("/calls/c1").data.decode()
+    assert "call-recording" not in page and "delete-recording" not in page
+    assert "deleted in the panel at 2026-" in page or "видалено в панелі 2026-" in page
+    with Store(panel_data) as store:
+        row = [c for c in store.recent_calls(10) if c["id"] == "c1"][0]
+        assert row["outcome"] == "answered" and Recordings(store).linked() == []
+        assert [p["kind"] for p in row["path"]][-1] == "end"  # the note goes before the end
+    assert 'href="/calls/c1"' not in owner.get("/calls/?recorded=y").data.decode()
+    # Nothing is left to delete; a call that never had a recording has none either.
+    for call_id in ("c1", "c2", "nope"):
+        assert post_form(owner, f"/calls/{call_id}/recording/delete", {}, page="/calls/").status_code == 404

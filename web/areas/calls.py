@@ -1,5 +1,6 @@
-"""Call records: search by number (in any usual form), by day and by outcome, 50 to a page; each
-record opens the path the call took, in words, and its recording when the call has one.
+"""Call records: search by number (in any usual form), by day, by outcome and for a recording, 50 to a
+page; each record opens the path the call took, in words, and its recording when the call has one,
+which the owner may delete (the record stays and says when).
 
 The records are what the engine's recorder writes (`calls`, read through
 `appliance.store.calls`); days are the office's days, in its time zone.
@@ -12,10 +13,10 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField
+from wtforms import BooleanField, DateField, SelectField, StringField
 from wtforms.validators import Optional, ValidationError
 
 from appliance.routing.numbers import normalise
@@ -54,6 +55,7 @@ class SearchForm(FlaskForm):
     day_from = DateField(_l("From (day)"), validators=[Optional()])
     day_to = DateField(_l("To (day)"), validators=[Optional()])
     outcome = SelectField(_l("Outcome"), choices=[], default="")
+    recorded = BooleanField(_l("Only calls with a recording"))
 
     def validate_number(self, field: StringField) -> None:
         text = (field.data or "").strip()
@@ -101,7 +103,7 @@ def query_of(form: SearchForm, tz: str) -> CallQuery:
         numbers=number_forms(form.number.data or ""),
         started_from=_day_start(form.day_from.data, tz) if form.day_from.data else None,
         started_before=_day_start(form.day_to.data + timedelta(days=1), tz) if form.day_to.data else None,
-        outcome=form.outcome.data or None)
+        outcome=form.outcome.data or None, recorded=bool(form.recorded.data))
 
 
 def outcome_words(outcome: str | None) -> str:
@@ -141,10 +143,13 @@ def show(call_id: str):
     if record is None:
         abort(404)
     doc = office.document(store)
-    steps = [{"t": p.get("t"), "kind": p.get("kind", ""), "text": step_words(p, doc)} for p in record["path"]]
+    tz = store.timezone
+    steps = [{"t": p.get("t"), "kind": p.get("kind", ""),
+              "text": step_words({**p, "at": local_time(p["at"], tz)} if "at" in p else p, doc)}
+             for p in record["path"]]
     return render_template("calls/show.html", r=record, steps=steps, outcome_words=outcome_words,
                            started=local_time(record["started_at"], store.timezone),
-                           ended=local_time(record["ended_at"], store.timezone),
+                           ended=local_time(record["ended_at"], tz),
                            recording=recording_path(store, call_id) is not None)
 
 
@@ -155,6 +160,25 @@ def recording_path(store: Any, call_id: str) -> Path | None:
         return None
     path = inside(Path(current_app.config["DATA_DIR"]) / "recordings", file)
     return path if path is not None and path.is_file() else None
+
+
+class ConfirmForm(FlaskForm):
+    """A button's form (delete the recording): only its CSRF token."""
+
+
+@bp.route("/<call_id>/recording/delete", methods=("POST",))
+def delete_recording(call_id: str):
+    """The recording's file is deleted and its link cleared; the call's record stays and says so."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    store = get_store()
+    path = recording_path(store, call_id)
+    if path is None:
+        abort(404)
+    path.unlink(missing_ok=True)
+    Recordings(store).forget(call_id, {"kind": "recording", "what": "deleted", "at": office.now_iso()})
+    flash(_("The recording was deleted."), "ok")
+    return redirect(url_for("calls.show", call_id=call_id))
 
 
 @bp.route("/<call_id>/recording")
@@ -238,6 +262,8 @@ def recording_words(p: dict[str, Any]) -> str:
         return _("recording stopped: %(why)s", why=why)
     if what == "not started":
         return _("recording not started: the disk is nearly full")
+    if what == "deleted":
+        return _("the recording was deleted in the panel at %(at)s", at=_text(p.get("at")))
     return ", ".join(f"{k}={_text(v)}" for k, v in p.items() if k not in ("t", "kind"))
 
 
