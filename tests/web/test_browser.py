@@ -134,18 +134,12 @@ def test_a_call_record_with_its_recording_plays_in_the_browser(browser, panel_da
     """The call's page in both languages: its path and a player whose MP3 the browser loads (its duration)."""
     import subprocess
 
-    from appliance.store.recordings import Recordings
     from tests.web.conftest import OWNER_PASSWORD
-    from tests.web.test_calls import record
+    from tests.web.test_calls import recorded_call
 
-    mp3 = panel_data / "recordings" / "2026" / "03" / "10" / "20260310-100000-c1.mp3"
-    mp3.parent.mkdir(parents=True)
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", str(mp3), "synth", "4", "sine", "600"], check=True)
-    with Store(panel_data) as store:
-        record(store, "c1", "2026-03-10T08:00:00.000+00:00", "+380671234567", "answered", answered_by="102",
-               path=[{"t": 0.0, "kind": "recording", "what": "policy", "policy": "always", "by": "trunk:provider"},
-                     {"t": 0.1, "kind": "recording", "what": "started", "part": 1}])
-        Recordings(store).link("c1", "2026/03/10/20260310-100000-c1.mp3", "always")
+    four_seconds = tmp_path / "tone.mp3"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", str(four_seconds), "synth", "4", "sine", "600"], check=True)
+    mp3 = recorded_call(panel_data, four_seconds.read_bytes())
     with b.serving(create_app({"DATA_DIR": str(panel_data)})) as base:
         b.log_in(browser, base, OWNER_PASSWORD)
         for lang in ("uk", "en"):

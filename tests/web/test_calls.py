@@ -3,6 +3,8 @@ page, and a record's path in words.  Records are written the way the engine's re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from appliance.store import Store
 
 
@@ -22,6 +24,25 @@ def record(store: Store, call_id: str, started: str, caller: str, outcome: str, 
     missed = {"caller": caller, "dialled": dialled, "at": started, "manager": None} \
         if outcome in ("missed", "voicemail") else None
     store.finish_call(final, missed)
+
+
+RECORDED_PATH = [{"t": 0.0, "kind": "recording", "what": "policy", "policy": "always", "by": "trunk:provider"},
+                 {"t": 0.1, "kind": "recording", "what": "started", "part": 1}]
+
+
+def recorded_call(panel_data, mp3_bytes: bytes = b"\xff\xe3" + bytes(400)) -> Path:
+    """Call c1 with its recording written and linked as the encoder leaves it, and c2 without one."""
+    from appliance.store.recordings import Recordings
+
+    mp3 = panel_data / "recordings" / "2026" / "03" / "10" / "20260310-100000-c1.mp3"
+    mp3.parent.mkdir(parents=True)
+    mp3.write_bytes(mp3_bytes)
+    with Store(panel_data) as store:
+        record(store, "c1", "2026-03-10T08:00:00.000+00:00", "+380671234567", "answered", answered_by="102",
+               path=[*RECORDED_PATH, {"kind": "end", "reason": "caller hung up", "rung": ["102"]}])
+        record(store, "c2", "2026-03-10T09:00:00.000+00:00", "+380671234567", "answered", answered_by="102")
+        Recordings(store).link("c1", "2026/03/10/20260310-100000-c1.mp3", "always")
+    return mp3
 
 
 PATH = [
@@ -101,17 +122,7 @@ def test_a_record_shows_the_path_the_call_took_in_words(owner, panel_data):
 
 
 def test_a_recorded_call_has_a_player_and_its_file_is_served(owner, panel_data):
-    from appliance.store.recordings import Recordings
-
-    mp3 = panel_data / "recordings" / "2026" / "03" / "10" / "20260310-100000-c1.mp3"
-    mp3.parent.mkdir(parents=True)
-    mp3.write_bytes(b"\xff\xe3" + bytes(400))
-    with Store(panel_data) as store:
-        record(store, "c1", "2026-03-10T08:00:00.000+00:00", "+380671234567", "answered", answered_by="102",
-               path=[{"t": 0.0, "kind": "recording", "what": "policy", "policy": "always", "by": "trunk:provider"},
-                     {"t": 0.1, "kind": "recording", "what": "started", "part": 1}])
-        record(store, "c2", "2026-03-10T09:00:00.000+00:00", "+380671234567", "answered", answered_by="102")
-        Recordings(store).link("c1", "2026/03/10/20260310-100000-c1.mp3", "always")
+    mp3 = recorded_call(panel_data)
     page = owner.get("/calls/c1").data.decode()
     assert '<audio id="call-recording" controls' in page and 'src="/calls/c1/recording"' in page
     assert 'href="/calls/c1/recording?download=1"' in page
@@ -145,15 +156,7 @@ def test_search_for_calls_with_a_recording_and_delete_one(owner, panel_data):
     from appliance.store.recordings import Recordings
     from tests.web.conftest import post_form
 
-    mp3 = panel_data / "recordings" / "2026" / "03" / "10" / "20260310-100000-c1.mp3"
-    mp3.parent.mkdir(parents=True)
-    mp3.write_bytes(b"\xff\xe3" + bytes(400))
-    with Store(panel_data) as store:
-        record(store, "c1", "2026-03-10T08:00:00.000+00:00", "+380671234567", "answered", answered_by="102",
-               path=[{"t": 0.1, "kind": "recording", "what": "started", "part": 1},
-                     {"kind": "end", "reason": "caller hung up", "rung": ["102"]}])
-        record(store, "c2", "2026-03-10T09:00:00.000+00:00", "+380671234567", "answered", answered_by="102")
-        Recordings(store).link("c1", "2026/03/10/20260310-100000-c1.mp3", "always")
+    mp3 = recorded_call(panel_data)
     page = owner.get("/calls/?recorded=y").data.decode()
     assert "Calls found: 1" in page or "Знайдено дзвінків: 1" in page
     assert 'href="/calls/c1"' in page and 'href="/calls/c2"' not in page
