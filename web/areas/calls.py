@@ -25,6 +25,7 @@ from appliance.store.calls import CallQuery, CallRecords
 from appliance.store.recordings import Recordings
 from web import destinations, office
 from web.db import get_store
+from web.forms import ConfirmForm
 
 bp = Blueprint("calls", __name__, url_prefix="/calls")
 NAV = (80, _l("Call records"))
@@ -160,10 +161,6 @@ def recording_path(store: Any, call_id: str) -> Path | None:
         return None
     path = inside(Path(current_app.config["DATA_DIR"]) / "recordings", file)
     return path if path is not None and path.is_file() else None
-
-
-class ConfirmForm(FlaskForm):
-    """A button's form (delete the recording): only its CSRF token."""
 
 
 @bp.route("/<call_id>/recording/delete", methods=("POST",))

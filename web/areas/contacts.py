@@ -28,6 +28,7 @@ from appliance.errors import ConfigError
 from appliance.routing.numbers import normalise
 from web import office
 from web.db import applied, get_store
+from web.forms import ConfirmForm
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 NAV = (65, _l("Contacts"))
@@ -46,10 +47,6 @@ class ContactForm(FlaskForm):
 
 class ImportForm(FlaskForm):
     file = FileField(_l("CSV file from a spreadsheet"), validators=[FileRequired(_l("Choose a file."))])
-
-
-class ConfirmForm(FlaskForm):
-    """A button's form (delete): only its CSRF token."""
 
 
 # -- numbers and search ----------------------------------------------------------------

@@ -34,6 +34,7 @@ from appliance.store import Store, generate_password
 from appliance.store.provisioning import ProvisioningTables
 from web import office
 from web.db import applied, get_store
+from web.forms import ConfirmForm
 
 bp = Blueprint("extensions", __name__, url_prefix="/extensions")
 NAV = (10, _l("Extensions"))
@@ -68,10 +69,6 @@ class NewExtensionForm(ExtensionForm):
     number = StringField(_l("Number"), validators=[
         DataRequired(_l("Give the extension's number.")),
         Regexp(r"^[1-9][0-9]{1,5}$", message=_l("2 to 6 digits, not starting with 0 (0 starts an outside number)."))])
-
-
-class ConfirmForm(FlaskForm):
-    """A button's form (remove, make a new password): only its CSRF token."""
 
 
 class PhoneForm(FlaskForm):

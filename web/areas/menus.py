@@ -26,6 +26,7 @@ from appliance.errors import ConfigError
 from appliance.routing.config import parse
 from web import destinations, office, preview
 from web.db import applied, get_store
+from web.forms import ConfirmForm
 
 bp = Blueprint("menus", __name__, url_prefix="/menus")
 NAV = (40, _l("IVR menus"))
@@ -58,7 +59,6 @@ def choice_ref(ref: str | None) -> str:
     if not ref:
         return ""
     return ref[4:] if ref.startswith("ext:") else ref
-
 
 
 class Checkboxes(SelectMultipleField):
@@ -120,10 +120,6 @@ class RowForm(FlaskForm):
     key = HiddenField()
     destination = SelectField(validate_choice=False)
     action = HiddenField()
-
-
-class ConfirmForm(FlaskForm):
-    """A button's form (delete): only its CSRF token."""
 
 
 def _menus(doc: dict[str, Any]) -> dict[str, Any]:

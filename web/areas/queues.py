@@ -24,6 +24,7 @@ from appliance.routing.numbers import is_external
 from web import destinations, office, preview
 from web.areas.menus import KEYS, Checkboxes, choice_ref, prompt_names, seconds
 from web.db import applied, get_store
+from web.forms import ConfirmForm
 
 bp = Blueprint("queues", __name__, url_prefix="/queues")
 NAV = (35, _l("Queues"))
@@ -79,10 +80,6 @@ class QueueForm(FlaskForm):
 class NewQueueForm(QueueForm):
     ident = StringField(_l("Id (used in routes, e.g. support)"),
                         validators=[DataRequired(_l("Give an id for routes to use.")), ID_RULE])
-
-
-class ConfirmForm(FlaskForm):
-    """A button's form (delete): only its CSRF token."""
 
 
 class MoveForm(FlaskForm):

@@ -30,6 +30,7 @@ from appliance.routing.model import WEEKDAYS, RoutingConfig, Schedule
 from appliance.routing.schedule import DAY, Clock, minutes_label, parse_range
 from web import destinations, office, preview
 from web.db import applied, get_store
+from web.forms import ConfirmForm
 
 bp = Blueprint("schedules", __name__, url_prefix="/schedules")
 NAV = (50, _l("Schedules and holidays"))
@@ -99,10 +100,6 @@ class ScheduleForm(FlaskForm):
 
     def day_fields(self) -> list[StringField]:
         return [getattr(self, day) for day in WEEKDAYS]
-
-
-class ConfirmForm(FlaskForm):
-    """A button's form (delete): only its CSRF token."""
 
 
 # ---- shared with the night and duty pages ------------------------------------------------------------

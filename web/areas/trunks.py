@@ -22,6 +22,7 @@ from appliance.errors import ConfigError
 from appliance.store.panel import PanelTables
 from web import office, trunkwatch
 from web.db import applied, ask, get_store
+from web.forms import ConfirmForm
 
 bp = Blueprint("trunks", __name__, url_prefix="/trunks")
 NAV = (20, _l("Trunks"))
@@ -75,10 +76,6 @@ class TrunkForm(FlaskForm):
                 field.errors.append(str(message) % {"line": bad[0]})
                 ok = False
         return ok
-
-
-class ConfirmForm(FlaskForm):
-    """A button's form (remove, dismiss): only its CSRF token."""
 
 
 def _fill(form: TrunkForm, item: dict[str, Any]) -> None:

@@ -13,19 +13,15 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, send_file, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
-from flask_wtf import FlaskForm
 
 from appliance.store.voicemail import Message, Voicemail
 from web import office
 from web.areas.calls import local_time
 from web.db import get_store
+from web.forms import ConfirmForm
 
 bp = Blueprint("voicemail", __name__, url_prefix="/voicemail")
 NAV = (70, _l("Voicemail"))
-
-
-class ConfirmForm(FlaskForm):
-    """A button's form (mark heard, delete): only its CSRF token."""
 
 
 def mailbox() -> Voicemail:

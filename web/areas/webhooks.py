@@ -23,6 +23,7 @@ from appliance.store.missed import Outbox
 from web import destinations, office
 from web.areas.contacts import saved
 from web.db import get_store
+from web.forms import ConfirmForm
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 NAV = (75, _l("Webhooks"))
@@ -56,10 +57,6 @@ class NotifyForm(FlaskForm):
     secret = StringField(_l("Signing secret"))
     timeout_seconds = FloatField(_l("Wait for each delivery (seconds)"), default=5,
                                  validators=[Optional()])
-
-
-class ConfirmForm(FlaskForm):
-    """A button's form (delete, a new secret): only its CSRF token."""
 
 
 def new_secret() -> str:
